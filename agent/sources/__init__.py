@@ -1,0 +1,61 @@
+"""Sources: one instance per target; each turns one device's answers into readings.
+
+A source only reads. It knows nothing of buffers, batches or HTTP. Adding a protocol means
+one module here, one line in `REGISTRY`, one block in `config/agent.toml` and one test module.
+Vendor libraries are imported inside the source module only, so an unused protocol costs
+nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from agent.samples import Reading, SourceInfo
+
+
+class SourceError(Exception):
+    """A target could not be read; the message says why without any secret."""
+
+
+class TargetUnreachable(SourceError):
+    """The device did not answer (connection refused, timeout)."""
+
+
+class DeviceError(SourceError):
+    """The device answered with an error (exception code, unsupported register)."""
+
+
+class Source(Protocol):
+    """The contract every source fulfils."""
+
+    info: SourceInfo
+
+    async def read(self) -> list[Reading]:
+        """Read every metric of this target once; raise SourceError when the target fails."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# type name -> "module:ConfigClass". The config class is a pydantic model with a
+# `type: Literal[...]` field and a `build() -> Source` method.
+REGISTRY: dict[str, str] = {
+    "modbus": "agent.sources.modbus:ModbusConfig",
+    "host": "agent.sources.host:HostConfig",
+}
+
+
+def config_classes() -> list[type[BaseModel]]:
+    """Import every registered source's config model (not its vendor library)."""
+    classes: list[type[BaseModel]] = []
+    for target in REGISTRY.values():
+        module_name, _, class_name = target.partition(":")
+        module: Any = importlib.import_module(module_name)
+        classes.append(getattr(module, class_name))
+    return classes

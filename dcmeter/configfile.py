@@ -1,0 +1,62 @@
+"""Load a TOML file into a pydantic model, turning every failure into one clear message."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration file is unusable; str() names the file, the key, the value and the fix."""
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif parts:
+            parts.append(f".{item}")
+        else:
+            parts.append(str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _describe(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors(include_url=False):
+        # A tagged union adds the tag as a path element; drop it so the key reads as written.
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.endswith("Config")))
+        value = e.get("input")
+        shown = "(missing)" if e["type"] == "missing" else repr(value)
+        if isinstance(value, dict | list):
+            shown = "(a table)" if isinstance(value, dict) else "(a list)"
+        lines.append(f"{path}: key {_key(loc)}: bad value {shown}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, or raise ConfigError naming the file and the syntax error."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_model(path: Path, model: type[M], data: dict[str, Any] | None = None) -> M:
+    """Validate `data` (or the parsed file) against `model`; raise ConfigError on any fault."""
+    raw = read_toml(path) if data is None else data
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from None
