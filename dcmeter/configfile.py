@@ -27,11 +27,10 @@ def _key(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _describe(path: Path, err: ValidationError) -> str:
+def _describe(path: Path, err: ValidationError, prefix: tuple[int | str, ...] = ()) -> str:
     lines = []
     for e in err.errors(include_url=False):
-        # A tagged union adds the tag as a path element; drop it so the key reads as written.
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.endswith("Config")))
+        loc = prefix + tuple(e["loc"])
         value = e.get("input")
         shown = "(missing)" if e["type"] == "missing" else repr(value)
         if isinstance(value, dict | list):
@@ -53,10 +52,18 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_model(path: Path, model: type[M], data: dict[str, Any] | None = None) -> M:
-    """Validate `data` (or the parsed file) against `model`; raise ConfigError on any fault."""
+def load_model(
+    path: Path,
+    model: type[M],
+    data: Any = None,
+    prefix: tuple[int | str, ...] = (),
+) -> M:
+    """Validate `data` (or the parsed file) against `model`; raise ConfigError on any fault.
+
+    `prefix` is where `data` sits in the file, so a nested table's errors name the full key.
+    """
     raw = read_toml(path) if data is None else data
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(path, exc)) from None
+        raise ConfigError(_describe(path, exc, prefix)) from None

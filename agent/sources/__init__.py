@@ -51,11 +51,20 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def config_classes() -> list[type[BaseModel]]:
-    """Import every registered source's config model (not its vendor library)."""
-    classes: list[type[BaseModel]] = []
-    for target in REGISTRY.values():
-        module_name, _, class_name = target.partition(":")
-        module: Any = importlib.import_module(module_name)
-        classes.append(getattr(module, class_name))
-    return classes
+class SourceConfig(Protocol):
+    """What every source's config model offers besides validation."""
+
+    id: str
+    timeout_s: float
+
+    def build(self) -> Source:
+        """Make the source this config describes."""
+        ...
+
+
+def config_class(type_name: str) -> type[BaseModel]:
+    """Import the config model of one registered source type (not its vendor library)."""
+    module_name, _, class_name = REGISTRY[type_name].partition(":")
+    module: Any = importlib.import_module(module_name)
+    cls: type[BaseModel] = getattr(module, class_name)
+    return cls

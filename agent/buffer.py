@@ -1,0 +1,242 @@
+"""The agent's durable buffer: SQLite in WAL mode under the state directory.
+
+Each tick's readings are committed in one transaction; sealing moves them into one signed
+batch row in one transaction; a batch row is deleted only once the collector acknowledged
+it. A crash or power loss at any point therefore loses nothing and duplicates nothing.
+When the sealed batches exceed the size bound, the oldest are dropped and a record of
+exactly what was dropped rides in the next batch, so the gap is visible at the collector.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from agent.samples import MetricSpec, Reading, SourceInfo
+from agent.wire import (
+    GENESIS,
+    Batch,
+    ClockStatus,
+    Dropped,
+    MetricEntry,
+    batch_hash,
+    encode_body,
+    open_envelope,
+    pack_arrays,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (idx INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS metrics (idx INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, src INTEGER NOT NULL,
+    met INTEGER NOT NULL, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    seq INTEGER PRIMARY KEY, raw BLOB NOT NULL, samples INTEGER NOT NULL,
+    first_ts INTEGER, last_ts INTEGER);
+CREATE TABLE IF NOT EXISTS dropped (
+    first_seq INTEGER PRIMARY KEY, last_seq INTEGER, samples INTEGER,
+    first_ts INTEGER, last_ts INTEGER);
+CREATE TABLE IF NOT EXISTS rejected (
+    seq INTEGER PRIMARY KEY, raw BLOB NOT NULL, status INTEGER, reason TEXT);
+CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v BLOB);
+"""
+
+Sealer = Callable[[bytes], bytes]  # body -> envelope (signs it)
+
+
+def _source_key(s: SourceInfo) -> str:
+    return json.dumps([s.id, s.protocol, s.address, dict(s.labels), s.accuracy], sort_keys=True)
+
+
+def _metric_key(m: MetricSpec, labels: dict[str, str]) -> str:
+    return json.dumps([m.name, m.unit, m.kind, m.modulus, labels], sort_keys=True)
+
+
+class Buffer:
+    """Samples waiting to be sealed and sealed batches waiting for an acknowledgement."""
+
+    def __init__(self, path: Path, agent_id: str, max_bytes: int = 256 * 2**20) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.agent_id = agent_id
+        self.max_bytes = max_bytes
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._src_idx: dict[str, int] = dict(self._db.execute("SELECT key, idx FROM sources"))
+        self._met_idx: dict[str, int] = dict(self._db.execute("SELECT key, idx FROM metrics"))
+
+    def close(self) -> None:
+        """Close the database; everything committed stays."""
+        self._db.close()
+
+    def _intern(self, table: str, cache: dict[str, int], key: str) -> int:
+        idx = cache.get(key)
+        if idx is None:
+            cur = self._db.execute(f"INSERT INTO {table}(key) VALUES (?)", (key,))
+            idx = cache[key] = int(cur.lastrowid or 0)
+        return idx
+
+    def append(self, tick: Iterable[tuple[SourceInfo, Reading]]) -> int:
+        """Commit one tick's readings in one transaction; return how many."""
+        rows = []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for info, r in tick:
+                s = self._intern("sources", self._src_idx, _source_key(info))
+                m = self._intern("metrics", self._met_idx, _metric_key(r.metric, dict(r.labels)))
+                rows.append((r.ts_ns, s, m, r.value))
+            self._db.executemany("INSERT INTO samples(ts, src, met, value) VALUES (?,?,?,?)", rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            # Interned ids of a rolled-back transaction are gone: forget the cache.
+            self._src_idx = dict(self._db.execute("SELECT key, idx FROM sources"))
+            self._met_idx = dict(self._db.execute("SELECT key, idx FROM metrics"))
+            raise
+        return len(rows)
+
+    def _state(self, k: str, default: Any) -> Any:
+        row = self._db.execute("SELECT v FROM state WHERE k = ?", (k,)).fetchone()
+        return default if row is None else row[0]
+
+    def last_seq(self) -> int:
+        """Sequence number of the last sealed batch (0 before the first)."""
+        return int(self._state("last_seq", 0))
+
+    def seal(
+        self, sealer: Sealer, clock: ClockStatus, sealed_ns: int, max_samples: int = 50_000
+    ) -> int | None:
+        """Move up to `max_samples` oldest samples into one signed batch; return its seq."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self._db.execute(
+                "SELECT id, ts, src, met, value FROM samples ORDER BY id LIMIT ?", (max_samples,)
+            ).fetchall()
+            dropped = self._db.execute(
+                "SELECT first_seq, last_seq, samples, first_ts, last_ts FROM dropped"
+            ).fetchall()
+            if not rows and not dropped:
+                self._db.execute("ROLLBACK")
+                return None
+            seq = self.last_seq() + 1
+            prev = self._state("last_hash", GENESIS)
+            assert isinstance(prev, bytes)
+            body, batch = self._body(rows, dropped, seq, prev, clock, sealed_ns)
+            raw = sealer(body)
+            ts = batch.ts
+            self._db.execute(
+                "INSERT INTO batches(seq, raw, samples, first_ts, last_ts) VALUES (?,?,?,?,?)",
+                (seq, raw, len(ts), min(ts) if ts else None, max(ts) if ts else None),
+            )
+            if rows:
+                self._db.execute("DELETE FROM samples WHERE id <= ?", (rows[-1][0],))
+            self._db.execute("DELETE FROM dropped")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO state(k, v) VALUES (?, ?)",
+                [("last_seq", seq), ("last_hash", batch_hash(body))],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._enforce_bound()
+        return seq
+
+    def _body(
+        self,
+        rows: list[tuple[int, int, int, int, float]],
+        dropped: list[tuple[int, int, int, int, int]],
+        seq: int,
+        prev: bytes,
+        clock: ClockStatus,
+        sealed_ns: int,
+    ) -> tuple[bytes, Batch]:
+        src_pos: dict[int, int] = {}
+        met_pos: dict[int, int] = {}
+        for _, _, s, m, _ in rows:
+            src_pos.setdefault(s, len(src_pos))
+            met_pos.setdefault(m, len(met_pos))
+        sources = []
+        for idx in src_pos:
+            (key,) = self._db.execute("SELECT key FROM sources WHERE idx=?", (idx,)).fetchone()
+            sid, proto, addr, labels, acc = json.loads(key)
+            sources.append(SourceInfo(sid, proto, addr, labels, acc))
+        metrics = []
+        for idx in met_pos:
+            (key,) = self._db.execute("SELECT key FROM metrics WHERE idx=?", (idx,)).fetchone()
+            name, unit, kind, modulus, labels = json.loads(key)
+            metrics.append(MetricEntry(MetricSpec(name, unit, kind, modulus), labels))
+        arrays = pack_arrays(
+            [r[1] for r in rows],
+            [src_pos[r[2]] for r in rows],
+            [met_pos[r[3]] for r in rows],
+            [r[4] for r in rows],
+        )
+        batch = Batch(
+            self.agent_id, seq, prev, sealed_ns, clock, sources, metrics, *arrays,
+            dropped=[Dropped(*d) for d in dropped],
+        )
+        return encode_body(batch), batch
+
+    def _enforce_bound(self) -> None:
+        """Drop the oldest sealed batches while they exceed `max_bytes`; record the drop."""
+        (total,) = self._db.execute("SELECT COALESCE(SUM(LENGTH(raw)), 0) FROM batches").fetchone()
+        if total <= self.max_bytes:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for seq, size, n, first, last in self._db.execute(
+                "SELECT seq, LENGTH(raw), samples, first_ts, last_ts FROM batches ORDER BY seq"
+            ).fetchall():
+                if total <= self.max_bytes:
+                    break
+                self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+                self._db.execute(
+                    "INSERT INTO dropped VALUES (?,?,?,?,?)", (seq, seq, n, first or 0, last or 0)
+                )
+                total -= size
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def pending(self, limit: int = 16) -> list[tuple[int, bytes]]:
+        """The oldest sealed batches not yet acknowledged, as (seq, envelope bytes)."""
+        return self._db.execute(
+            "SELECT seq, raw FROM batches ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+
+    def ack(self, seq: int) -> None:
+        """The collector has stored batch `seq`: forget it."""
+        self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+
+    def reject(self, seq: int, status: int, reason: str) -> None:
+        """Set aside a batch the collector refuses for good, keeping its bytes."""
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute(
+            "INSERT OR REPLACE INTO rejected SELECT seq, raw, ?, ? FROM batches WHERE seq = ?",
+            (status, reason, seq),
+        )
+        self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+        self._db.execute("COMMIT")
+
+    def counts(self) -> dict[str, int]:
+        """Unsealed samples, pending batches, rejected batches and dropped records."""
+        q = self._db.execute
+        return {
+            "samples": q("SELECT COUNT(*) FROM samples").fetchone()[0],
+            "batches": q("SELECT COUNT(*) FROM batches").fetchone()[0],
+            "rejected": q("SELECT COUNT(*) FROM rejected").fetchone()[0],
+            "dropped": q("SELECT COUNT(*) FROM dropped").fetchone()[0],
+        }
+
+
+def envelope_body(raw: bytes) -> bytes:
+    """The body inside a stored envelope (for inspection and tests)."""
+    return open_envelope(raw)[0]

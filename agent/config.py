@@ -1,0 +1,85 @@
+"""The agent's TOML configuration, validated when loaded (see config/agent.toml)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.sources import REGISTRY, Source, SourceConfig, config_class
+from dcmeter.configfile import ConfigError, load_model, read_toml
+
+
+class AgentSection(BaseModel):
+    """`[agent]`: identity, polling interval, state directory, buffer bound."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(
+        default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+    )
+    interval_s: float = Field(default=60.0, ge=1, le=900)
+    state_dir: Path = Path("/var/lib/dcmeter")
+    buffer_max_mb: float = Field(default=256.0, gt=0)
+    batch_max_samples: int = Field(default=50_000, ge=1, le=1_000_000)
+
+
+class CollectorSection(BaseModel):
+    """`[collector]`: where batches go and how hard to retry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    backoff_initial_s: float = Field(default=1.0, gt=0, le=60)
+    backoff_max_s: float = Field(default=300.0, gt=0, le=3600)
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: AgentSection = Field(default_factory=AgentSection)
+    collector: CollectorSection | None = None
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class AgentConfig:
+    """A validated agent configuration: its sections and one config model per source."""
+
+    def __init__(
+        self, path: Path, agent: AgentSection, collector: CollectorSection | None,
+        sources: list[SourceConfig],
+    ) -> None:
+        self.path = path
+        self.agent = agent
+        self.collector = collector
+        self.sources = sources
+
+    def build_sources(self) -> list[Source]:
+        """Instantiate one source per configured target."""
+        return [s.build() for s in self.sources]
+
+
+def load(path: Path) -> AgentConfig:
+    """Read and validate an agent config file; raise ConfigError naming file, key and fix."""
+    raw = read_toml(path)
+    base = load_model(path, _File, raw)
+    sources: list[SourceConfig] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(base.sources):
+        kind = entry.get("type")
+        if kind not in REGISTRY:
+            valid = ", ".join(sorted(REGISTRY))
+            raise ConfigError(
+                f"{path}: key sources[{i}].type: bad value {kind!r}: must be one of {valid}"
+            )
+        cfg: Any = load_model(path, config_class(kind), entry, ("sources", i))
+        if cfg.id in seen:
+            raise ConfigError(
+                f"{path}: key sources[{i}].id: bad value {cfg.id!r}: source ids must be unique"
+            )
+        seen.add(cfg.id)
+        sources.append(cfg)
+    return AgentConfig(path, base.agent, base.collector, sources)

@@ -1,0 +1,88 @@
+"""The agent's Ed25519 identity: created on first start, kept with mode 0600."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from dcmeter.configfile import ConfigError
+
+KEY_FILE = "agent.key"
+PREFIX = "ed25519:"
+
+
+class KeyFileError(ConfigError):
+    """The key file exists but cannot be used."""
+
+
+def load_or_create(state_dir: Path) -> Ed25519PrivateKey:
+    """Load the agent key from `state_dir`, creating it (mode 0600) if there is none."""
+    path = state_dir / KEY_FILE
+    if path.exists():
+        return load(path)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    # link() fails if another process created the key meanwhile: then use theirs.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return load(path)
+
+
+def load(path: Path) -> Ed25519PrivateKey:
+    """Read a PEM Ed25519 private key."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise KeyFileError(f"{path}: not a readable Ed25519 private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: not an Ed25519 key")
+    return key
+
+
+def public_text(key: Ed25519PublicKey) -> str:
+    """The public key as one line, `ed25519:<base64 of the 32 raw bytes>`."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return PREFIX + base64.b64encode(raw).decode()
+
+
+def parse_public(text: str) -> Ed25519PublicKey:
+    """Parse the one-line form `public_text` prints; raise ValueError if it is not one."""
+    text = text.strip()
+    if not text.startswith(PREFIX):
+        raise ValueError(f"a public key must start with {PREFIX!r}")
+    try:
+        raw = base64.b64decode(text[len(PREFIX) :], validate=True)
+    except ValueError:
+        raise ValueError("public key: invalid base64") from None
+    if len(raw) != 32:
+        raise ValueError("public key: expected 32 bytes")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def fingerprint(key: Ed25519PublicKey) -> str:
+    """A short SHA-256 fingerprint of the public key, for logs and reports."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")[:16]

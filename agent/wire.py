@@ -1,0 +1,308 @@
+"""The batch: columnar msgpack, Ed25519-signed, numbered and hash-chained.
+
+The one module both the agent and the collector use. A batch travels as an envelope
+`{"body": <msgpack bytes>, "sig": <64-byte Ed25519 signature over body>}`. The body is a map:
+
+    v          1
+    agent      agent id (str)
+    seq        sequence number, strictly +1 per batch from 1, never reused
+    prev       SHA-256 of the previous batch's body (32 zero bytes before seq 1)
+    sealed_ns  seal time, ns since the Unix epoch (UTC)
+    clock      {"synced": bool | None, "max_error_s": float | None}
+    sources    [[id, protocol, address, {labels}, accuracy | None], ...]
+    metrics    [[name, unit, "gauge" | "counter", modulus | None, {labels}], ...]
+    ts         int64 little-endian array: sample times, ns since the Unix epoch (UTC)
+    src        uint32 little-endian array: index into sources
+    met        uint32 little-endian array: index into metrics
+    val        float64 little-endian array: values in the metric's unit
+    dropped    [[first_seq, last_seq, samples, first_ts_ns, last_ts_ns], ...] batches the
+               agent's full buffer discarded since the previous batch
+
+The hash of a batch is SHA-256 of its body bytes. Sealing happens once on the agent; every
+retry sends the same bytes, so the collector deduplicates on (agent, seq).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from agent.samples import MetricSpec, SourceInfo
+
+VERSION = 1
+GENESIS = bytes(32)
+_LITTLE = sys.byteorder == "little"
+
+
+class WireError(ValueError):
+    """The bytes are not a well-formed batch; str() says which part."""
+
+
+class BadSignature(ValueError):
+    """The signature does not verify with the agent's enrolled key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStatus:
+    """Whether the agent's clock was NTP-synchronised when it sealed, and its error bound."""
+
+    synced: bool | None = None
+    max_error_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Batches the agent discarded because its buffer was full."""
+
+    first_seq: int
+    last_seq: int
+    samples: int
+    first_ts_ns: int
+    last_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricEntry:
+    """A metric as one source reports it: spec plus per-sample labels (a GPU, a port)."""
+
+    spec: MetricSpec
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Batch:
+    """A decoded batch body."""
+
+    agent: str
+    seq: int
+    prev: bytes
+    sealed_ns: int
+    clock: ClockStatus
+    sources: list[SourceInfo]
+    metrics: list[MetricEntry]
+    ts: array[int]
+    src: array[int]
+    met: array[int]
+    val: array[float]
+    dropped: list[Dropped] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def _to_bytes(arr: array[Any]) -> bytes:
+    if not _LITTLE:  # pragma: no cover - big-endian hosts
+        arr = array(arr.typecode, arr)
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _from_bytes(typecode: str, raw: object, name: str) -> array[Any]:
+    if not isinstance(raw, bytes):
+        raise WireError(f"{name}: expected bytes")
+    arr = array(typecode)
+    if len(raw) % arr.itemsize:
+        raise WireError(f"{name}: length {len(raw)} is not a multiple of {arr.itemsize}")
+    arr.frombytes(raw)
+    if not _LITTLE:  # pragma: no cover
+        arr.byteswap()
+    return arr
+
+
+def batch_hash(body: bytes) -> bytes:
+    """SHA-256 of a batch body: the link the next batch's `prev` carries."""
+    return hashlib.sha256(body).digest()
+
+
+def encode_body(batch: Batch) -> bytes:
+    """Pack a batch body into msgpack bytes."""
+    packed: bytes = msgpack.packb(
+        {
+            "v": VERSION,
+            "agent": batch.agent,
+            "seq": batch.seq,
+            "prev": batch.prev,
+            "sealed_ns": batch.sealed_ns,
+            "clock": {"synced": batch.clock.synced, "max_error_s": batch.clock.max_error_s},
+            "sources": [
+                [s.id, s.protocol, s.address, dict(s.labels), s.accuracy] for s in batch.sources
+            ],
+            "metrics": [
+                [m.spec.name, m.spec.unit, m.spec.kind, m.spec.modulus, dict(m.labels)]
+                for m in batch.metrics
+            ],
+            "ts": _to_bytes(batch.ts),
+            "src": _to_bytes(batch.src),
+            "met": _to_bytes(batch.met),
+            "val": _to_bytes(batch.val),
+            "dropped": [
+                [d.first_seq, d.last_seq, d.samples, d.first_ts_ns, d.last_ts_ns]
+                for d in batch.dropped
+            ],
+        },
+        use_bin_type=True,
+    )
+    return packed
+
+
+def seal(batch: Batch, key: Ed25519PrivateKey) -> bytes:
+    """Sign a batch body and wrap it in an envelope: the bytes sent on every retry."""
+    return envelope(encode_body(batch), key)
+
+
+def envelope(body: bytes, key: Ed25519PrivateKey) -> bytes:
+    """Sign an encoded body and wrap it with its signature."""
+    packed: bytes = msgpack.packb({"body": body, "sig": key.sign(body)}, use_bin_type=True)
+    return packed
+
+
+def open_envelope(raw: bytes) -> tuple[bytes, bytes]:
+    """Split an envelope into (body, signature) or raise WireError."""
+    try:
+        env = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise WireError(f"envelope is not msgpack: {type(exc).__name__}") from None
+    if not isinstance(env, dict) or set(env) != {"body", "sig"}:
+        raise WireError("envelope must be a map with exactly 'body' and 'sig'")
+    body, sig = env["body"], env["sig"]
+    if not isinstance(body, bytes) or not isinstance(sig, bytes) or len(sig) != 64:
+        raise WireError("envelope: body must be bytes and sig 64 bytes")
+    return body, sig
+
+
+def verify(public_key: Ed25519PublicKey, body: bytes, sig: bytes) -> None:
+    """Raise BadSignature unless `sig` is the agent's signature over `body`."""
+    try:
+        public_key.verify(sig, body)
+    except InvalidSignature:
+        raise BadSignature("signature does not verify with the enrolled key") from None
+
+
+def _need(m: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in m:
+        raise WireError(f"body: missing {key!r}")
+    value = m[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise WireError(f"body: {key!r} has the wrong type")
+    return value
+
+
+def _labels(raw: object, where: str) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise WireError(f"{where}: labels must map strings to strings")
+    return raw
+
+
+def _opt_float(raw: object, where: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise WireError(f"{where}: expected a finite number or nil")
+    return float(raw)
+
+
+def _source(raw: object, i: int) -> SourceInfo:
+    where = f"sources[{i}]"
+    if not isinstance(raw, list) or len(raw) != 5:
+        raise WireError(f"{where}: expected [id, protocol, address, labels, accuracy]")
+    sid, proto, addr, labels, acc = raw
+    if not (isinstance(sid, str) and sid and isinstance(proto, str) and isinstance(addr, str)):
+        raise WireError(f"{where}: id, protocol and address must be strings")
+    return SourceInfo(sid, proto, addr, _labels(labels, where), _opt_float(acc, where))
+
+
+def _metric(raw: object, i: int) -> MetricEntry:
+    where = f"metrics[{i}]"
+    if not isinstance(raw, list) or len(raw) != 5:
+        raise WireError(f"{where}: expected [name, unit, kind, modulus, labels]")
+    name, unit, kind, modulus, labels = raw
+    if not (isinstance(name, str) and name and isinstance(unit, str)):
+        raise WireError(f"{where}: name and unit must be strings")
+    if kind not in ("gauge", "counter"):
+        raise WireError(f"{where}: kind must be 'gauge' or 'counter'")
+    mod = _opt_float(modulus, where)
+    if mod is not None and mod <= 0:
+        raise WireError(f"{where}: modulus must be positive")
+    return MetricEntry(MetricSpec(name, unit, kind, mod), _labels(labels, where))
+
+
+def _dropped(raw: object, i: int) -> Dropped:
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 5
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in raw)
+    ):
+        raise WireError(f"dropped[{i}]: expected five integers")
+    return Dropped(*raw)
+
+
+def decode_body(body: bytes) -> Batch:
+    """Parse and check a batch body; raise WireError naming the first fault found."""
+    try:
+        m = msgpack.unpackb(body, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise WireError(f"body is not msgpack: {type(exc).__name__}") from None
+    if not isinstance(m, dict):
+        raise WireError("body must be a map")
+    if m.get("v") != VERSION:
+        raise WireError(f"body: unsupported version {m.get('v')!r}, expected {VERSION}")
+    agent = _need(m, "agent", str)
+    seq = _need(m, "seq", int)
+    prev = _need(m, "prev", bytes)
+    sealed_ns = _need(m, "sealed_ns", int)
+    clock = _need(m, "clock", dict)
+    if not agent or seq < 1 or len(prev) != 32 or sealed_ns < 0:
+        raise WireError("body: agent empty, seq < 1, prev not 32 bytes or sealed_ns < 0")
+    synced = clock.get("synced")
+    if synced is not None and not isinstance(synced, bool):
+        raise WireError("clock.synced must be a bool or nil")
+    sources = [_source(s, i) for i, s in enumerate(_need(m, "sources", list))]
+    metrics = [_metric(x, i) for i, x in enumerate(_need(m, "metrics", list))]
+    ts = _from_bytes("q", m.get("ts"), "ts")
+    src = _from_bytes("I", m.get("src"), "src")
+    met = _from_bytes("I", m.get("met"), "met")
+    val = _from_bytes("d", m.get("val"), "val")
+    if not len(ts) == len(src) == len(met) == len(val):
+        raise WireError("ts, src, met and val must have the same length")
+    if src and max(src) >= len(sources):
+        raise WireError("src: index beyond the source table")
+    if met and max(met) >= len(metrics):
+        raise WireError("met: index beyond the metric table")
+    if any(not math.isfinite(v) for v in val):
+        raise WireError("val: NaN or infinite value")
+    dropped = [_dropped(d, i) for i, d in enumerate(_need(m, "dropped", list))]
+    return Batch(
+        agent,
+        seq,
+        prev,
+        sealed_ns,
+        ClockStatus(synced, _opt_float(clock.get("max_error_s"), "clock")),
+        sources,
+        metrics,
+        ts,
+        src,
+        met,
+        val,
+        dropped,
+    )
+
+
+def pack_arrays(
+    ts: Sequence[int], src: Sequence[int], met: Sequence[int], val: Sequence[float]
+) -> tuple[array[int], array[int], array[int], array[float]]:
+    """Turn parallel sequences into the typed arrays a Batch holds."""
+    return array("q", ts), array("I", src), array("I", met), array("d", val)

@@ -1,0 +1,73 @@
+"""The collector's TOML configuration (see config/collector.toml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent.keys import parse_public
+from dcmeter.configfile import ConfigError, load_model
+
+
+class CollectorSection(BaseModel):
+    """`[collector]`: where it listens, where it stores, which site file it evaluates with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=0, le=65535)
+    store: Path = Path("/var/lib/dcmeter/collector.sqlite")
+    site: Path = Path("/etc/dcmeter/site.toml")
+    keys_dir: Path | None = None
+    max_batch_mb: float = Field(default=16.0, gt=0, le=1024)
+
+
+class EnrolledAgent(BaseModel):
+    """`[[agents]]`: an agent allowed to send batches, by id and public key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    public_key: str
+
+    @field_validator("public_key")
+    @classmethod
+    def _parses(cls, v: str) -> str:
+        parse_public(v)  # raises ValueError with the reason
+        return v
+
+
+class CollectorConfig(BaseModel):
+    """The whole collector file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collector: CollectorSection = Field(default_factory=CollectorSection)
+    agents: list[EnrolledAgent] = Field(default_factory=list)
+
+
+def load(path: Path) -> CollectorConfig:
+    """Read and validate a collector config; relative paths are taken from the file's folder."""
+    cfg = load_model(path, CollectorConfig)
+    c = cfg.collector
+    base = path.parent
+    c.store = base / c.store
+    c.site = base / c.site
+    if c.keys_dir is not None:
+        c.keys_dir = base / c.keys_dir
+    return cfg
+
+
+def keyring(cfg: CollectorConfig, path: Path) -> dict[str, Ed25519PublicKey]:
+    """Enrolled agents: the `[[agents]]` table plus `<agent-id>.pub` files in `keys_dir`."""
+    keys = {a.id: parse_public(a.public_key) for a in cfg.agents}
+    kd = cfg.collector.keys_dir
+    if kd is not None and kd.is_dir():
+        for f in sorted(kd.glob("*.pub")):
+            try:
+                keys[f.stem] = parse_public(f.read_text())
+            except ValueError as exc:
+                raise ConfigError(f"{f}: bad agent public key: {exc}") from None
+    return keys

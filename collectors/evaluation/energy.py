@@ -1,0 +1,372 @@
+"""Energy of a window from samples: counter deltas (wraps, resets) or integrated power, in kWh.
+
+E_total, E_IT and E_green of T/CECA-G 0355—2025 6.1.2 and GB 40879 are sums of such figures.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from collectors.evaluation.jsonl import rfc3339
+from collectors.evaluation.series import Series
+
+Method = Literal["counter", "integrated_power"]
+EventKind = Literal["wrap", "reset"]
+
+ENERGY_UNITS_TO_KWH = {"kwh": 1.0, "wh": 1e-3, "mwh": 1e3, "j": 1 / 3.6e6, "kj": 1 / 3600.0}
+POWER_UNITS_TO_KW = {"w": 1e-3, "kw": 1.0, "mw": 1e3}
+# A wrapped step is plausible when its rate is at most this many times the median rate.
+WRAP_RATE_FACTOR = 10.0
+# A window edge may fall this many median sampling intervals short of the data and stay valid.
+EDGE_TOLERANCE_INTERVALS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class CounterEvent:
+    """A counter decrease: a wrap past its modulus or a reset to zero, at the later sample."""
+
+    source: str
+    metric: str
+    ts: float
+    kind: EventKind
+    before: float
+    after: float
+    unit: str
+    counted_kwh: float
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyFigure:
+    """The energy (kWh) of one source over a window and how it was obtained."""
+
+    kwh: float
+    method: Method
+    sources: tuple[str, ...]
+    metric: str
+    events: tuple[CounterEvent, ...] = ()
+    issues: tuple[str, ...] = ()
+    valid: bool = True
+    coverage: float = 0.0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    samples: int = 0
+    wraps: int = 0
+    resets: int = 0
+
+
+def _clean(series: Series) -> tuple[list[float], list[float], list[str]]:
+    pairs = [
+        (t, v)
+        for t, v in zip(series.ts, series.values, strict=True)
+        if math.isfinite(t) and math.isfinite(v)
+    ]
+    issues = []
+    if len(pairs) < len(series.ts):
+        issues.append(f"{len(series.ts) - len(pairs)} non-finite samples dropped")
+    pairs.sort(key=lambda p: p[0])
+    return [p[0] for p in pairs], [p[1] for p in pairs], issues
+
+
+def _bracket(ts: Sequence[float], start: float, end: float) -> tuple[int, int] | None:
+    """Return the first and last index of the samples that bracket [start, end], if two or more."""
+    if end <= start or not ts:
+        return None
+    lo = max(bisect.bisect_right(ts, start) - 1, 0)
+    hi = min(bisect.bisect_left(ts, end), len(ts) - 1)
+    return (lo, hi) if hi > lo else None
+
+
+def usable(series: Series, start: float, end: float) -> bool:
+    """Tell whether the series has at least two samples relevant to [start, end]."""
+    return _bracket(_clean(series)[0], start, end) is not None
+
+
+def _at(ts: Sequence[float], ys: Sequence[float], t: float) -> float:
+    """Evaluate the piecewise-linear curve through (ts, ys) at t inside [ts[0], ts[-1]]."""
+    j = min(max(bisect.bisect_right(ts, t) - 1, 0), len(ts) - 2)
+    t1, t2 = ts[j], ts[j + 1]
+    if t2 <= t1:
+        return ys[j + 1]
+    return ys[j] + (ys[j + 1] - ys[j]) * (t - t1) / (t2 - t1)
+
+
+def _median_rate(ts: Sequence[float], vs: Sequence[float]) -> float | None:
+    rates = [
+        (vs[i + 1] - vs[i]) / (ts[i + 1] - ts[i])
+        for i in range(len(ts) - 1)
+        if vs[i + 1] >= vs[i] and ts[i + 1] > ts[i]
+    ]
+    return statistics.median(rates) if rates else None
+
+
+def _step(
+    v1: float, v2: float, dt: float, modulus: float | None, median_rate: float | None
+) -> tuple[float, EventKind | None]:
+    """Return the increase of one counter step and whether it wrapped or reset."""
+    if v2 >= v1:
+        return v2 - v1, None
+    if modulus is None or modulus <= 0:
+        return v2, "reset"
+    d = v2 + modulus - v1
+    if d < 0:  # the earlier value exceeded the declared modulus: not a wrap
+        return v2, "reset"
+    if not median_rate:
+        plausible = d < modulus / 2
+    else:
+        plausible = dt > 0 and d / dt <= WRAP_RATE_FACTOR * median_rate
+    return (d, "wrap") if plausible else (v2, "reset")
+
+
+def _window_issues(
+    ts: Sequence[float], start: float, end: float, gap_s: float, method: Method
+) -> tuple[list[str], bool, float]:
+    """Check gaps and edge coverage of the used samples; return issues, validity, coverage."""
+    issues: list[str] = []
+    valid = True
+    steps = [ts[i + 1] - ts[i] for i in range(len(ts) - 1)]
+    for i, dt in enumerate(steps):
+        if dt <= gap_s:
+            continue
+        t1, t2 = ts[i], ts[i + 1]
+        text = f"gap of {dt:g} s from {rfc3339(t1)} (longer than {gap_s:g} s)"
+        if method == "integrated_power":
+            issues.append(f"{text}: power interpolated across it, the energy is not measured")
+            valid = False
+        elif t1 < start < t2 or t1 < end < t2:
+            issues.append(f"{text}: the counter value at the window edge is interpolated")
+            valid = False
+        else:
+            issues.append(f"{text}: bridged by counter")
+    median_dt = statistics.median(steps)
+    tolerance = EDGE_TOLERANCE_INTERVALS * median_dt
+    head, tail = ts[0] - start, end - ts[-1]
+    edges = ((head, "first sample after window start"), (tail, "last sample before window end"))
+    for short, what in edges:
+        if short > 0:
+            issues.append(f"coverage: {what} by {short:g} s; energy there is not counted")
+            if short > tolerance:
+                issues[-1] += f" (more than {EDGE_TOLERANCE_INTERVALS:g} median intervals)"
+                valid = False
+    coverage = (min(end, ts[-1]) - max(start, ts[0])) / (end - start)
+    return issues, valid, coverage
+
+
+def _prepare(
+    series: Series, start: float, end: float, units: dict[str, float], method: Method
+) -> tuple[list[float], list[float], list[str], float, int, int] | EnergyFigure:
+    """Return clean samples, unit scale and the bracketing span, or an invalid zero figure."""
+    ts, vs, issues = _clean(series)
+    scale = units.get(series.unit.lower())
+    span = _bracket(ts, start, end)
+    if scale is not None and span is not None:
+        return ts, vs, issues, scale, span[0], span[1]
+    if scale is None:
+        issues.append(f"unknown unit {series.unit!r} for {method}; known: {', '.join(units)}")
+    elif end <= start:
+        issues.append(f"empty window: end {rfc3339(end)} is not after start {rfc3339(start)}")
+    else:
+        issues.append("fewer than 2 samples around the window")
+    return EnergyFigure(
+        0.0, method, (series.source,), series.metric, issues=tuple(issues), valid=False
+    )
+
+
+def counter_energy(series: Series, start: float, end: float, gap_s: float) -> EnergyFigure:
+    """Return the energy (kWh) a cumulative counter recorded in [start, end] (epoch s).
+
+    The counter value at each window edge is interpolated linearly between the bracketing
+    samples; without a sample before start (after end) the first (last) sample is used and the
+    shortfall is an issue. A decrease v2 < v1 is a wrap, counting v2 + modulus - v1, when that
+    is plausible: its rate is at most 10 × the median rate of the series' non-negative steps
+    (without such steps, or with a zero median, when it is below half the modulus). Otherwise,
+    and always without a modulus, it is a reset: the meter counted from zero, v2 is counted and
+    the figure is invalid. Gaps longer than gap_s are bridged exactly by the counter.
+    """
+    prepared = _prepare(series, start, end, ENERGY_UNITS_TO_KWH, "counter")
+    if isinstance(prepared, EnergyFigure):
+        return prepared
+    ts, vs, issues, scale, lo, hi = prepared
+    src, metric, unit = series.source, series.metric, series.unit
+    rate = _median_rate(ts, vs)
+    cumulative = [0.0]
+    events: list[CounterEvent] = []
+    for j in range(lo + 1, hi + 1):
+        delta, kind = _step(vs[j - 1], vs[j], ts[j] - ts[j - 1], series.modulus, rate)
+        cumulative.append(cumulative[-1] + delta)
+        if kind is not None:
+            before, after = vs[j - 1], vs[j]
+            events.append(
+                CounterEvent(src, metric, ts[j], kind, before, after, unit, delta * scale)
+            )
+        if kind == "reset":
+            issues.append(
+                f"counter reset at {rfc3339(ts[j])}: {vs[j - 1]:g} -> {vs[j]:g} {unit};"
+                f" counted {vs[j]:g} {unit} for the step, the energy is uncertain"
+            )
+    used = ts[lo : hi + 1]
+    window_issues, valid, coverage = _window_issues(used, start, end, gap_s, "counter")
+    a, b = max(start, used[0]), min(end, used[-1])
+    kwh = (_at(used, cumulative, b) - _at(used, cumulative, a)) * scale
+    resets = sum(e.kind == "reset" for e in events)
+    return EnergyFigure(
+        kwh=kwh,
+        method="counter",
+        sources=(src,),
+        metric=metric,
+        events=tuple(events),
+        issues=tuple(issues + window_issues),
+        valid=valid and resets == 0,
+        coverage=coverage,
+        first_ts=used[0],
+        last_ts=used[-1],
+        samples=len(used),
+        wraps=len(events) - resets,
+        resets=resets,
+    )
+
+
+def integrated_energy(series: Series, start: float, end: float, gap_s: float) -> EnergyFigure:
+    """Return the energy (kWh) of a power gauge (W, kW) over [start, end] by the trapezoid rule.
+
+    Power is linear between samples and interpolated at the window edges; a gap longer than
+    gap_s is an interpolation, not a measurement, and makes the figure invalid.
+    """
+    prepared = _prepare(series, start, end, POWER_UNITS_TO_KW, "integrated_power")
+    if isinstance(prepared, EnergyFigure):
+        return prepared
+    ts, ps, issues, scale, lo, hi = prepared
+    used, power = ts[lo : hi + 1], ps[lo : hi + 1]
+    kw_s = 0.0
+    for j in range(len(used) - 1):
+        x1, x2 = max(used[j], start), min(used[j + 1], end)
+        if x2 > x1:
+            kw_s += (_at(used, power, x1) + _at(used, power, x2)) / 2 * (x2 - x1)
+    window_issues, valid, coverage = _window_issues(used, start, end, gap_s, "integrated_power")
+    return EnergyFigure(
+        kw_s * scale / 3600.0,
+        "integrated_power",
+        (series.source,),
+        series.metric,
+        issues=tuple(issues + window_issues),
+        valid=valid,
+        coverage=coverage,
+        first_ts=used[0],
+        last_ts=used[-1],
+        samples=len(used),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoleEnergy:
+    """The energy (kWh) of one role (E_total, E_IT or E_green): the sum over its sources."""
+
+    kwh: float | None
+    method: Literal["counter", "integrated_power", "mixed"] | None
+    sources: tuple[str, ...]
+    figures: tuple[EnergyFigure, ...]
+    points: tuple[str, ...]
+    metrics: tuple[str, ...]
+    events: tuple[CounterEvent, ...]
+    issues: tuple[str, ...]
+    valid: bool
+    coverage: float | None
+
+
+def _labels_text(series: Series, group: Sequence[Series]) -> str:
+    varying = sorted(k for k in series.labels if len({s.labels.get(k) for s in group}) > 1)
+    return "{" + ",".join(f"{k}={series.labels[k]}" for k in varying) + "}" if varying else ""
+
+
+def _source_figure(
+    source: str,
+    chosen: Sequence[Series],
+    energy: Callable[[Series, float, float, float], EnergyFigure],
+    start: float,
+    end: float,
+    gap_s: float,
+) -> EnergyFigure:
+    """Sum the figures (kWh) of a source's series that share one metric, e.g. one per phase."""
+    parts = [energy(s, start, end, gap_s) for s in chosen]
+    firsts = [p.first_ts for p in parts if p.first_ts is not None]
+    lasts = [p.last_ts for p in parts if p.last_ts is not None]
+    return EnergyFigure(
+        kwh=math.fsum(p.kwh for p in parts),
+        method=parts[0].method,
+        sources=(source,),
+        metric=parts[0].metric,
+        events=tuple(e for p in parts for e in p.events),
+        issues=tuple(
+            f"{source} {s.metric}{_labels_text(s, chosen)}: {issue}"
+            for s, p in zip(chosen, parts, strict=True)
+            for issue in p.issues
+        ),
+        valid=all(p.valid for p in parts),
+        coverage=min(p.coverage for p in parts),
+        first_ts=min(firsts, default=None),
+        last_ts=max(lasts, default=None),
+        samples=sum(p.samples for p in parts),
+        wraps=sum(p.wraps for p in parts),
+        resets=sum(p.resets for p in parts),
+    )
+
+
+def role_energy(
+    series_list: Sequence[Series],
+    source_ids: Sequence[str],
+    start: float,
+    end: float,
+    counter_metric: str,
+    power_metric: str,
+    gap_s: float,
+) -> RoleEnergy:
+    """Sum the energy (kWh) of a role's sources over [start, end], preferring counters.
+
+    A source's counter series (counter_metric) is used when one has 2 samples around the window,
+    else its power series (power_metric) is integrated. Series of one (source, metric) that
+    differ only in labels (phases, feeds) are summed. A source with neither is an issue.
+    """
+    issues: list[str] = []
+    if end <= start:
+        issues.append(f"empty window: end {rfc3339(end)} is not after start {rfc3339(start)}")
+    figures: list[EnergyFigure] = []
+    points: set[str] = set()
+    missing = False
+    for source in source_ids if end > start else ():
+        counters = [s for s in series_list if s.source == source and s.metric == counter_metric]
+        powers = [s for s in series_list if s.source == source and s.metric == power_metric]
+        if any(usable(s, start, end) for s in counters):
+            chosen, energy = counters, counter_energy
+        elif any(usable(s, start, end) for s in powers):
+            chosen, energy = powers, integrated_energy
+            what = " samples around the window" if counters else ""
+            issues.append(
+                f"integrated power used for {source}: no energy counter ({counter_metric}){what}"
+            )
+        else:
+            issues.append(
+                f"{source}: no {counter_metric} or {power_metric} samples around the window"
+            )
+            missing = True
+            continue
+        figure = _source_figure(source, chosen, energy, start, end, gap_s)
+        figures.append(figure)
+        issues.extend(figure.issues)
+        points.update(s.labels["point"] for s in chosen if "point" in s.labels)
+    methods = sorted({f.method for f in figures})
+    return RoleEnergy(
+        kwh=math.fsum(f.kwh for f in figures) if figures or not source_ids else None,
+        method="mixed" if len(methods) > 1 else (methods[0] if methods else None),
+        sources=tuple(source_ids),
+        figures=tuple(figures),
+        points=tuple(sorted(points)),
+        metrics=tuple(sorted({f.metric for f in figures})),
+        events=tuple(e for f in figures for e in f.events),
+        issues=tuple(issues),
+        valid=end > start and not missing and all(f.valid for f in figures),
+        coverage=min((f.coverage for f in figures), default=None),
+    )

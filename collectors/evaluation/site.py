@@ -1,0 +1,118 @@
+"""The site file (config/site.toml): which sources make up E_total, E_IT and E_green."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from collectors.evaluation.grid_factors import GRID_FACTORS, PueThresholds
+from dcmeter.configfile import load_model
+
+ItPoint = Literal["it_ups", "it_pdu", "it_input"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteInfo(_Strict):
+    """[site]: the data center's name and its grid emission factor η (kg CO2/kWh)."""
+
+    name: str = Field(min_length=1)
+    region: str | None = None
+    grid_factor_kg_per_kwh: float | None = Field(default=None, gt=0)
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if value is not None and value not in GRID_FACTORS:
+            raise ValueError(f"unknown region {value!r}; valid: {', '.join(GRID_FACTORS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_factor(self) -> SiteInfo:
+        given = (self.region is not None) + (self.grid_factor_kg_per_kwh is not None)
+        if given != 1:
+            what = "both were given" if given == 2 else "neither was given"
+            raise ValueError(
+                "give exactly one of site.region (one of: "
+                f"{', '.join(GRID_FACTORS)}) or site.grid_factor_kg_per_kwh (kg CO2/kWh);"
+                f" {what}"
+            )
+        return self
+
+
+SourceIds = list[str]
+
+
+def _check_ids(value: SourceIds) -> SourceIds:
+    if any(not s for s in value):
+        raise ValueError("source ids must be non-empty strings")
+    doubled = sorted({s for s in value if value.count(s) > 1})
+    if doubled:
+        raise ValueError(f"source ids listed twice: {', '.join(doubled)}")
+    return value
+
+
+class EnergyMetrics(_Strict):
+    """[energy.metrics]: the metric names read as energy counter and as power gauge."""
+
+    counter: str = Field(default="energy_import_kwh", min_length=1)
+    power: str = Field(default="power_w", min_length=1)
+
+
+class Energy(_Strict):
+    """[energy]: the sources summed for E_total, E_IT and E_green (GB 40879 measurement points)."""
+
+    total: SourceIds = Field(min_length=1)
+    it: SourceIds = Field(min_length=1)
+    green: SourceIds = Field(default_factory=list)
+    it_point: ItPoint = "it_input"
+    metrics: EnergyMetrics = Field(default_factory=EnergyMetrics)
+
+    @field_validator("total", "it", "green")
+    @classmethod
+    def _ids(cls, value: SourceIds) -> SourceIds:
+        return _check_ids(value)
+
+
+class PueLevels(_Strict):
+    """[pue_levels]: override of the GB 40879-2021 level thresholds (PUE, dimensionless)."""
+
+    level1: float = Field(default=1.20, ge=1.0)
+    level2: float = Field(default=1.30, ge=1.0)
+    level3: float = Field(default=1.50, ge=1.0)
+
+    @model_validator(mode="after")
+    def _ascending(self) -> PueLevels:
+        if not self.level1 <= self.level2 <= self.level3:
+            raise ValueError(
+                f"need level1 <= level2 <= level3, got {self.level1}, {self.level2}, {self.level3}"
+            )
+        return self
+
+    def thresholds(self) -> PueThresholds:
+        """Return these bounds as the evaluation's threshold table."""
+        return PueThresholds(self.level1, self.level2, self.level3)
+
+
+class Quality(_Strict):
+    """[quality]: data-quality limits; 900 s is the longest sample interval (T/CECA-G 0355 A.5)."""
+
+    max_gap_s: float = Field(default=900.0, gt=0)
+
+
+class Site(_Strict):
+    """The whole site file."""
+
+    site: SiteInfo
+    energy: Energy
+    pue_levels: PueLevels | None = None
+    quality: Quality = Field(default_factory=Quality)
+
+
+def load_site(path: Path | str) -> Site:
+    """Load and validate a site file; raise ConfigError naming the file, key and valid values."""
+    return load_model(Path(path), Site)

@@ -1,0 +1,248 @@
+"""The collector's store: verified batches, their samples, windows. SQLite (one file)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.wire import GENESIS, Batch
+from collectors.evaluation.series import Series
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    agent TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, prev BLOB NOT NULL,
+    sealed_ns INTEGER NOT NULL, received_ns INTEGER NOT NULL, samples INTEGER NOT NULL,
+    chain TEXT NOT NULL, clock_synced INTEGER, clock_max_error_s REAL, raw BLOB NOT NULL,
+    PRIMARY KEY (agent, seq));
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, agent TEXT NOT NULL,
+    source TEXT NOT NULL, protocol TEXT NOT NULL, address TEXT NOT NULL,
+    source_labels TEXT NOT NULL, accuracy REAL, metric TEXT NOT NULL, unit TEXT NOT NULL,
+    kind TEXT NOT NULL, modulus REAL, labels TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS series_source ON series(source, metric);
+CREATE TABLE IF NOT EXISTS samples (
+    series INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS samples_series_ts ON samples(series, ts);
+CREATE TABLE IF NOT EXISTS dropped (
+    agent TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    samples INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+    reported_in INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS windows (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER,
+    note TEXT, created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rejections (
+    ts_ns INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, agent TEXT);
+"""
+
+Stored = Literal["stored", "duplicate", "conflict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A measurement window; `end_ns` is None while it is open."""
+
+    id: int
+    kind: str
+    start_ns: int
+    end_ns: int | None
+    note: str | None
+
+
+class Store:
+    """One SQLite database in WAL mode; every write is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._series: dict[str, int] = dict(self._db.execute("SELECT key, id FROM series"))
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._series = dict(self._db.execute("SELECT key, id FROM series"))
+                raise
+            self._db.execute("COMMIT")
+
+    def _chain(self, db: sqlite3.Connection, batch: Batch) -> str:
+        """How this batch links to the agent's previous one: ok, break, dropped or gap."""
+        row = db.execute(
+            "SELECT hash FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq - 1)
+        ).fetchone()
+        if row is not None:
+            return "ok" if row[0] == batch.prev else "break"
+        if batch.seq == 1:
+            return "ok" if batch.prev == GENESIS else "break"
+        if any(d.first_seq <= batch.seq - 1 <= d.last_seq for d in batch.dropped):
+            return "dropped"
+        return "gap"
+
+    def insert_batch(
+        self, batch: Batch, digest: bytes, raw: bytes, received_ns: int
+    ) -> tuple[Stored, str]:
+        """Store a verified batch and its samples once; say whether it was new, and its chain."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT hash FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq)
+            ).fetchone()
+            if row is not None:
+                return ("duplicate" if row[0] == digest else "conflict"), ""
+            chain = self._chain(db, batch)
+            db.execute(
+                "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    batch.agent, batch.seq, digest, batch.prev, batch.sealed_ns, received_ns,
+                    len(batch), chain,
+                    None if batch.clock.synced is None else int(batch.clock.synced),
+                    batch.clock.max_error_s, raw,
+                ),
+            )
+            pairs: dict[tuple[int, int], int] = {}
+            rows = []
+            for ts, s, m, v in zip(batch.ts, batch.src, batch.met, batch.val, strict=True):
+                sid = pairs.get((s, m))
+                if sid is None:
+                    sid = pairs[(s, m)] = self._series_id(db, batch, s, m)
+                rows.append((sid, ts, v, batch.seq))
+            db.executemany("INSERT INTO samples VALUES (?,?,?,?)", rows)
+            db.executemany(
+                "INSERT INTO dropped VALUES (?,?,?,?,?,?,?)",
+                [
+                    (batch.agent, d.first_seq, d.last_seq, d.samples, d.first_ts_ns,
+                     d.last_ts_ns, batch.seq)
+                    for d in batch.dropped
+                ],
+            )
+        return "stored", chain
+
+    def _series_id(self, db: sqlite3.Connection, batch: Batch, s: int, m: int) -> int:
+        src, met = batch.sources[s], batch.metrics[m]
+        spec = met.spec
+        row = (
+            batch.agent, src.id, src.protocol, src.address,
+            json.dumps(dict(src.labels), sort_keys=True), src.accuracy, spec.name, spec.unit,
+            spec.kind, spec.modulus, json.dumps(dict(met.labels), sort_keys=True),
+        )
+        key = json.dumps(row)
+        sid = self._series.get(key)
+        if sid is None:
+            cur = db.execute(
+                "INSERT INTO series(key, agent, source, protocol, address, source_labels,"
+                " accuracy, metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (key, *row),
+            )
+            sid = self._series[key] = int(cur.lastrowid or 0)
+        return sid
+
+    def record_rejection(self, ts_ns: int, status: int, reason: str, agent: str | None) -> None:
+        """Keep a line for every refused batch (never its content)."""
+        with self._tx() as db:
+            db.execute("INSERT INTO rejections VALUES (?,?,?,?)", (ts_ns, status, reason, agent))
+
+    def counts(self) -> dict[str, int]:
+        """Batches and samples stored, batches rejected."""
+        with self._lock:
+            q = self._db.execute
+            return {
+                "batches": q("SELECT COUNT(*) FROM batches").fetchone()[0],
+                "samples": q("SELECT COUNT(*) FROM samples").fetchone()[0],
+                "rejected": q("SELECT COUNT(*) FROM rejections").fetchone()[0],
+            }
+
+    def series(self, sources: Sequence[str], t0_ns: int, t1_ns: int) -> list[Series]:
+        """Every series of the given source ids, with its samples in [t0, t1]."""
+        out: list[Series] = []
+        with self._lock:
+            marks = ",".join("?" * len(sources))
+            meta = self._db.execute(
+                f"SELECT id, source, source_labels, accuracy, metric, unit, kind, modulus, labels"
+                f" FROM series WHERE source IN ({marks}) ORDER BY id",
+                tuple(sources),
+            ).fetchall()
+            for sid, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
+                pts = self._db.execute(
+                    "SELECT ts, value FROM samples WHERE series = ? AND ts BETWEEN ? AND ?"
+                    " ORDER BY ts",
+                    (sid, t0_ns, t1_ns),
+                ).fetchall()
+                out.append(
+                    Series(
+                        source, metric, unit, kind,
+                        tuple(t / 1e9 for t, _ in pts), tuple(v for _, v in pts),
+                        modulus, {**json.loads(slabels), **json.loads(labels)}, acc,
+                    )
+                )
+        return out
+
+    def batches(self, agent: str | None = None) -> list[dict[str, Any]]:
+        """Batch metadata (no samples), oldest first."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT agent, seq, samples, chain, clock_synced, sealed_ns FROM batches"
+                + (" WHERE agent = ?" if agent else "") + " ORDER BY agent, seq",
+                (agent,) if agent else (),
+            )
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def samples(self) -> Iterable[tuple[str, str, int, float]]:
+        """Every stored sample as (source, metric, ts_ns, value): for audits and tests."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT s.source, s.metric, x.ts, x.value FROM samples x JOIN series s"
+                " ON s.id = x.series ORDER BY x.ts"
+            ).fetchall()
+
+    # windows
+
+    def open_window(self, kind: str, start_ns: int, note: str | None, now_ns: int) -> Window:
+        """Open a window starting at `start_ns`."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO windows(kind, start_ns, end_ns, note, created_ns) VALUES (?,?,?,?,?)",
+                (kind, start_ns, None, note, now_ns),
+            )
+            wid = int(cur.lastrowid or 0)
+        return Window(wid, kind, start_ns, None, note)
+
+    def window(self, wid: int) -> Window | None:
+        """One window, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, kind, start_ns, end_ns, note FROM windows WHERE id = ?", (wid,)
+            ).fetchone()
+        return Window(*row) if row else None
+
+    def windows(self) -> list[Window]:
+        """All windows, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, kind, start_ns, end_ns, note FROM windows ORDER BY id DESC"
+            ).fetchall()
+        return [Window(*r) for r in rows]
+
+    def close_window(self, wid: int, end_ns: int) -> bool:
+        """Close an open window; False if it was already closed."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE windows SET end_ns = ? WHERE id = ? AND end_ns IS NULL", (end_ns, wid)
+            )
+            return cur.rowcount == 1

@@ -1,0 +1,7 @@
+"""`python -m dcmeter`."""
+
+import sys
+
+from dcmeter.cli import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""The `dcmeter` command: agent, collector, evaluate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dcmeter import __version__
+from dcmeter.configfile import ConfigError
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Compute a window's result offline from a site file and a JSON-lines samples file."""
+    from collectors.evaluation.infrastructure import evaluate_infrastructure
+    from collectors.evaluation.jsonl import parse_rfc3339, read_jsonl, series_from_records
+    from collectors.evaluation.site import load_site
+
+    site = load_site(args.site)
+    try:
+        start, end = parse_rfc3339(args.start), parse_rfc3339(args.end)
+    except ValueError as exc:
+        raise ConfigError(f"--start/--end: {exc}") from None
+    try:
+        series = series_from_records(read_jsonl(args.samples))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{args.samples}: {exc}") from None
+    result = evaluate_infrastructure(site, series, start, end)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        from dcmeter.render import print_result
+
+        print_result(result)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dcmeter",
+        description="Measure data-center energy efficiency (T/CECA-G 0355-2025, GB 40879).",
+    )
+    p.add_argument("--version", action="version", version=f"dcmeter {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    agent = sub.add_parser("agent", help="the rack agent").add_subparsers(
+        dest="agent_command", required=True
+    )
+    for name, helptext in (
+        ("run", "run the agent daemon"),
+        ("once", "read every source once and print the samples"),
+        ("key", "print the agent's public key (creating it if needed)"),
+    ):
+        a = agent.add_parser(name, help=helptext)
+        a.add_argument("-c", "--config", type=Path, required=True, help="agent TOML file")
+        if name == "once":
+            a.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    coll = sub.add_parser("collector", help="the site collector").add_subparsers(
+        dest="collector_command", required=True
+    )
+    serve = coll.add_parser("serve", help="run the collector")
+    serve.add_argument("-c", "--config", type=Path, required=True, help="collector TOML file")
+
+    ev = sub.add_parser("evaluate", help="compute a window's result offline")
+    ev.add_argument("--site", type=Path, required=True, help="site TOML file")
+    ev.add_argument("--samples", type=Path, required=True, help="JSON lines (agent once --json)")
+    ev.add_argument("--start", required=True, help="window start, RFC 3339")
+    ev.add_argument("--end", required=True, help="window end, RFC 3339")
+    ev.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    demo = sub.add_parser("demo", help="simulated site, collector and agent on loopback")
+    demo.add_argument("--seconds", type=float, default=30.0, help="window length (default 30)")
+    demo.add_argument("--data-dir", type=Path, default=None, help="where to keep the data")
+    return p
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    handlers: dict[str, Callable[[], int]] = {}
+    if args.command == "agent":
+        from agent import cli as agent_cli
+
+        handlers = {
+            "run": lambda: agent_cli.cmd_run(args.config),
+            "once": lambda: agent_cli.cmd_once(args.config, args.json),
+            "key": lambda: agent_cli.cmd_key(args.config),
+        }
+        return handlers[args.agent_command]()
+    if args.command == "collector":
+        from collectors import cli as collector_cli
+
+        return collector_cli.cmd_serve(args.config)
+    if args.command == "evaluate":
+        return cmd_evaluate(args)
+    from dcmeter.demo import run_demo
+
+    return run_demo(args.seconds, args.data_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dcmeter` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"dcmeter: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""`dcmeter demo`: a simulated site, a collector and an agent on loopback, one window, its PUE.
+
+The simulator (two Modbus TCP meters whose energies follow a load curve with a known true
+PUE) runs in this process; the collector and the agent run as the real daemons, in child
+processes, on configuration files written into the data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from agent import keys
+from collectors.evaluation.jsonl import parse_rfc3339
+from dcmeter.render import print_result
+from dcmeter.sim.meters import SimMeter
+from dcmeter.sim.model import SiteModel
+
+AGENT_ID = "demo-agent"
+PUE_TOLERANCE = 0.01  # the demo fails if the measured PUE is further than 1 % from the truth
+
+
+class Simulator:
+    """The simulated meters, served from an event loop in a background thread."""
+
+    def __init__(self, model: SiteModel) -> None:
+        self.model = model
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.meters = {
+            "total": SimMeter("eastron_sdm630", lambda: model.meter_values("total", time.time())),
+            "it": SimMeter("schneider_pm5100", lambda: model.meter_values("it", time.time())),
+        }
+
+    def start(self) -> dict[str, int]:
+        """Start every meter; return its port by role."""
+        self.thread.start()
+        return {
+            role: asyncio.run_coroutine_threadsafe(m.start(), self.loop).result(10)
+            for role, m in self.meters.items()
+        }
+
+    def stop(self) -> None:
+        """Stop the meters and the loop."""
+        for m in self.meters.values():
+            asyncio.run_coroutine_threadsafe(m.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_configs(data: Path, ports: dict[str, int], collector_port: int) -> dict[str, Path]:
+    """Write the agent, collector and site files the demo runs on; return their paths."""
+    paths = {name: data / f"{name}.toml" for name in ("agent", "collector", "site")}
+    paths["agent"].write_text(
+        f"""# written by `dcmeter demo`
+[agent]
+id = "{AGENT_ID}"
+interval_s = 1
+state_dir = "{data / 'agent-state'}"
+
+[collector]
+url = "http://127.0.0.1:{collector_port}"
+backoff_initial_s = 0.2
+backoff_max_s = 2
+
+[[sources]]
+id = "meter-total"
+type = "modbus"
+host = "127.0.0.1"
+port = {ports['total']}
+profile = "eastron_sdm630"
+timeout_s = 0.8
+accuracy = 0.005
+labels = {{ point = "total" }}
+
+[[sources]]
+id = "meter-it"
+type = "modbus"
+host = "127.0.0.1"
+port = {ports['it']}
+profile = "schneider_pm5100"
+timeout_s = 0.8
+accuracy = 0.005
+labels = {{ point = "it_pdu" }}
+
+[[sources]]
+id = "host"
+type = "host"
+timeout_s = 0.8
+"""
+    )
+    paths["collector"].write_text(
+        f"""# written by `dcmeter demo`
+[collector]
+host = "127.0.0.1"
+port = {collector_port}
+store = "collector.sqlite"
+site = "site.toml"
+keys_dir = "agents"
+"""
+    )
+    paths["site"].write_text(
+        """# written by `dcmeter demo`
+[site]
+name = "dcmeter demo site"
+region = "east-2023"
+
+[energy]
+total = ["meter-total"]
+it = ["meter-it"]
+it_point = "it_pdu"
+"""
+    )
+    return paths
+
+
+@contextmanager
+def _daemon(args: list[str], logfile: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with logfile.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dcmeter", *args], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _wait_for(pred: Any, what: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{what}: a daemon exited with status {p.returncode}")
+        try:
+            value = pred()
+        except httpx.HTTPError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise RuntimeError(f"{what}: gave up after {timeout:g} s")
+
+
+def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
+    """Run the demo; return 0 if the measured PUE is within 1 % of the simulator's truth."""
+    console = Console()
+    data = data_dir or Path(tempfile.mkdtemp(prefix="dcmeter-demo-"))
+    data.mkdir(parents=True, exist_ok=True)
+    model = SiteModel(t0=time.time())
+    sim = Simulator(model)
+    ports = sim.start()
+    cport = _free_port()
+    paths = write_configs(data, ports, cport)
+    key = keys.load_or_create(data / "agent-state")
+    (data / "agents").mkdir(exist_ok=True)
+    (data / "agents" / f"{AGENT_ID}.pub").write_text(keys.public_text(key.public_key()) + "\n")
+    console.print(f"[bold]dcmeter demo[/bold] · data directory: {data}")
+    console.print(f"  simulated meters on 127.0.0.1:{ports['total']} (total, Eastron SDM630) "
+                  f"and :{ports['it']} (IT, Schneider PM5100); collector on :{cport}")
+    base = f"http://127.0.0.1:{cport}/api/v1"
+    try:
+        with (
+            _daemon(["collector", "serve", "-c", str(paths["collector"])],
+                    data / "collector.log") as coll,
+            httpx.Client(timeout=10) as http,
+        ):
+            _wait_for(lambda: http.get(f"{base}/health").is_success, "collector start", 30, [coll])
+            with _daemon(["agent", "run", "-c", str(paths["agent"])], data / "agent.log") as ag:
+                procs = [coll, ag]
+                _wait_for(
+                    lambda: http.get(f"{base}/health").json()["samples"] > 0,
+                    "first samples", 30, procs,
+                )
+                time.sleep(1.5)  # a sample before the window opens, to interpolate its start
+                win = http.post(f"{base}/windows", json={"kind": "infrastructure",
+                                                          "note": "dcmeter demo"}).json()
+                _progress(console, http, f"{base}/windows/{win['id']}", seconds, procs)
+                http.post(f"{base}/windows/{win['id']}/stop").raise_for_status()
+                time.sleep(2.5)  # a sample after the window closes, to interpolate its end
+                result = http.get(f"{base}/windows/{win['id']}").json()
+    finally:
+        sim.stop()
+    start = parse_rfc3339(result["window"]["start"])
+    end = parse_rfc3339(result["window"]["end"])
+    truth = model.truth(start, end)
+    print_result(result, truth, console)
+    err = abs(result["pue"] - truth["pue"]) / truth["pue"] if result["pue"] else 1.0
+    ok = err <= PUE_TOLERANCE
+    console.print(
+        f"PUE {result['pue']:.4f} vs true {truth['pue']:.4f}: error {err * 100:.3f} % "
+        + ("[green](within 1 %)[/green]" if ok else "[red](beyond 1 %)[/red]")
+    )
+    console.print(f"Data, configs and logs are in {data}")
+    return 0 if ok else 1
+
+
+def _progress(
+    console: Console, http: httpx.Client, url: str, seconds: float,
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    """Show the open window filling up, with its PUE as it stands."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
+        task = bar.add_task("window open", total=seconds, status="")
+        t0 = time.monotonic()
+        while (elapsed := time.monotonic() - t0) < seconds:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a daemon exited during the window")
+            status = ""
+            try:
+                r = http.get(url).json()
+                if r.get("pue"):
+                    status = f"PUE so far {r['pue']:.4f}"
+            except (httpx.HTTPError, ValueError):
+                pass
+            bar.update(task, completed=elapsed, status=status)
+            time.sleep(1.0)
+        bar.update(task, completed=seconds)
+    if not console.is_terminal:
+        console.print(f"window ran {seconds:g} s")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_demo(float(os.environ.get("DEMO_SECONDS", "30"))))

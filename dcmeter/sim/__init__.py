@@ -1,0 +1,1 @@
+"""Simulated devices that speak real protocols on loopback, for tests and demonstrations."""
