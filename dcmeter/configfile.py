@@ -32,9 +32,12 @@ def _describe(path: Path, err: ValidationError, prefix: tuple[int | str, ...] = 
     for e in err.errors(include_url=False):
         loc = prefix + tuple(e["loc"])
         value = e.get("input")
-        shown = "(missing)" if e["type"] == "missing" else repr(value)
-        if isinstance(value, dict | list):
+        if e["type"] == "missing":
+            shown = "(missing)"
+        elif isinstance(value, dict | list):
             shown = "(a table)" if isinstance(value, dict) else "(a list)"
+        else:
+            shown = repr(value)
         lines.append(f"{path}: key {_key(loc)}: bad value {shown}: {e['msg']}")
     return "\n".join(lines)
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import Request
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collectors.api import create_app
@@ -48,6 +51,8 @@ class Collector:
     store: Store
     ingest: Ingest
     keys: dict[str, Ed25519PrivateKey]
+    # Upper bound of a random delay before each batch is handled, s: a slow network.
+    batch_delay_s: list[float]
 
 
 @pytest.fixture
@@ -59,6 +64,14 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
     key = Ed25519PrivateKey.generate()
     ingest = Ingest(store, {"agent-1": key.public_key()}, max_bytes=1 << 20)
     app = create_app(store, ingest, load_site(site_file))
+    delay = [0.0]
+
+    @app.middleware("http")
+    async def slow_batches(request: Request, call_next: Any) -> Any:
+        if delay[0] and request.url.path.endswith("/batches"):
+            await asyncio.sleep(random.uniform(0, delay[0]))
+        return await call_next(request)
+
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
@@ -70,7 +83,7 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
         assert time.monotonic() < deadline, "collector did not start"
         time.sleep(0.02)
     try:
-        yield Collector(f"http://127.0.0.1:{port}", store, ingest, {"agent-1": key})
+        yield Collector(f"http://127.0.0.1:{port}", store, ingest, {"agent-1": key}, delay)
     finally:
         server.should_exit = True
         thread.join(10)

@@ -32,12 +32,12 @@ class CounterEvent:
 
     source: str
     metric: str
-    ts: float
+    ts: float  # epoch s of the sample after the decrease
     kind: EventKind
-    before: float
+    before: float  # raw counter values, in `unit`
     after: float
     unit: str
-    counted_kwh: float
+    counted_kwh: float  # energy the step was counted with
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +51,17 @@ class EnergyFigure:
     events: tuple[CounterEvent, ...] = ()
     issues: tuple[str, ...] = ()
     valid: bool = True
-    coverage: float = 0.0
-    first_ts: float | None = None
+    coverage: float = 0.0  # fraction of the window between the first and last sample used
+    first_ts: float | None = None  # epoch s of the first and last sample used
     last_ts: float | None = None
-    samples: int = 0
+    samples: int = 0  # samples used, including the two bracketing the window
     wraps: int = 0
     resets: int = 0
+
+
+def _secs(x: float) -> str:
+    """Format a duration in seconds without exponent, to the millisecond."""
+    return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
 def _clean(series: Series) -> tuple[list[float], list[float], list[str]]:
@@ -133,7 +138,7 @@ def _window_issues(
         if dt <= gap_s:
             continue
         t1, t2 = ts[i], ts[i + 1]
-        text = f"gap of {dt:g} s from {rfc3339(t1)} (longer than {gap_s:g} s)"
+        text = f"gap of {_secs(dt)} s from {rfc3339(t1)} (longer than {_secs(gap_s)} s)"
         if method == "integrated_power":
             issues.append(f"{text}: power interpolated across it, the energy is not measured")
             valid = False
@@ -148,7 +153,7 @@ def _window_issues(
     edges = ((head, "first sample after window start"), (tail, "last sample before window end"))
     for short, what in edges:
         if short > 0:
-            issues.append(f"coverage: {what} by {short:g} s; energy there is not counted")
+            issues.append(f"coverage: {what} by {_secs(short)} s; energy there is not counted")
             if short > tolerance:
                 issues[-1] += f" (more than {EDGE_TOLERANCE_INTERVALS:g} median intervals)"
                 valid = False
@@ -181,11 +186,13 @@ def counter_energy(series: Series, start: float, end: float, gap_s: float) -> En
 
     The counter value at each window edge is interpolated linearly between the bracketing
     samples; without a sample before start (after end) the first (last) sample is used and the
-    shortfall is an issue. A decrease v2 < v1 is a wrap, counting v2 + modulus - v1, when that
-    is plausible: its rate is at most 10 × the median rate of the series' non-negative steps
-    (without such steps, or with a zero median, when it is below half the modulus). Otherwise,
-    and always without a modulus, it is a reset: the meter counted from zero, v2 is counted and
-    the figure is invalid. Gaps longer than gap_s are bridged exactly by the counter.
+    shortfall is an issue, which invalidates the figure beyond 2 median sampling intervals.
+    A decrease v2 < v1 is a wrap, counting d = v2 + modulus - v1, when d is plausible: d / dt is
+    at most 10 × the median rate of the whole series' non-negative steps (without such steps,
+    or with a zero median: d < modulus / 2). Otherwise, and always without a modulus, it is a
+    reset: the meter counted from zero, v2 is counted and the figure is invalid. A gap longer
+    than gap_s is bridged exactly by the counter, unless it holds a window edge: the edge value
+    is then an interpolation across the gap and the figure invalid.
     """
     prepared = _prepare(series, start, end, ENERGY_UNITS_TO_KWH, "counter")
     if isinstance(prepared, EnergyFigure):
@@ -198,15 +205,14 @@ def counter_energy(series: Series, start: float, end: float, gap_s: float) -> En
     for j in range(lo + 1, hi + 1):
         delta, kind = _step(vs[j - 1], vs[j], ts[j] - ts[j - 1], series.modulus, rate)
         cumulative.append(cumulative[-1] + delta)
-        if kind is not None:
-            before, after = vs[j - 1], vs[j]
-            events.append(
-                CounterEvent(src, metric, ts[j], kind, before, after, unit, delta * scale)
-            )
+        if kind is None:
+            continue
+        before, after = vs[j - 1], vs[j]
+        events.append(CounterEvent(src, metric, ts[j], kind, before, after, unit, delta * scale))
         if kind == "reset":
             issues.append(
-                f"counter reset at {rfc3339(ts[j])}: {vs[j - 1]:g} -> {vs[j]:g} {unit};"
-                f" counted {vs[j]:g} {unit} for the step, the energy is uncertain"
+                f"counter reset at {rfc3339(ts[j])}: {before} -> {after} {unit};"
+                f" counted {after} {unit} for the step, the energy is uncertain"
             )
     used = ts[lo : hi + 1]
     window_issues, valid, coverage = _window_issues(used, start, end, gap_s, "counter")

@@ -101,10 +101,11 @@ def evaluate_infrastructure(
     }
     total, it, green = roles["total"], roles["it"], roles["green"]
     issues: list[str] = []
-    if end <= start:
+    if end <= start:  # every role would repeat this one issue
         issues.append(f"window end {rfc3339(end)} is not after its start {rfc3339(start)}")
-    for name, role in roles.items():
-        issues.extend(f"{name}: {issue}" for issue in role.issues)
+    else:
+        for name, role in roles.items():
+            issues.extend(f"{name}: {issue}" for issue in role.issues)
     issues += _point_issues("total", total, "total")
     issues += _point_issues("it", it, energy.it_point)
     issues += _point_issues("green", green, "green")

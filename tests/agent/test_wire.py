@@ -74,7 +74,9 @@ def _body_with(**changes: object) -> bytes:
         ({"val": b"\0\0\0\0\0\0\xf8\x7f" * 3}, "NaN"),
     ],
 )
-def test_malformed_bodies_are_refused_with_the_fault(changes: dict[str, object], message: str) -> None:
+def test_malformed_bodies_are_refused_with_the_fault(
+    changes: dict[str, object], message: str
+) -> None:
     with pytest.raises(wire.WireError, match=message):
         wire.decode_body(_body_with(**changes))
 

@@ -20,8 +20,16 @@ def batch(seq: int, prev: bytes = GENESIS, n: int = 4, agent: str = "agent-1") -
     arrays = wire.pack_arrays(
         [seq * 10**10 + i for i in range(n)], [0] * n, [0] * n, [100.0 + i for i in range(n)]
     )
-    return Batch(agent, seq, prev, seq, ClockStatus(), [SRC],
-                 [MetricEntry(MetricSpec("power_w", "W"))], *arrays)
+    return Batch(
+        agent,
+        seq,
+        prev,
+        seq,
+        ClockStatus(),
+        [SRC],
+        [MetricEntry(MetricSpec("power_w", "W"))],
+        *arrays,
+    )
 
 
 def post(c: Collector, raw: bytes, headers: dict[str, str] = CT) -> httpx.Response:
@@ -50,7 +58,7 @@ def test_chain_is_followed_and_a_break_flagged(collector: Collector) -> None:
 def refusals(c: Collector) -> list[tuple[str, bytes, int, str]]:
     key = c.keys["agent-1"]
     good = wire.seal(batch(1), key)
-    body, sig = wire.open_envelope(good)
+    body, _ = wire.open_envelope(good)
     forged_sig = msgpack.packb({"body": body, "sig": bytes(64)}, use_bin_type=True)
     other_key = wire.seal(batch(1), Ed25519PrivateKey.generate())
     unknown = wire.seal(batch(1, agent="stranger"), key)

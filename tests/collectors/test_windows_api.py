@@ -8,8 +8,9 @@ from conftest import Collector
 
 def test_window_lifecycle_and_errors(collector: Collector) -> None:
     base = f"{collector.url}/api/v1/windows"
-    w = httpx.post(base, json={"kind": "infrastructure", "start": "2026-01-01T00:00:00Z",
-                               "note": "hall 1"}).json()
+    w = httpx.post(
+        base, json={"kind": "infrastructure", "start": "2026-01-01T00:00:00Z", "note": "hall 1"}
+    ).json()
     assert w["state"] == "open" and w["start"] == "2026-01-01T00:00:00Z"
     r = httpx.get(f"{base}/{w['id']}").json()
     assert r["window"]["state"] == "open" and r["quality"]["valid"] is False

@@ -249,12 +249,13 @@ def test_counter_energy_matches_the_linear_truth_with_and_without_wrap(
     case: tuple[list[float], float, float, float, float],
 ) -> None:
     offsets, rate, c0, a, b = case
-    assume(b > a)
-    truth = rate * (b - a)  # kWh of c(t) = c0 + rate × t over [a, b]
+    ta, tb = T0 + a, T0 + b
+    assume(tb - ta > 0.01)  # epoch seconds near 1.8e9 resolve only ~0.24 µs
+    truth = rate * (tb - ta)  # kWh of c(t) = c0 + rate × t over [ta, tb]
     plain = counter(offsets, [c0 + rate * t for t in offsets])
     # Modulus 1000 kWh: each step adds at most 0.5 × 900 = 450 kWh < M/2, so every drop is a wrap.
     wrapped = counter(offsets, [(c0 + rate * t) % 1000.0 for t in offsets], modulus=1000.0)
     for s in (plain, wrapped):
-        fig = counter_energy(s, T0 + a, T0 + b, GAP)
+        fig = counter_energy(s, ta, tb, GAP)
         assert fig.kwh == pytest.approx(truth, rel=1e-9, abs=1e-6)
         assert fig.resets == 0 and fig.coverage == pytest.approx(1.0)

@@ -70,7 +70,7 @@ def test_missing_it_names_the_key(tmp_path: Path) -> None:
 
 def test_empty_it_list_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.format(factor="region = 'east-2023'", it="it = []"))
-    with pytest.raises(ConfigError, match="key energy.it: .*at least 1 item"):
+    with pytest.raises(ConfigError, match=r"key energy\.it: .*at least 1 item"):
         load_site(path)
 
 
@@ -118,7 +118,7 @@ def test_bad_energy_keys(tmp_path: Path, extra: str, key: str, hint: str) -> Non
 def test_descending_pue_levels_are_rejected(tmp_path: Path) -> None:
     text = MINIMAL.format(factor="region = 'east-2023'", it="it = ['x']")
     text += "\n[pue_levels]\nlevel1 = 1.4\nlevel2 = 1.3\n"
-    with pytest.raises(ConfigError, match="key pue_levels: .*level1 <= level2 <= level3"):
+    with pytest.raises(ConfigError, match=r"key pue_levels: .*level1 <= level2 <= level3"):
         load_site(write(tmp_path, text))
 
 
