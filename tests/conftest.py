@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import uvicorn
-from fastapi import Request
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Request
 
 from collectors.api import create_app
 from collectors.evaluation.site import load_site
