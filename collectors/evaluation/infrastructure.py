@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collectors.evaluation.energy import CounterEvent, EnergyFigure, RoleEnergy, role_energy
+from collectors.evaluation.energy import CounterEvent, EnergyFigure
 from collectors.evaluation.grid_factors import (
     DEFAULT_PUE_THRESHOLDS,
     PUE_THRESHOLDS_NOTE,
@@ -13,6 +13,7 @@ from collectors.evaluation.grid_factors import (
 )
 from collectors.evaluation.indicators import carbon_emissions_kg, cue, pue, pue_level
 from collectors.evaluation.jsonl import rfc3339
+from collectors.evaluation.roles import RoleEnergy, role_energy
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
 

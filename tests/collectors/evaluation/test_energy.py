@@ -8,8 +8,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from collectors.evaluation.energy import counter_energy, integrated_energy, role_energy
+from collectors.evaluation.energy import counter_energy, integrated_energy
 from collectors.evaluation.jsonl import parse_rfc3339
+from collectors.evaluation.roles import role_energy
 from collectors.evaluation.series import Series
 
 T0 = parse_rfc3339("2026-11-22T10:00:00Z")
