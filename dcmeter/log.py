@@ -15,7 +15,7 @@ def setup(stream: TextIO | None = None, level: str = "info") -> None:
     Vendor libraries' own loggers are silenced: their failures reach our log once, translated
     by the source that met them.
     """
-    for noisy in ("pymodbus",):
+    for noisy in ("pymodbus", "pyipmi", "pysnmp"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     structlog.configure(
         processors=[

@@ -1,0 +1,427 @@
+"""`ipmi` source: a server's input power from its BMC (DCMI, or SDR power sensors).
+
+GB 40879 measurement point 8 (`it_input`): the IT equipment's own input power, as the
+server's BMC measures it. Out of band over RMCP+ (`lanplus`, python-ipmi's native
+`rmcpplus` interface) or in band through the host's BMC device (`local`, /dev/ipmi0 via
+python-ipmi's `ipmidev` interface). pyipmi is imported only when a read needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from agent.samples import MetricSpec, Reading, SourceInfo, now_ns
+from agent.sources import DeviceError, SourceError, TargetUnreachable
+from agent.sources.base import SourceConfigBase
+from dcmeter.configfile import ConfigError
+
+if TYPE_CHECKING:
+    from pyipmi import Ipmi
+
+log = structlog.get_logger("dcmeter.agent.ipmi")
+
+POWER = MetricSpec("power_w", "W")
+POWER_AVG = MetricSpec("power_avg_w", "W")
+POWER_MIN = MetricSpec("power_min_w", "W")
+POWER_MAX = MetricSpec("power_max_w", "W")
+
+MAX_USERNAME_BYTES = 16  # IPMI v2.0, section 13.20 (RAKP message 1)
+MAX_PASSWORD_BYTES = 20  # IPMI v2.0 passwords; 16 for IPMI v1.5 accounts
+
+DCMI_STATE_ACTIVE = 0x40  # Get Power Reading, reading-state byte (DCMI 1.5, table 6-16)
+CC_INVALID_COMMAND = 0xC1
+CC_INSUFFICIENT_PRIVILEGE = 0xD4
+UNIT_WATTS = 6  # SDR sensor unit type code (IPMI v2.0, table 43-15)
+
+# RMCP+ message status codes that mean the account was refused (IPMI v2.0, table 13-15).
+_MSC_ACCOUNT = {0x09: "invalid role", 0x0A: "privilege not allowed", 0x0D: "unknown user name"}
+# ... and those that mean the BMC accepts none of the offered cipher suites.
+_MSC_CIPHER = {0x04, 0x05, 0x06, 0x07, 0x10, 0x11}
+
+
+class IpmiConfig(SourceConfigBase):
+    """A BMC reached over RMCP+ (`lanplus`) or through the host's BMC device (`local`).
+
+    `privilege` defaults to `user`, the level DCMI 1.5 specifies for Get Power Reading, so a
+    read-only BMC account is enough; some BMCs (OpenIPMI's ipmi_sim among them) want more and
+    answer "insufficient privilege", the error then says to raise it. `cipher_suite` None
+    tries 17 (SHA-256, AES) and then 3 (SHA-1, AES). `sdr_sensors` name (str) or number
+    (int) the SDR power sensors whose sum stands in for DCMI on a BMC without DCMI.
+    """
+
+    type: Literal["ipmi"]
+    interface: Literal["lanplus", "local"] = "lanplus"
+    host: str | None = Field(default=None, min_length=1)
+    port: int = Field(default=623, ge=1, le=65535)
+    username: str = ""
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    cipher_suite: Literal[1, 2, 3, 15, 16, 17] | None = None
+    privilege: Literal["user", "operator", "administrator"] = "user"
+    bmc_address: int = Field(default=0x20, ge=0, le=0xFF)
+    device: Path = Path("/dev/ipmi0")
+    keep_alive_s: int = Field(default=10, ge=0, le=300)
+    sdr_sensors: list[str | int] = Field(default_factory=list)
+
+    @field_validator("username")
+    @classmethod
+    def _short_username(cls, username: str) -> str:
+        if len(username.encode()) > MAX_USERNAME_BYTES:
+            raise ValueError(f"IPMI user names have at most {MAX_USERNAME_BYTES} bytes")
+        return username
+
+    @field_validator("password")
+    @classmethod
+    def _short_password(cls, password: SecretStr | None) -> SecretStr | None:
+        if password is not None and len(password.get_secret_value().encode()) > MAX_PASSWORD_BYTES:
+            raise ValueError(f"IPMI passwords have at most {MAX_PASSWORD_BYTES} bytes")
+        return password
+
+    @field_validator("sdr_sensors")
+    @classmethod
+    def _sensor_refs(cls, sensors: list[str | int]) -> list[str | int]:
+        for s in sensors:
+            if isinstance(s, int) and not 0 <= s <= 0xFE:
+                raise ValueError("sensor numbers are 0..254")
+            if isinstance(s, str) and not s.strip():
+                raise ValueError("sensor names must not be empty")
+        return sensors
+
+    @model_validator(mode="after")
+    def _credentials_fit_interface(self) -> IpmiConfig:
+        given = [k for k in ("password", "password_file") if getattr(self, k) is not None]
+        if self.interface == "lanplus":
+            if self.host is None:
+                raise ValueError("interface lanplus needs host (the BMC's address)")
+            if len(given) != 1:
+                raise ValueError("interface lanplus needs exactly one of password, password_file")
+        elif given or self.host is not None:
+            raise ValueError(
+                "interface local talks to the host's own BMC device: "
+                "host, password and password_file are not used, remove them"
+            )
+        return self
+
+    def read_password(self) -> str:
+        """The password, from `password` or read from `password_file` (one trailing newline
+        stripped); raise ConfigError naming the file when it is unusable."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            return ""
+        where = f"source {self.id}: password_file {self.password_file}"
+        try:
+            text = self.password_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot read it: {exc}") from None
+        secret = text.removesuffix("\n").removesuffix("\r")
+        if not secret:
+            raise ConfigError(f"{where}: the file is empty")
+        if len(secret.encode()) > MAX_PASSWORD_BYTES:
+            raise ConfigError(f"{where}: IPMI passwords have at most {MAX_PASSWORD_BYTES} bytes")
+        return secret
+
+    def build(self) -> IpmiSource:
+        """Make the source this config describes (reads password_file now)."""
+        return IpmiSource(self, self.read_password())
+
+
+def _quiet_session() -> Any:
+    """A pyipmi Session whose str() leaves the password out (pyipmi logs it at debug)."""
+    from pyipmi.session import Session
+
+    class QuietSession(Session):  # type: ignore[misc]
+        def __str__(self) -> str:
+            return f"Session(host={self.rmcp_host}, port={self.rmcp_port}, sid={self.sid:#x})"
+
+    return QuietSession()
+
+
+class IpmiSource:
+    """One BMC: DCMI Get Power Reading, or configured SDR power sensors where DCMI is missing.
+
+    The session is opened on the first read and kept open between reads (pyipmi's keep-alive
+    thread sends Get Device ID after `keep_alive_s` idle seconds so the BMC does not expire
+    it). After a transport error the session is closed and, if it had worked before (a BMC
+    reset), opened again at once within the same read; otherwise on the next read. Each
+    request waits `timeout_s / 3` for its answer, so a dead BMC fails within the poll's
+    timeout. A power reading the BMC marks "not active" raises DeviceError rather than
+    reporting 0 W. `sessions_opened` counts sessions for diagnostics.
+    """
+
+    def __init__(
+        self, config: IpmiConfig, password: str = "", clock: Callable[[], int] = now_ns
+    ) -> None:
+        labels = {"point": "it_input", "kind": "compute", **config.labels}
+        local = config.interface == "local"
+        address = str(config.device) if local else f"{config.host}:{config.port}"
+        self.info = SourceInfo(config.id, "ipmi", address, labels, config.accuracy)
+        self._config = config
+        self._password = password
+        self._clock = clock
+        self._request_timeout_s = config.timeout_s / 3
+        self._lock = threading.Lock()  # one thread at a time talks to the BMC
+        self._ipmi: Ipmi | None = None
+        self._dcmi: bool | None = None  # None until the BMC has answered Get Power Reading
+        self._sdr: dict[str | int, Any] | None = None  # sensor ref -> SdrFullSensorRecord
+        self.sessions_opened = 0
+
+    async def read(self) -> list[Reading]:
+        """Read the BMC's power once (blocking pyipmi calls run in a worker thread)."""
+        return await asyncio.to_thread(self._read_locked)
+
+    async def close(self) -> None:
+        """Close the session and its socket (or the BMC device)."""
+        await asyncio.to_thread(self._close_locked)
+
+    def _read_locked(self) -> list[Reading]:
+        with self._lock:
+            reused = self._ipmi is not None
+            try:
+                return self._read_once()
+            except TargetUnreachable:
+                self._drop()
+                if not reused:
+                    raise
+            # The kept session went stale (BMC reset): one more try on a fresh session.
+            try:
+                return self._read_once()
+            except TargetUnreachable:
+                self._drop()
+                raise
+
+    def _close_locked(self) -> None:
+        with self._lock:
+            self._drop(graceful=True)
+
+    def _read_once(self) -> list[Reading]:
+        ipmi = self._session()
+        try:
+            if self._dcmi is not False:
+                readings = self._read_dcmi(ipmi)
+                if readings is not None:
+                    return readings
+            return self._read_sdr(ipmi)
+        except SourceError:
+            raise
+        except Exception as exc:
+            from pyipmi.errors import CompletionCodeError
+
+            if not isinstance(exc, CompletionCodeError):
+                self._drop()  # a garbled or missing answer: start the next read afresh
+            raise self._translate(exc, "reading") from exc
+
+    def _session(self) -> Ipmi:
+        if self._ipmi is not None:
+            return self._ipmi
+        import pyipmi
+        import pyipmi.interfaces
+
+        from agent.sources import ipmi_compat
+
+        ipmi_compat.apply()
+        cfg = self._config
+        iface: Any
+        if cfg.interface == "lanplus":
+            iface = pyipmi.interfaces.create_interface(
+                "rmcpplus",
+                host_target_address=cfg.bmc_address,
+                keep_alive_interval=cfg.keep_alive_s,
+                cipher_suite=cfg.cipher_suite,
+            )
+        else:
+            iface = pyipmi.interfaces.create_interface(
+                "ipmidev", port=str(cfg.device), timeout=self._request_timeout_s
+            )
+        ipmi = pyipmi.Ipmi(interface=iface, session=_quiet_session())
+        ipmi.target = pyipmi.Target(ipmb_address=cfg.bmc_address)
+        try:
+            iface.open()
+            if cfg.interface == "lanplus":
+                ipmi.session.set_session_type_rmcp(cfg.host, port=cfg.port)
+                ipmi.session.set_auth_type_user(cfg.username, self._password)
+                ipmi.session.set_priv_level(cfg.privilege)
+                iface.set_timeout(self._request_timeout_s)
+                ipmi.session.establish()
+        except Exception as exc:
+            self._discard(ipmi, graceful=False)
+            raise self._translate(exc, "opening a session") from exc
+        self._ipmi = ipmi
+        self._sdr = None  # a reset BMC may have renumbered its sensors
+        self.sessions_opened += 1
+        return ipmi
+
+    def _read_dcmi(self, ipmi: Ipmi) -> list[Reading] | None:
+        """DCMI readings, or None when the BMC has no DCMI and SDR sensors are configured."""
+        from pyipmi.errors import CompletionCodeError
+
+        try:
+            rsp = ipmi.get_power_reading(1)
+        except CompletionCodeError as exc:
+            if exc.cc != CC_INVALID_COMMAND:
+                raise
+            if not self._config.sdr_sensors:
+                raise DeviceError(
+                    f"{self.info.address}: the BMC has no DCMI (Get Power Reading: completion "
+                    "code 0xC1, invalid command): list its power sensors in sdr_sensors "
+                    "(`ipmitool sdr type 'Power Supply'` or `ipmitool sdr elist` shows names)"
+                ) from exc
+            self._dcmi = False
+            log.info(
+                "BMC has no DCMI, falls back to SDR sensors",
+                source=self.info.id,
+                sensors=[str(s) for s in self._config.sdr_sensors],
+            )
+            return None
+        ts_ns = self._clock()
+        self._dcmi = True
+        if not rsp.reading_state & DCMI_STATE_ACTIVE:
+            raise DeviceError(
+                f"{self.info.address}: DCMI power reading not active (reading state "
+                f"{rsp.reading_state:#04x}): the BMC is not measuring power now; check that "
+                "the server is powered on and its power meter is enabled"
+            )
+        period = {"period_s": f"{rsp.period / 1000:g}"}
+        return [
+            Reading(POWER, float(rsp.current_power), ts_ns),
+            Reading(POWER_AVG, float(rsp.average_power), ts_ns, period),
+            Reading(POWER_MIN, float(rsp.minimum_power), ts_ns, period),
+            Reading(POWER_MAX, float(rsp.maximum_power), ts_ns, period),
+        ]
+
+    def _read_sdr(self, ipmi: Ipmi) -> list[Reading]:
+        """The sum of the configured SDR power sensors as `power_w`."""
+        records = self._sdr if self._sdr is not None else self._load_sdr(ipmi)
+        total = 0.0
+        for ref in self._config.sdr_sensors:
+            rec = records[ref]
+            rsp = ipmi.send_message_by_name(
+                "GetSensorReading", sensor_number=rec.number, lun=rec.owner_lun
+            )
+            # Byte 2 of the answer: bit 5 set = reading unavailable, bit 6 clear = scanning
+            # disabled (pyipmi names these bits initial_update_in_progress and
+            # sensor_scanning_disabled, the latter meaning the opposite of its name).
+            if rsp.config.initial_update_in_progress or not rsp.config.sensor_scanning_disabled:
+                raise DeviceError(
+                    f"{self.info.address}: SDR sensor {rec.device_id_string!r} has no reading "
+                    "now (reading unavailable or scanning disabled): is the server powered on?"
+                )
+            value = rec.convert_sensor_raw_to_value(rsp.sensor_reading)
+            total += float(value)
+        ts_ns = self._clock()
+        label = {"sdr_sensors": ",".join(str(s) for s in self._config.sdr_sensors)}
+        return [Reading(POWER, total, ts_ns, label)]
+
+    def _load_sdr(self, ipmi: Ipmi) -> dict[str | int, Any]:
+        from pyipmi.sdr import SdrFullSensorRecord
+
+        full = [r for r in ipmi.sdr_repository_entries() if isinstance(r, SdrFullSensorRecord)]
+        found: dict[str | int, Any] = {}
+        for ref in self._config.sdr_sensors:
+            match = [r for r in full if ref in (r.device_id_string, r.number)]
+            if not match:
+                watts = [r.device_id_string for r in full if r.units_2 == UNIT_WATTS]
+                raise DeviceError(
+                    f"{self.info.address}: no analog SDR sensor {ref!r}; sensors in watts on "
+                    f"this BMC: {', '.join(map(repr, watts)) or 'none'}"
+                )
+            rec = match[0]
+            if rec.units_2 != UNIT_WATTS:
+                raise DeviceError(
+                    f"{self.info.address}: SDR sensor {ref!r} is in unit code {rec.units_2}, "
+                    "not watts (6): name a power sensor in sdr_sensors"
+                )
+            if rec.owner_id != self._config.bmc_address:
+                raise DeviceError(
+                    f"{self.info.address}: SDR sensor {ref!r} belongs to controller "
+                    f"{rec.owner_id:#04x}, not the BMC: only the BMC's own sensors are read"
+                )
+            found[ref] = rec
+        self._sdr = found
+        return found
+
+    def _translate(self, exc: Exception, doing: str) -> SourceError:
+        """Turn a pyipmi or OS exception into TargetUnreachable or DeviceError."""
+        from pyipmi.errors import (
+            AuthenticationError,
+            CompletionCodeError,
+            IpmiConnectionError,
+            IpmiTimeoutError,
+            MessageStatusCodeError,
+            RetryError,
+        )
+
+        where = f"{self.info.address}: {doing}"
+        cfg = self._config
+        if isinstance(exc, FileNotFoundError) and cfg.interface == "local":
+            return TargetUnreachable(
+                f"{where}: no BMC device {cfg.device}: load the kernel modules "
+                "(modprobe ipmi_si ipmi_devintf) or poll the BMC with interface = lanplus"
+            )
+        if isinstance(exc, PermissionError) and cfg.interface == "local":
+            return TargetUnreachable(
+                f"{where}: permission denied on {cfg.device}: run the agent as a user "
+                "allowed to open it"
+            )
+        if isinstance(exc, IpmiConnectionError | RetryError | IpmiTimeoutError | TimeoutError):
+            return TargetUnreachable(
+                f"{where}: no answer within {self._request_timeout_s:g} s: check host, port, "
+                "that IPMI over LAN is enabled on the BMC and that UDP reaches it"
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return TargetUnreachable(
+                f"{where}: connection refused: check host and port, is the BMC up?"
+            )
+        if isinstance(exc, OSError):
+            return TargetUnreachable(f"{where}: {exc.strerror or exc}")
+        if isinstance(exc, AuthenticationError):
+            return DeviceError(f"{where}: authentication failed: check username and password")
+        if isinstance(exc, MessageStatusCodeError):
+            if exc.msc in _MSC_ACCOUNT:
+                return DeviceError(
+                    f"{where}: the BMC refused the account ({_MSC_ACCOUNT[exc.msc]}): check "
+                    f"username and that it may log in at privilege {cfg.privilege}"
+                )
+            if exc.msc in _MSC_CIPHER:
+                tried = cfg.cipher_suite or "17 and 3"
+                return DeviceError(
+                    f"{where}: the BMC accepts none of the cipher suites tried ({tried}): "
+                    "set cipher_suite to one it supports (`ipmitool lan print` lists them)"
+                )
+            return DeviceError(f"{where}: the BMC refused the session: {exc.msc_desc}")
+        if isinstance(exc, CompletionCodeError):
+            if exc.cc == CC_INSUFFICIENT_PRIVILEGE:
+                return DeviceError(
+                    f"{where}: insufficient privilege (completion code 0xD4) at privilege "
+                    f'{cfg.privilege}: set privilege = "operator" or "administrator" '
+                    "(the account must be allowed it)"
+                )
+            return DeviceError(f"{where}: completion code {exc.cc:#04x} ({exc.cc_desc})")
+        return DeviceError(f"{where}: bad answer: {type(exc).__name__}: {exc}")
+
+    def _drop(self, graceful: bool = False) -> None:
+        if self._ipmi is not None:
+            self._discard(self._ipmi, graceful)
+            self._ipmi = None
+
+    def _discard(self, ipmi: Ipmi, graceful: bool) -> None:
+        """Close the session (best effort, briefly unless graceful) and the socket/device."""
+        iface = ipmi.interface
+        if not graceful:
+            # Don't wait long for a BMC that just failed; only rmcp interfaces have this.
+            with contextlib.suppress(Exception):
+                iface.set_timeout(min(0.2, self._request_timeout_s))
+        try:
+            ipmi.session.close()  # also stops the keep-alive thread
+        except Exception as exc:  # the BMC may be gone; the socket is closed below anyway
+            log.debug("closing the IPMI session failed", source=self.info.id, error=str(exc))
+        finally:
+            iface.close()
