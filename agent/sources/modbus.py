@@ -1,48 +1,40 @@
-"""`modbus` source: electricity meters over Modbus TCP (pymodbus, imported only when used)."""
+"""`modbus` source: electricity meters over Modbus TCP or RTU (pymodbus, imported when used).
+
+One source is one meter: an endpoint (a TCP host and port, or a serial port for RTU) and a
+device id. Meters behind one gateway or on one RS-485 line are separate sources with the same
+endpoint; they share one connection (see `modbus_transport`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent.samples import Reading, SourceInfo, now_ns
 from agent.sources import DeviceError, TargetUnreachable
 from agent.sources.base import SourceConfigBase
 from agent.sources.modbus_profiles import PROFILES, RegisterConfig
+from agent.sources.modbus_transport import (
+    EXCEPTION_HINTS,
+    EXCEPTION_NAMES,
+    MAX_REGISTERS_PER_READ,
+    Endpoint,
+    ModbusLink,
+    ReadRequest,
+    SerialLine,
+    TcpEndpoint,
+    acquire,
+    plan_requests,
+    release,
+)
 
 if TYPE_CHECKING:
-    from pymodbus.client import AsyncModbusTcpClient
     from pymodbus.pdu import ModbusPDU
-
-# The Modbus limit for one read of holding or input registers (FC03/FC04).
-MAX_REGISTERS_PER_READ = 125
-
-# Modbus exception codes (Modbus Application Protocol v1.1b3, section 7).
-EXCEPTION_NAMES: dict[int, str] = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "device failure",
-    5: "acknowledge",
-    6: "device busy",
-    8: "memory parity error",
-    10: "gateway path unavailable",
-    11: "gateway target failed to respond",
-}
-
-# What to check when a meter answers with one of these codes.
-EXCEPTION_HINTS: dict[int, str] = {
-    1: "check the register table (holding or input)",
-    2: "check the addresses in the register map",
-    4: "check device_id",
-    10: "check device_id",
-    11: "check device_id and the line behind the gateway",
-}
 
 _DATATYPE_NAMES: dict[str, str] = {
     "u16": "UINT16",
@@ -56,17 +48,34 @@ _DATATYPE_NAMES: dict[str, str] = {
 }
 
 
+_SERIAL_KEYS = ("serial_port", "baudrate", "parity", "stopbits", "bytesize")
+_TCP_KEYS = ("host", "port")
+
+
 class ModbusConfig(SourceConfigBase):
-    """A Modbus TCP meter: a built-in profile, a custom register map, or a profile amended."""
+    """A Modbus meter: a built-in profile, a custom register map, or a profile amended.
+
+    `transport = "tcp"` (default) reads host:port; `"rtu"` reads a serial port with the line
+    settings baudrate, parity, stopbits and bytesize (default 9600-8N1). `ct_ratio` and
+    `pt_ratio` turn secondary values into primary ones (see `modbus_profiles`).
+    """
 
     type: Literal["modbus"]
-    host: str = Field(min_length=1)
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: str | None = Field(default=None, min_length=1)
     port: int = Field(default=502, ge=1, le=65535)
+    serial_port: str | None = Field(default=None, min_length=1)
+    baudrate: int = Field(default=9600, ge=300, le=921600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
     device_id: int = Field(default=1, ge=0, le=247)
     profile: str | None = None
     registers: list[RegisterConfig] = Field(default_factory=list)
     retries: int = Field(default=1, ge=0, le=5)
     max_registers_per_read: int = Field(default=MAX_REGISTERS_PER_READ, ge=4, le=125)
+    ct_ratio: float = Field(default=1.0, gt=0, le=1e6)
+    pt_ratio: float = Field(default=1.0, gt=0, le=1e6)
 
     @field_validator("profile")
     @classmethod
@@ -85,6 +94,56 @@ class ModbusConfig(SourceConfigBase):
             raise ValueError("give a profile or at least one entry in registers")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _transport_keys(cls, data: Any) -> Any:
+        """Name the key a transport needs or forbids, as pydantic names a missing field."""
+        if not isinstance(data, dict):
+            return data
+        transport = data.get("transport", "tcp")
+        if transport not in ("tcp", "rtu"):
+            return data  # the field's own validation names the valid values
+        needed, foreign, other = (
+            ("host", _SERIAL_KEYS, "rtu")
+            if transport == "tcp"
+            else ("serial_port", _TCP_KEYS, "tcp")
+        )
+        errors = (
+            [] if needed in data else [InitErrorDetails(type="missing", loc=(needed,), input=data)]
+        )
+        for key in foreign:
+            if key in data:
+                only = PydanticCustomError(
+                    "transport_key", "applies only to transport = '{other}'", {"other": other}
+                )
+                errors.append(InitErrorDetails(type=only, loc=(key,), input=data[key]))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
+
+    @model_validator(mode="after")
+    def _rtu_device_id(self) -> ModbusConfig:
+        if self.transport == "rtu" and self.device_id == 0:
+            raise ValueError("device_id 0 is the RTU broadcast address: no meter answers it")
+        return self
+
+    @model_validator(mode="after")
+    def _ratios_apply(self) -> ModbusConfig:
+        registers = self.register_map()
+        # Probe each ratio alone: does any register's factor move with it?
+        for name, ratio, probe in (
+            ("ct_ratio", self.ct_ratio, (2.0, 1.0)),
+            ("pt_ratio", self.pt_ratio, (1.0, 2.0)),
+        ):
+            if ratio != 1 and all(r.ratio_factor(*probe) == 1 for r in registers):
+                raise ValueError(
+                    f"{name} applies to no register: the map's current, voltage, power and "
+                    "energy registers are marked primary (the meter applies its own ratios; "
+                    "set them in the meter), or there are none; for a meter that reports "
+                    "secondary values, list its registers with primary = false"
+                )
+        return self
+
     def register_map(self) -> list[RegisterConfig]:
         """The profile's registers with custom entries replacing those of the same metric."""
         custom = {r.metric: r for r in self.registers}
@@ -92,137 +151,105 @@ class ModbusConfig(SourceConfigBase):
         merged = [custom.pop(r.metric, r) for r in base]
         return merged + list(custom.values())
 
+    def endpoint(self) -> Endpoint:
+        """The TCP endpoint or serial line this meter is read through."""
+        if self.transport == "rtu":
+            assert self.serial_port is not None  # checked by _transport_keys
+            return SerialLine(
+                self.serial_port, self.baudrate, self.parity, self.stopbits, self.bytesize
+            )
+        assert self.host is not None
+        return TcpEndpoint(self.host, self.port)
+
     def build(self) -> ModbusSource:
         """Make the source this config describes."""
         return ModbusSource(self)
 
 
-@dataclass(frozen=True, slots=True)
-class ReadRequest:
-    """One FC03/FC04 request covering `count` registers from `start` and the values in it."""
-
-    table: Literal["holding", "input"]
-    start: int
-    count: int
-    members: tuple[RegisterConfig, ...]
-
-
-def plan_requests(
-    registers: list[RegisterConfig], max_count: int = MAX_REGISTERS_PER_READ
-) -> list[ReadRequest]:
-    """Group registers of one type that touch or overlap into requests of <= max_count words."""
-    requests: list[ReadRequest] = []
-    ordered = sorted(registers, key=lambda r: (r.table, r.address))
-    group: list[RegisterConfig] = []
-    start = end = 0  # the current group covers addresses [start, end)
-    for reg in ordered:
-        reg_end = reg.address + reg.words
-        if (
-            group
-            and reg.table == group[0].table
-            and reg.address <= end
-            and max(end, reg_end) - start <= max_count
-        ):
-            group.append(reg)
-            end = max(end, reg_end)
-            continue
-        if group:
-            requests.append(ReadRequest(group[0].table, start, end - start, tuple(group)))
-        group, start, end = [reg], reg.address, reg_end
-    if group:
-        requests.append(ReadRequest(group[0].table, start, end - start, tuple(group)))
-    return requests
-
-
 class ModbusSource:
-    """One meter behind one Modbus TCP endpoint and device id.
+    """One meter: a device id behind a TCP endpoint or on a serial line.
 
-    The TCP connection is opened on the first read and kept between reads; after a failed
-    connection or an unanswered request it is dropped and opened again on the next read.
+    The connection is opened on the first read and kept between reads, shared with every
+    other source on the same endpoint; each request holds the link's lock until its answer
+    (or its timeout), so meters on one line or gateway are read one request at a time. A TCP
+    connection is dropped after a request goes unanswered and opened again on the next read;
+    a serial port stays open, since on RTU a silent meter says nothing about the line.
     Non-finite values (meters report NaN for quantities they cannot measure) are left out.
     """
 
     def __init__(self, config: ModbusConfig, clock: Callable[[], int] = now_ns) -> None:
         labels = {"kind": "meter", **config.labels}
-        address = f"{config.host}:{config.port}/{config.device_id}"
+        self._endpoint = config.endpoint()
+        if isinstance(self._endpoint, SerialLine):
+            address = f"rtu:{self._endpoint.port}/{config.device_id}"
+        else:
+            address = f"{config.host}:{config.port}/{config.device_id}"
         self.info = SourceInfo(config.id, "modbus", address, labels, config.accuracy)
         self._config = config
         self._clock = clock
         register_map = config.register_map()
         self._requests = plan_requests(register_map, config.max_registers_per_read)
-        self._specs = {r.metric: r.metric_spec() for r in register_map}
+        self._factors = {
+            r.metric: r.ratio_factor(config.ct_ratio, config.pt_ratio) for r in register_map
+        }
+        self._specs = {r.metric: r.metric_spec(self._factors[r.metric]) for r in register_map}
         # The caller bounds the whole read by timeout_s; each attempt gets its share.
         self._attempt_timeout_s = config.timeout_s / (config.retries + 1)
-        self._client: AsyncModbusTcpClient | None = None
+        self._link: ModbusLink | None = None
+        self._link_loop: asyncio.AbstractEventLoop | None = None
 
     async def read(self) -> list[Reading]:
         """Read every configured register once and return the scaled values."""
-        try:
-            client = await self._connected_client()
-            readings: list[Reading] = []
-            for request in self._requests:
-                registers, ts_ns = await self._fetch(client, request)
-                readings.extend(self._decode(request, registers, ts_ns))
-            return readings
-        except TargetUnreachable:
-            self._drop_client()
-            raise
-        except asyncio.CancelledError:
-            # A late answer to an abandoned request would confuse the next one.
-            self._drop_client()
-            raise
+        link = self._acquire()
+        readings: list[Reading] = []
+        for request in self._requests:
+            registers, ts_ns = await self._fetch(link, request)
+            readings.extend(self._decode(request, registers, ts_ns))
+        return readings
 
     async def close(self) -> None:
-        """Close the TCP connection, if one is open."""
-        self._drop_client()
+        """Stop using the shared connection; the last user closes it."""
+        link, loop = self._link, self._link_loop
+        self._link = self._link_loop = None
+        if link is not None and loop is not None:
+            release(link, loop)
 
-    async def _connected_client(self) -> AsyncModbusTcpClient:
-        if self._client is not None and self._client.connected:
-            return self._client
-        self._drop_client()
-        from pymodbus.client import AsyncModbusTcpClient
+    def _acquire(self) -> ModbusLink:
+        loop = asyncio.get_running_loop()
+        if self._link is not None and self._link_loop is loop:
+            return self._link
+        if self._link is not None and self._link_loop is not None:
+            release(self._link, self._link_loop)  # a link of an earlier event loop
+        self._link = acquire(self._endpoint, self.info.id)
+        self._link_loop = loop
+        return self._link
 
-        client = AsyncModbusTcpClient(
-            self._config.host,
-            port=self._config.port,
-            timeout=self._attempt_timeout_s,
-            retries=self._config.retries,
-            reconnect_delay=0,  # reconnect here, on the next read, not in the background
-            name=self._config.id,
-        )
-        try:
-            connected = await client.connect()
-        except OSError as exc:
-            client.close()
-            raise TargetUnreachable(f"{self.info.address}: cannot connect: {exc}") from exc
-        if not connected:
-            client.close()
-            raise TargetUnreachable(
-                f"{self.info.address}: cannot connect (refused or timed out): "
-                "check host, port and that the device serves Modbus TCP"
-            )
-        self._client = client
-        return client
-
-    async def _fetch(
-        self, client: AsyncModbusTcpClient, request: ReadRequest
-    ) -> tuple[list[int], int]:
+    async def _fetch(self, link: ModbusLink, request: ReadRequest) -> tuple[list[int], int]:
         from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
         span = f"{request.table} registers {request.start}..{request.start + request.count - 1}"
-        read = (
-            client.read_input_registers
-            if request.table == "input"
-            else client.read_holding_registers
-        )
-        try:
-            response: ModbusPDU = await read(
-                request.start, count=request.count, device_id=self._config.device_id
+        async with link.lock:
+            client = await link.client(self._attempt_timeout_s, self._config.retries)
+            read = (
+                client.read_input_registers
+                if request.table == "input"
+                else client.read_holding_registers
             )
-        except (ConnectionException, ModbusIOException, OSError) as exc:
-            raise TargetUnreachable(f"{self.info.address}: no valid answer for {span}") from exc
-        except ModbusException as exc:
-            raise DeviceError(f"{self.info.address}: bad answer for {span}: {exc}") from exc
+            try:
+                response: ModbusPDU = await read(
+                    request.start, count=request.count, device_id=self._config.device_id
+                )
+            except asyncio.CancelledError:
+                # A late answer to an abandoned request would be taken for the next one's.
+                link.drop()
+                raise
+            except (ConnectionException, ModbusIOException, OSError) as exc:
+                silent = isinstance(exc, ModbusIOException)
+                if not (silent and link.is_serial):
+                    link.drop()
+                raise TargetUnreachable(self._no_answer(span, silent)) from exc
+            except ModbusException as exc:
+                raise DeviceError(f"{self.info.address}: bad answer for {span}: {exc}") from exc
         ts_ns = self._clock()
         if response.isError():
             code = response.exception_code
@@ -238,6 +265,23 @@ class ModbusSource:
             )
         return registers, ts_ns
 
+    def _no_answer(self, span: str, silent: bool) -> str:
+        message = f"{self.info.address}: no valid answer for {span}"
+        if not silent:
+            return f"{message}: the connection failed"
+        attempts = self._config.retries + 1
+        within = f"within {attempts} x {self._attempt_timeout_s:g} s"
+        if isinstance(self._endpoint, SerialLine):
+            return (
+                f"{message} {within}: on RTU a wrong device_id or line setting is silent: "
+                f"check device_id {self._config.device_id}, the line settings "
+                f"({self._endpoint.describe()}) and the A/B wiring"
+            )
+        return (
+            f"{message} {within}: check that the device, or the meter behind the gateway "
+            f"(device_id {self._config.device_id}), is powered and answering"
+        )
+
     def _decode(self, request: ReadRequest, registers: list[int], ts_ns: int) -> list[Reading]:
         from pymodbus.client import AsyncModbusTcpClient
 
@@ -251,12 +295,10 @@ class ModbusSource:
             )
             if not isinstance(raw, int | float):
                 raise DeviceError(f"{self.info.address}: cannot decode {reg.metric}")
-            value = float(raw) * reg.scale
+            value = float(raw) * reg.scale * self._factors[reg.metric]
             if math.isfinite(value):
                 readings.append(Reading(self._specs[reg.metric], value, ts_ns))
         return readings
 
-    def _drop_client(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+
+__all__ = ["ModbusConfig", "ModbusSource", "ReadRequest", "plan_requests"]

@@ -8,7 +8,9 @@ import re
 import shutil
 import socket
 import time
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from agent.samples import Reading
 from agent.sources import DeviceError, TargetUnreachable
 from agent.sources.modbus import ModbusConfig, ModbusSource, plan_requests
 from agent.sources.modbus_profiles import PROFILES, RegisterConfig
-from dcmeter.sim.meters import SimMeter, encode_registers
+from dcmeter.sim.meters import MeterDevice, SimGateway, SimMeter, encode_registers
 
 
 def make_source(port: int, **fields: Any) -> ModbusSource:
@@ -134,6 +136,21 @@ PROFILE_VALUES: dict[str, dict[str, float]] = {
         "energy_export_kwh": 0.0,
     },
     "schneider_pm5100": {"power_w": 42000.0, "energy_import_kwh": 123456789.012},
+    "schneider_iem3155": {
+        "power_w": -17250.0,
+        "voltage_v": 230.5,
+        "frequency_hz": 49.9,
+        "energy_import_kwh": 9876543.21,
+        "energy_export_kwh": 12.345,
+    },
+    "acrel_adw300": {
+        "voltage_v": 231.4,
+        "current_a": 123.45,
+        "power_w": -41234.0,
+        "energy_import_kwh": 1234567.89,
+        "energy_export_kwh": 0.5,
+    },
+    "acrel_adl3000": {"energy_import_kwh": 123456.78, "energy_export_kwh": 0.5},
 }
 
 
@@ -148,10 +165,14 @@ def test_each_profile_reads_back_what_the_meter_serves(profile: str) -> None:
     assert got == {name: pytest.approx(v, rel=1e-6, abs=1e-9) for name, v in values.items()}
     for r in readings:
         assert before <= r.ts_ns <= after
-        assert r.metric.name.endswith(("_w", "_kwh", "_hz"))
+        assert r.metric.name.endswith(("_w", "_kwh", "_hz", "_v", "_a"))
     kinds = {r.metric.name: r.metric.kind for r in readings}
-    assert kinds["power_w"] == "gauge"
+    assert kinds.get("power_w", "gauge") == "gauge"
     assert kinds["energy_import_kwh"] == "counter"
+
+
+def test_every_profile_has_test_values() -> None:
+    assert set(PROFILE_VALUES) == set(PROFILES)
 
 
 def test_pm5100_energy_counter_declares_its_64_bit_modulus() -> None:
@@ -194,12 +215,12 @@ MBPOLL = shutil.which("mbpoll")
 MBPOLL_LINE = re.compile(r"^\[(\d+)\]:\s+(\S+)$", re.MULTILINE)
 
 
-async def mbpoll(port: int, *args: str) -> dict[int, float]:
+async def mbpoll(port: int, *args: str, unit: int = 1) -> dict[int, float]:
     """Poll the meter once with mbpoll; return {reference: value} as it prints them."""
     assert MBPOLL is not None, "mbpoll is not installed (Debian package mbpoll)"
     proc = await asyncio.create_subprocess_exec(
         MBPOLL,
-        *("-m", "tcp", "-p", str(port), "-a", "1", "-1", "-o", "2", *args, "127.0.0.1"),
+        *("-m", "tcp", "-p", str(port), "-a", str(unit), "-1", "-o", "2", *args, "127.0.0.1"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -432,3 +453,253 @@ def test_requests_group_contiguous_registers_of_one_table() -> None:
     counts = [r.count for r in plan_requests(many)]
     assert counts == [124, 76]
     assert [r.count for r in plan_requests(many, max_count=30)] == [30] * 6 + [20]
+
+
+# --- new profiles cross-checked with mbpoll ---------------------------------------------
+
+# One register of each new profile as mbpoll sees it: (mbpoll type, 1-based reference, how
+# the raw value relates to the metric: metric = raw * factor).
+PROFILE_PROBES: dict[str, tuple[str, str, int, float]] = {
+    # Schneider register 3060 (address 3059), float32 kW.
+    "schneider_iem3155": ("power_w", "4:float", 3060, 1000.0),
+    # Acrel ADW300 address 62 (reference 63), int32 x 0.01 kWh.
+    "acrel_adw300": ("energy_import_kwh", "4:int", 63, 0.01),
+    # Acrel ADL3000-E address 0x000A (reference 11), 32-bit x 0.01 kWh.
+    "acrel_adl3000": ("energy_import_kwh", "4:int", 11, 0.01),
+}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILE_PROBES))
+def test_new_profiles_agree_with_mbpoll(profile: str) -> None:
+    metric, mb_type, reference, factor = PROFILE_PROBES[profile]
+    values = PROFILE_VALUES[profile]
+
+    async def scenario() -> tuple[dict[str, float], dict[int, float]]:
+        meter = SimMeter(profile, lambda: values, device_id=9)
+        port = await meter.start()
+        source = make_source(port, profile=profile, device_id=9)
+        try:
+            ours = by_metric(await source.read())
+            theirs = await mbpoll(port, "-t", mb_type, "-B", "-r", str(reference), unit=9)
+        finally:
+            await source.close()
+            await meter.stop()
+        return ours, theirs
+
+    ours, theirs = asyncio.run(scenario())
+    assert ours[metric] == pytest.approx(values[metric], rel=1e-6)
+    assert theirs == {reference: pytest.approx(ours[metric] / factor, rel=1e-6)}
+
+
+# --- several meters behind one TCP gateway ----------------------------------------------
+
+GATEWAY_METERS = {
+    3: ("eastron_sdm630", PROFILE_VALUES["eastron_sdm630"]),
+    7: ("schneider_iem3155", PROFILE_VALUES["schneider_iem3155"]),
+    12: (
+        "eastron_sdm630",
+        {"power_w": 777.0, "frequency_hz": 50.01, "energy_import_kwh": 5.5, "energy_export_kwh": 0.0},
+    ),
+}
+
+
+def test_meters_behind_one_gateway_share_one_connection() -> None:
+    async def scenario() -> tuple[list[tuple[int, dict[str, float]]], int, int, int]:
+        gateway = SimGateway(
+            [MeterDevice(profile, lambda v=v: v, unit) for unit, (profile, v) in GATEWAY_METERS.items()]
+        )
+        port = await gateway.start()
+        sources = {
+            unit: make_source(port, id=f"meter-{unit}", profile=profile, device_id=unit)
+            for unit, (profile, _) in GATEWAY_METERS.items()
+        }
+        try:
+            order = [unit for _ in range(7) for unit in sources]  # 21 reads, all at once
+            results = await asyncio.gather(*(sources[u].read() for u in order))
+            during = gateway.connections
+            cross = await mbpoll(port, "-t", "3:float", "-B", "-r", "53", unit=12)
+        finally:
+            for source in sources.values():
+                await source.close()
+        deadline = time.monotonic() + 5
+        while gateway.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        after = gateway.connections
+        await gateway.stop()
+        return list(zip(order, map(by_metric, results), strict=True)), during, after, int(cross[53])
+
+    seen, during, after, mbpoll_power = asyncio.run(scenario())
+    assert len(seen) == 21
+    for unit, got in seen:
+        expected = GATEWAY_METERS[unit][1]
+        assert got == {k: pytest.approx(v, rel=1e-6, abs=1e-9) for k, v in expected.items()}
+    assert during == 1  # one TCP connection for the three meters
+    assert after == 0  # closed with its last user
+    assert mbpoll_power == 777
+
+
+def test_unknown_id_behind_a_gateway_is_a_device_error_naming_device_id() -> None:
+    async def scenario() -> None:
+        gateway = SimGateway([MeterDevice("eastron_sdm630", lambda: PROFILE_VALUES["eastron_sdm630"], 3)])
+        port = await gateway.start()
+        wrong = make_source(port, id="wrong", profile="eastron_sdm630", device_id=4)
+        right = make_source(port, id="right", profile="eastron_sdm630", device_id=3)
+        try:
+            with pytest.raises(DeviceError, match=r"exception code 11 .*check device_id"):
+                await wrong.read()
+            # The shared connection still serves the meter that is there.
+            assert by_metric(await right.read())["power_w"] == -1250.5
+        finally:
+            await wrong.close()
+            await right.close()
+            await gateway.stop()
+
+    asyncio.run(scenario())
+
+
+# --- CT/PT ratios -----------------------------------------------------------------------
+
+# A meter behind 400/5 A current transformers (CT ratio 80) and 10 kV/100 V voltage
+# transformers (PT ratio 100) that reports secondary values.
+CT, PT = 80.0, 100.0
+SECONDARY_MAP = [
+    reg(metric="current_a", unit="A", address=0, type="u16", scale=0.001),
+    reg(metric="voltage_v", unit="V", address=1, type="u16", scale=0.01),
+    reg(metric="power_w", unit="W", address=2, type="float64"),
+    reg(metric="energy_import_kwh", unit="kWh", address=6, type="u32", scale=0.01, kind="counter"),
+    reg(metric="frequency_hz", unit="Hz", address=8, type="float32"),
+    reg(metric="power_factor", unit="1", address=10, type="i16", scale=0.001),
+    # Already primary: the meter multiplies this one itself.
+    reg(metric="energy_export_kwh", unit="kWh", address=11, type="u32", kind="counter", primary=True),
+]
+# Primary values, each a whole number of register steps on the secondary side.
+PRIMARY = {
+    "current_a": 4.321 * CT,
+    "voltage_v": 57.73 * PT,
+    "power_w": 1234.5678 * CT * PT,
+    "energy_import_kwh": 98765.43 * CT * PT,
+    "frequency_hz": 50.0,
+    "power_factor": 0.987,
+    "energy_export_kwh": 4242.0,
+}
+
+
+def test_ct_pt_ratios_turn_secondary_registers_into_primary_values() -> None:
+    async def scenario() -> tuple[list[Reading], list[Reading], dict[int, float]]:
+        meter = SimMeter(SECONDARY_MAP, lambda: PRIMARY, ct_ratio=CT, pt_ratio=PT)
+        port = await meter.start()
+        registers = [r.model_dump() for r in SECONDARY_MAP]
+        scaled = make_source(port, registers=registers, ct_ratio=CT, pt_ratio=PT)
+        raw = make_source(port, id="raw", registers=registers)
+        try:
+            primary, secondary = await scaled.read(), await raw.read()
+            words = await mbpoll(port, "-t", "4", "-0", "-r", "0", "-c", "2")
+        finally:
+            await scaled.close()
+            await raw.close()
+            await meter.stop()
+        return primary, secondary, words
+
+    primary, secondary, words = asyncio.run(scenario())
+    got, sec = by_metric(primary), by_metric(secondary)
+    # The meter holds secondary values (checked by an independent client) ...
+    assert words == {0: 4321, 1: 5773}
+    assert sec["current_a"] == pytest.approx(4.321, rel=1e-12)
+    assert sec["voltage_v"] == pytest.approx(57.73, rel=1e-12)
+    # ... and the source multiplies each by its ratio: current by CT, voltage by PT, power
+    # and energy by both, frequency and power factor not at all, primary registers not at all.
+    assert got["current_a"] == pytest.approx(sec["current_a"] * CT, rel=1e-12)
+    assert got["voltage_v"] == pytest.approx(sec["voltage_v"] * PT, rel=1e-12)
+    for name in ("power_w", "energy_import_kwh"):
+        assert got[name] == pytest.approx(sec[name] * CT * PT, rel=1e-12)
+    for name in ("frequency_hz", "power_factor", "energy_export_kwh"):
+        assert got[name] == sec[name]
+    assert got == {k: pytest.approx(v, rel=1e-12) for k, v in PRIMARY.items()}
+    # The wrap of a secondary counter is in primary units too.
+    moduli = {r.metric.name: r.metric.modulus for r in primary}
+    assert moduli["energy_import_kwh"] == pytest.approx(2**32 * 0.01 * CT * PT)
+    assert moduli["energy_export_kwh"] == 2.0**32
+    assert {r.metric.name: r.metric.modulus for r in secondary}["energy_import_kwh"] == pytest.approx(2**32 * 0.01)
+
+
+def test_secondary_counter_wraps_at_its_scaled_modulus() -> None:
+    # ADL3000-E energy: u32 x 0.01 kWh on the secondary side, x CT x PT on the primary side.
+    modulus = 2**32 * 0.01 * CT * PT
+    values = {"energy_import_kwh": modulus + 2.5 * CT * PT, "energy_export_kwh": 0.0}
+
+    async def scenario() -> list[Reading]:
+        meter = SimMeter("acrel_adl3000", lambda: values, ct_ratio=CT, pt_ratio=PT)
+        port = await meter.start()
+        source = make_source(port, profile="acrel_adl3000", ct_ratio=CT, pt_ratio=PT)
+        try:
+            return await source.read()
+        finally:
+            await source.close()
+            await meter.stop()
+
+    energy = next(r for r in asyncio.run(scenario()) if r.metric.name == "energy_import_kwh")
+    assert energy.value == pytest.approx(2.5 * CT * PT, rel=1e-12)
+    assert energy.metric.modulus == pytest.approx(modulus)
+
+
+def test_ratios_on_a_primary_profile_are_rejected() -> None:
+    base = {"type": "modbus", "id": "m", "host": "10.0.0.5", "profile": "schneider_iem3155"}
+    with pytest.raises(ValidationError, match="ct_ratio applies to no register"):
+        ModbusConfig.model_validate({**base, "ct_ratio": 40})
+    with pytest.raises(ValidationError, match="pt_ratio applies to no register"):
+        ModbusConfig.model_validate({**base, "profile": "acrel_adw300", "pt_ratio": 100})
+    with pytest.raises(ValidationError, match="greater than 0"):
+        ModbusConfig.model_validate({**base, "profile": "acrel_adl3000", "ct_ratio": 0})
+    # A secondary profile takes both; a voltage-only map takes a PT ratio but no CT ratio.
+    ModbusConfig.model_validate({**base, "profile": "acrel_adl3000", "ct_ratio": 40, "pt_ratio": 100})
+    volts = [{"metric": "voltage_v", "unit": "V", "address": 0, "type": "u16"}]
+    del base["profile"]
+    ModbusConfig.model_validate({**base, "registers": volts, "pt_ratio": 100})
+    with pytest.raises(ValidationError, match="ct_ratio applies to no register"):
+        ModbusConfig.model_validate({**base, "registers": volts, "ct_ratio": 40})
+
+
+def config_errors(**fields: Any) -> list[tuple[tuple[int | str, ...], str]]:
+    """(location, message) of each error validating a modbus config made of `fields`."""
+    with pytest.raises(ValidationError) as info:
+        ModbusConfig.model_validate({"type": "modbus", "id": "m", "profile": "eastron_sdm630", **fields})
+    return [(e["loc"], e["msg"]) for e in info.value.errors()]
+
+
+def test_transport_keys_are_checked() -> None:
+    assert config_errors() == [(("host",), "Field required")]
+    assert config_errors(host="10.0.0.5", serial_port="/dev/ttyUSB0", baudrate=19200) == [
+        (("serial_port",), "applies only to transport = 'rtu'"),
+        (("baudrate",), "applies only to transport = 'rtu'"),
+    ]
+    assert config_errors(transport="rtu") == [(("serial_port",), "Field required")]
+    rtu = {"transport": "rtu", "serial_port": "/dev/ttyUSB0"}
+    assert config_errors(**rtu, host="10.0.0.5", port=502) == [
+        (("host",), "applies only to transport = 'tcp'"),
+        (("port",), "applies only to transport = 'tcp'"),
+    ]
+    ((loc, msg),) = config_errors(**rtu, device_id=0)
+    assert "broadcast" in msg
+    ((loc, msg),) = config_errors(**rtu, parity="X")
+    assert loc == ("parity",) and "'N', 'E' or 'O'" in msg
+    ((loc, msg),) = config_errors(transport="udp", host="10.0.0.5")
+    assert loc == ("transport",)
+    config = ModbusConfig.model_validate(
+        {"type": "modbus", "id": "m", "profile": "eastron_sdm630", **rtu, "device_id": 5, "parity": "E", "baudrate": 19200}
+    )
+    source = config.build()
+    assert source.info.address == "rtu:/dev/ttyUSB0/5"
+    assert (config.baudrate, config.parity, config.stopbits, config.bytesize) == (19200, "E", 1, 8)
+
+
+def test_commented_modbus_examples_in_agent_toml_are_valid() -> None:
+    text = (Path(__file__).resolve().parents[3] / "config" / "agent.toml").read_text()
+    start = text.index("# ---- Modbus examples")
+    end = text.index("# ---- end of Modbus examples")
+    # Example lines are "#key = value"; prose lines are "# text" or "#".
+    code = [line[1:] for line in text[start:end].splitlines() if re.match(r"#\S", line)]
+    entries = tomllib.loads("\n".join(code))["sources"]
+    configs = [ModbusConfig.model_validate(entry) for entry in entries]
+    assert {c.transport for c in configs} == {"tcp", "rtu"}
+    assert len({c.endpoint() for c in configs if c.transport == "rtu"}) == 1  # one shared line
+    assert any(c.ct_ratio != 1 and c.pt_ratio != 1 for c in configs)
