@@ -48,6 +48,9 @@ class Source(Protocol):
 REGISTRY: dict[str, str] = {
     "modbus": "agent.sources.modbus:ModbusConfig",
     "host": "agent.sources.host:HostConfig",
+    "ipmi": "agent.sources.ipmi:IpmiConfig",
+    "snmp": "agent.sources.snmp:SnmpConfig",
+    "nvml": "agent.sources.nvml:NvmlConfig",
 }
 
 
