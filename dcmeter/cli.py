@@ -37,6 +37,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Serve a simulated site until SIGINT or SIGTERM."""
+    import asyncio
+    import signal
+
+    from dcmeter.configfile import load_model
+    from dcmeter.sim.serve import SimulateFile, serve_forever
+
+    config = load_model(args.config, SimulateFile)
+    if args.agent_config is not None:
+        config.simulate.agent_config = args.agent_config
+    if args.ports_file is not None:
+        config.simulate.ports_file = args.ports_file
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_forever(config, stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dcmeter",
@@ -71,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--end", required=True, help="window end, RFC 3339")
     ev.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    sim = sub.add_parser("simulate", help="serve a simulated site (meters, BMCs, SNMP agents)")
+    sim.add_argument("-c", "--config", type=Path, required=True, help="simulate TOML file")
+    sim.add_argument("--agent-config", type=Path, default=None,
+                     help="write [[sources]] reading every simulated device to this file")
+    sim.add_argument("--ports-file", type=Path, default=None,
+                     help="write the devices and their ports as JSON to this file")
+
     demo = sub.add_parser("demo", help="simulated site, collector and agent on loopback")
     demo.add_argument("--seconds", type=float, default=30.0, help="window length (default 30)")
     demo.add_argument("--data-dir", type=Path, default=None, help="where to keep the data")
@@ -94,6 +126,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return collector_cli.cmd_serve(args.config)
     if args.command == "evaluate":
         return cmd_evaluate(args)
+    if args.command == "simulate":
+        return cmd_simulate(args)
     from dcmeter.demo import run_demo
 
     return run_demo(args.seconds, args.data_dir)

@@ -1,7 +1,8 @@
 """`dcmeter demo`: a simulated site, a collector and an agent on loopback, one window, its PUE.
 
-The simulator (two Modbus TCP meters whose energies follow a load curve with a known true
-PUE) runs in this process; the collector and the agent run as the real daemons, in child
+The simulated site of `dcmeter simulate` (Modbus TCP meters, BMCs over IPMI lanplus with
+DCMI, SNMP switches and storage, all following one physical model that knows the true
+energies) runs in this process; the collector and the agent run as the real daemons, in child
 processes, on configuration files written into the data directory.
 """
 
@@ -26,39 +27,39 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agent import keys
+from collectors.evaluation.energy import integrated_energy
 from collectors.evaluation.jsonl import parse_rfc3339
+from collectors.store import Store
+from dcmeter.configfile import ConfigError
 from dcmeter.render import print_result
-from dcmeter.sim.meters import SimMeter
-from dcmeter.sim.model import SiteModel
+from dcmeter.sim.serve import Endpoint, SimEndpoints, Simulation, agent_sources, sources_toml
+from dcmeter.sim.site import SimSite, SimSiteConfig
 
 AGENT_ID = "demo-agent"
+# A few devices of a site of about 1 MW, whose loads swing fast enough to show in a short
+# window: the meters count whole Wh, so the site must be large for a window of seconds.
+DEMO_SITE = SimSiteConfig(servers=4, switches=1, storage=1, other_it_kw=800.0, period_s=20.0)
 PUE_TOLERANCE = 0.01  # the demo fails if the measured PUE is further than 1 % from the truth
 
 
 class Simulator:
-    """The simulated meters, served from an event loop in a background thread."""
+    """The simulated site (`dcmeter simulate`'s devices), served from a background thread."""
 
-    def __init__(self, model: SiteModel) -> None:
-        self.model = model
+    def __init__(self, site: SimSite) -> None:
+        self.site = site
+        self.settings = SimEndpoints()
+        self.simulation = Simulation(site, self.settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.meters = {
-            "total": SimMeter("eastron_sdm630", lambda: model.meter_values("total", time.time())),
-            "it": SimMeter("schneider_pm5100", lambda: model.meter_values("it", time.time())),
-        }
 
-    def start(self) -> dict[str, int]:
-        """Start every meter; return its port by role."""
+    def start(self) -> list[Endpoint]:
+        """Start every device; return where each listens."""
         self.thread.start()
-        return {
-            role: asyncio.run_coroutine_threadsafe(m.start(), self.loop).result(10)
-            for role, m in self.meters.items()
-        }
+        return asyncio.run_coroutine_threadsafe(self.simulation.start(), self.loop).result(30)
 
     def stop(self) -> None:
-        """Stop the meters and the loop."""
-        for m in self.meters.values():
-            asyncio.run_coroutine_threadsafe(m.stop(), self.loop).result(10)
+        """Stop the devices and the loop."""
+        asyncio.run_coroutine_threadsafe(self.simulation.stop(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 
@@ -69,9 +70,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_configs(data: Path, ports: dict[str, int], collector_port: int) -> dict[str, Path]:
+def write_configs(
+    data: Path, sim: Simulator, endpoints: list[Endpoint], collector_port: int
+) -> dict[str, Path]:
     """Write the agent, collector and site files the demo runs on; return their paths."""
     paths = {name: data / f"{name}.toml" for name in ("agent", "collector", "site")}
+    sources = agent_sources(endpoints, sim.settings)
+    for source in sources:
+        source["timeout_s"] = 0.8
+    sources.append({"id": "host", "type": "host", "timeout_s": 0.8})
     paths["agent"].write_text(
         f"""# written by `dcmeter demo`
 [agent]
@@ -84,31 +91,8 @@ url = "http://127.0.0.1:{collector_port}"
 backoff_initial_s = 0.2
 backoff_max_s = 2
 
-[[sources]]
-id = "meter-total"
-type = "modbus"
-host = "127.0.0.1"
-port = {ports['total']}
-profile = "eastron_sdm630"
-timeout_s = 0.8
-accuracy = 0.005
-labels = {{ point = "total" }}
-
-[[sources]]
-id = "meter-it"
-type = "modbus"
-host = "127.0.0.1"
-port = {ports['it']}
-profile = "schneider_pm5100"
-timeout_s = 0.8
-accuracy = 0.005
-labels = {{ point = "it_pdu" }}
-
-[[sources]]
-id = "host"
-type = "host"
-timeout_s = 0.8
 """
+        + sources_toml(sources)
     )
     paths["collector"].write_text(
         f"""# written by `dcmeter demo`
@@ -173,18 +157,27 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
     """Run the demo; return 0 if the measured PUE is within 1 % of the simulator's truth."""
     console = Console()
     data = data_dir or Path(tempfile.mkdtemp(prefix="dcmeter-demo-"))
+    if data.exists() and any(data.iterdir()):
+        raise ConfigError(
+            f"--data-dir {data}: not empty; give a new or empty directory (the demo's store,"
+            " keys and buffer must start fresh for its result to mean anything)"
+        )
     data.mkdir(parents=True, exist_ok=True)
-    model = SiteModel(t0=time.time())
-    sim = Simulator(model)
-    ports = sim.start()
+    site = SimSite.build(DEMO_SITE, time.time())
+    sim = Simulator(site)
+    endpoints = sim.start()
     cport = _free_port()
-    paths = write_configs(data, ports, cport)
+    paths = write_configs(data, sim, endpoints, cport)
     key = keys.load_or_create(data / "agent-state")
     (data / "agents").mkdir(exist_ok=True)
     (data / "agents" / f"{AGENT_ID}.pub").write_text(keys.public_text(key.public_key()) + "\n")
     console.print(f"[bold]dcmeter demo[/bold] · data directory: {data}")
-    console.print(f"  simulated meters on 127.0.0.1:{ports['total']} (total, Eastron SDM630) "
-                  f"and :{ports['it']} (IT, Schneider PM5100); collector on :{cport}")
+    counts = {p: sum(e.protocol == p for e in endpoints) for p in ("modbus", "ipmi", "snmp")}
+    console.print(
+        f"  simulated site on 127.0.0.1: {counts['modbus']} Modbus TCP meters (total: Eastron "
+        f"SDM630, IT: Schneider PM5100), {counts['ipmi']} BMCs (IPMI lanplus, DCMI), "
+        f"{counts['snmp']} SNMP agents (switches, storage); collector on :{cport}"
+    )
     base = f"http://127.0.0.1:{cport}/api/v1"
     try:
         with (
@@ -210,8 +203,9 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
         sim.stop()
     start = parse_rfc3339(result["window"]["start"])
     end = parse_rfc3339(result["window"]["end"])
-    truth = model.truth(start, end)
+    truth = site.truth(start, end)
     print_result(result, truth, console)
+    _print_point8(console, data / "collector.sqlite", site, start, end)
     err = abs(result["pue"] - truth["pue"]) / truth["pue"] if result["pue"] else 1.0
     ok = err <= PUE_TOLERANCE
     console.print(
@@ -220,6 +214,24 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
     )
     console.print(f"Data, configs and logs are in {data}")
     return 0 if ok else 1
+
+
+def _print_point8(console: Console, db: Path, site: SimSite, start: float, end: float) -> None:
+    """The servers' own input (GB 40879 point 8, DCMI power integrated) against the truth."""
+    store = Store(db)
+    try:
+        names = [d.name for d in site.servers]
+        series = [s for s in store.series(names, int((start - 5) * 1e9), int((end + 5) * 1e9))
+                  if s.metric == "power_w"]
+    finally:
+        store.close()
+    measured = sum(integrated_energy(s, start, end, 900.0).kwh for s in series)
+    true = site.truth(start, end)["servers"]
+    err = (measured - true) / true * 100 if true else float("nan")
+    console.print(
+        f"Servers at point 8 ({len(series)} BMCs, DCMI power integrated): {measured:.5f} kWh "
+        f"vs true {true:.5f} kWh: error {err:+.3f} %"
+    )
 
 
 def _progress(

@@ -112,6 +112,9 @@ class SimSiteConfig(BaseModel):
     ports_per_switch: int = Field(default=4, ge=1, le=64)
     line_rate_gbps: float = Field(default=25.0, gt=0)
     storage: int = Field(default=1, ge=0, le=1_000)
+    other_it_kw: float = Field(
+        default=0.0, ge=0, description="IT load of the rest of the site, not simulated per device"
+    )
     period_s: float = Field(default=600.0, gt=0, description="period of the load swing")
     cooling_share: float = Field(default=0.22, ge=0)
     cooling_fixed_kw: float = Field(default=0.5, ge=0)
@@ -130,6 +133,7 @@ class SimSite:
     servers: tuple[Device, ...]
     switches: tuple[Switch, ...]
     storage: tuple[Device, ...]
+    other: tuple[Device, ...] = ()
 
     @classmethod
     def build(cls, config: SimSiteConfig, t0: float) -> SimSite:
@@ -162,11 +166,13 @@ class SimSite:
             Device(f"storage-{k + 1:03d}", "storage", 400.0, 900.0, swing(0.1, 0.7))
             for k in range(config.storage)
         )
-        return cls(t0, config, servers, switches, storage)
+        kw = config.other_it_kw * 1000
+        other = (Device("other-it", "compute", 0.6 * kw, 1.4 * kw, swing(0.3, 0.7)),) if kw else ()
+        return cls(t0, config, servers, switches, storage, other)
 
     def it_devices(self) -> list[Device]:
         """Every device whose input counts as IT load."""
-        return [*self.servers, *(s.device for s in self.switches), *self.storage]
+        return [*self.servers, *(s.device for s in self.switches), *self.storage, *self.other]
 
     def it_w(self, t: float) -> float:
         """IT power at `t` (W)."""

@@ -68,3 +68,13 @@ def test_loads_stay_in_range_and_layout_is_reproducible() -> None:
     assert octets == pytest.approx(rate, rel=1e-7)
     assert [p.alias for p in one.switches[0].ports].count("uplink") == 2
     assert not math.isnan(one.truth(T0, T0 + 1)["pue"])
+
+
+def test_the_rest_of_the_site_counts_as_it_but_not_as_servers() -> None:
+    small = SimSite.build(SimSiteConfig(servers=2), T0)
+    big = SimSite.build(SimSiteConfig(servers=2, other_it_kw=500), T0)
+    t = T0 + 30
+    assert small.servers == big.servers
+    assert 300_000 < big.it_w(t) - small.it_w(t) < 700_000
+    assert big.truth(T0, t)["servers"] == small.truth(T0, t)["servers"]
+    assert big.truth(T0, t)["pue"] < small.truth(T0, t)["pue"]
