@@ -37,7 +37,7 @@ class Poller:
         try:
             readings = await asyncio.wait_for(source.read(), timeout)
         except TimeoutError:
-            reason = f"no answer within {timeout:g} s"
+            reason = f"no answer within {timeout:g} s (timeout_s): check that it is reachable"
         except SourceError as exc:
             reason = str(exc)
         except Exception as exc:  # a source bug must not stop the other targets
