@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collectors.evaluation.infrastructure import evaluate_infrastructure
+from collectors.evaluation.evaluate import evaluate, source_ids
 from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.site import Site
 from collectors.store import Store, Window
@@ -18,10 +18,9 @@ def window_result(store: Store, site: Site, w: Window, now_ns: int) -> dict[str,
     end_ns = w.end_ns if w.end_ns is not None else now_ns
     # Samples just outside the window let the evaluation interpolate at its edges.
     margin_ns = int(site.quality.max_gap_s * 1e9)
-    e = site.energy
-    sources = sorted({*e.total, *e.it, *e.green})
-    series = store.series(sources, w.start_ns - margin_ns, end_ns + margin_ns)
-    result = evaluate_infrastructure(site, series, w.start_ns / 1e9, end_ns / 1e9)
+    kind: Any = w.kind
+    series = store.series(source_ids(kind, site), w.start_ns - margin_ns, end_ns + margin_ns)
+    result = evaluate(kind, site, series, w.start_ns / 1e9, end_ns / 1e9)
     result["window"] = {
         "id": w.id,
         "kind": w.kind,

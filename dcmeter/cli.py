@@ -14,7 +14,7 @@ from dcmeter.configfile import ConfigError
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Compute a window's result offline from a site file and a JSON-lines samples file."""
-    from collectors.evaluation.infrastructure import evaluate_infrastructure
+    from collectors.evaluation.evaluate import evaluate
     from collectors.evaluation.jsonl import parse_rfc3339, read_jsonl, series_from_records
     from collectors.evaluation.site import load_site
 
@@ -27,7 +27,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         series = series_from_records(read_jsonl(args.samples))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{args.samples}: {exc}") from None
-    result = evaluate_infrastructure(site, series, start, end)
+    runs: list[dict[str, object]] = []
+    if args.runs is not None:
+        try:
+            runs = json.loads(args.runs.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{args.runs}: {exc}") from None
+        if not isinstance(runs, list):
+            raise ConfigError(f"{args.runs}: expected a JSON list of runs")
+    try:
+        result = evaluate(args.kind, site, series, start, end, runs)
+    except NotImplementedError as exc:
+        raise ConfigError(f"--kind {args.kind}: {exc}") from None
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
@@ -94,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--samples", type=Path, required=True, help="JSON lines (agent once --json)")
     ev.add_argument("--start", required=True, help="window start, RFC 3339")
     ev.add_argument("--end", required=True, help="window end, RFC 3339")
+    ev.add_argument("--kind", choices=("infrastructure", "general", "ai"),
+                    default="infrastructure", help="window kind (default infrastructure)")
+    ev.add_argument("--runs", type=Path, default=None,
+                    help="AI windows: JSON list of the window's runs")
     ev.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sim = sub.add_parser("simulate", help="serve a simulated site (meters, BMCs, SNMP agents)")

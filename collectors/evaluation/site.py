@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collectors.evaluation.grid_factors import GRID_FACTORS, PueThresholds
+from collectors.evaluation.site_ai import AiSection
+from collectors.evaluation.site_general import GeneralSection
 from dcmeter.configfile import load_model
 
 ItPoint = Literal["it_ups", "it_pdu", "it_input"]
@@ -111,6 +113,8 @@ class Site(_Strict):
     energy: Energy
     pue_levels: PueLevels | None = None
     quality: Quality = Field(default_factory=Quality)
+    general: GeneralSection | None = None
+    ai: AiSection | None = None
 
 
 def load_site(path: Path | str) -> Site:
