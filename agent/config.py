@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.sources import REGISTRY, Source, SourceConfig, config_class
+from agent.sources import REGISTRY, Source, SourceConfig, config_class, import_vendor_modules
 from dcmeter.configfile import ConfigError, load_model, read_toml
 
 
@@ -58,7 +58,8 @@ class AgentConfig:
         self.sources = sources
 
     def build_sources(self) -> list[Source]:
-        """Instantiate one source per configured target."""
+        """Instantiate one source per configured target, its vendor library imported now."""
+        import_vendor_modules({getattr(s, "type", "") for s in self.sources})
         return [s.build() for s in self.sources]
 
 

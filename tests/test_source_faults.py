@@ -137,6 +137,9 @@ def test_one_tick_other_targets_unaffected_and_each_failure_named(
     assert r.returncode == 1  # some targets failed
     samples = [json.loads(line) for line in r.stdout.splitlines()]
     got = {(s["source"], s["metric"], s["labels"].get("if_name")): s for s in samples}
+    assert {"meter-nan", "meter-at-wrap", "bmc-ok", "switch-ok", "switch-v3-ok"} <= {
+        s["source"] for s in samples
+    }, r.stderr
 
     # NaN values are left out, never turned into numbers; the rest of the meter is read.
     assert got[("meter-nan", "energy_import_kwh", None)]["value"] == pytest.approx(4321.5)
@@ -165,11 +168,12 @@ def test_one_tick_other_targets_unaffected_and_each_failure_named(
 def test_a_target_failing_tick_after_tick_is_logged_once(
     site: dict[str, Any], tmp_path: Path
 ) -> None:
-    cfg = _write_config(tmp_path, site["sources"])
+    # Ticks 2 s apart: each waits out the silent targets' 1 s timeouts.
+    cfg = _write_config(tmp_path, site["sources"], interval=2)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "dcmeter", "agent", "run", "-c", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    time.sleep(6)  # at least three ticks, each waiting out the silent targets
+    time.sleep(9)  # at least three ticks
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out

@@ -54,6 +54,25 @@ REGISTRY: dict[str, str] = {
 }
 
 
+# type name -> the vendor modules its source imports on first use. The agent imports them
+# when it builds its sources, before the first tick: importing pysnmp or pymodbus takes
+# tenths of a second and blocks the event loop, which would otherwise eat into the first
+# tick's timeouts and fail healthy targets. Loading a config still imports none of them.
+VENDOR_MODULES: dict[str, tuple[str, ...]] = {
+    "modbus": ("pymodbus.client", "pymodbus.exceptions"),
+    "ipmi": ("pyipmi", "pyipmi.interfaces", "pyipmi.errors"),
+    "snmp": ("pysnmp.hlapi.v3arch.asyncio", "pysnmp.error"),
+    "nvml": ("pynvml",),
+}
+
+
+def import_vendor_modules(type_names: set[str]) -> None:
+    """Import the vendor libraries of the given source types (see VENDOR_MODULES)."""
+    for name in sorted(type_names):
+        for module in VENDOR_MODULES.get(name, ()):
+            importlib.import_module(module)
+
+
 class SourceConfig(Protocol):
     """What every source's config model offers besides validation."""
 
