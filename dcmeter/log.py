@@ -17,6 +17,22 @@ def setup(stream: TextIO | None = None, level: str = "info") -> None:
     """
     for noisy in ("pymodbus", "pyipmi", "pysnmp"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    # Other libraries' warnings (APScheduler skipping an overrunning tick, uvicorn) come out
+    # as JSON lines too, with the logger's name.
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=structlog.processors.JSONRenderer(),
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

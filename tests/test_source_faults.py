@@ -178,6 +178,9 @@ def test_a_target_failing_tick_after_tick_is_logged_once(
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     lines = out.splitlines()
+    # Every line is a JSON event, other libraries' warnings (a skipped tick) included.
+    events = [json.loads(line) for line in lines]
+    assert all("event" in e and "level" in e for e in events), out
     stopped = next(json.loads(x) for x in lines if '"agent stopped"' in x)
     assert stopped["ticks"] >= 3, out
     failed = _failures(lines)
