@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from agent.samples import MetricSpec, Reading, SourceInfo, now_ns
 from agent.sources import DeviceError, SourceError, TargetUnreachable
 from agent.sources.base import SourceConfigBase
+from agent.sources.ipmi_errors import CC_INVALID_COMMAND, translate
 from dcmeter.configfile import ConfigError
 
 if TYPE_CHECKING:
@@ -37,14 +38,7 @@ MAX_USERNAME_BYTES = 16  # IPMI v2.0, section 13.20 (RAKP message 1)
 MAX_PASSWORD_BYTES = 20  # IPMI v2.0 passwords; 16 for IPMI v1.5 accounts
 
 DCMI_STATE_ACTIVE = 0x40  # Get Power Reading, reading-state byte (DCMI 1.5, table 6-16)
-CC_INVALID_COMMAND = 0xC1
-CC_INSUFFICIENT_PRIVILEGE = 0xD4
 UNIT_WATTS = 6  # SDR sensor unit type code (IPMI v2.0, table 43-15)
-
-# RMCP+ message status codes that mean the account was refused (IPMI v2.0, table 13-15).
-_MSC_ACCOUNT = {0x09: "invalid role", 0x0A: "privilege not allowed", 0x0D: "unknown user name"}
-# ... and those that mean the BMC accepts none of the offered cipher suites.
-_MSC_CIPHER = {0x04, 0x05, 0x06, 0x07, 0x10, 0x11}
 
 
 class IpmiConfig(SourceConfigBase):
@@ -350,62 +344,8 @@ class IpmiSource:
 
     def _translate(self, exc: Exception, doing: str) -> SourceError:
         """Turn a pyipmi or OS exception into TargetUnreachable or DeviceError."""
-        from pyipmi.errors import (
-            AuthenticationError,
-            CompletionCodeError,
-            IpmiConnectionError,
-            IpmiTimeoutError,
-            MessageStatusCodeError,
-            RetryError,
-        )
-
         where = f"{self.info.address}: {doing}"
-        cfg = self._config
-        if isinstance(exc, FileNotFoundError) and cfg.interface == "local":
-            return TargetUnreachable(
-                f"{where}: no BMC device {cfg.device}: load the kernel modules "
-                "(modprobe ipmi_si ipmi_devintf) or poll the BMC with interface = lanplus"
-            )
-        if isinstance(exc, PermissionError) and cfg.interface == "local":
-            return TargetUnreachable(
-                f"{where}: permission denied on {cfg.device}: run the agent as a user "
-                "allowed to open it"
-            )
-        if isinstance(exc, IpmiConnectionError | RetryError | IpmiTimeoutError | TimeoutError):
-            return TargetUnreachable(
-                f"{where}: no answer within {self._request_timeout_s:g} s: check host, port, "
-                "that IPMI over LAN is enabled on the BMC and that UDP reaches it"
-            )
-        if isinstance(exc, ConnectionRefusedError):
-            return TargetUnreachable(
-                f"{where}: connection refused: check host and port, is the BMC up?"
-            )
-        if isinstance(exc, OSError):
-            return TargetUnreachable(f"{where}: {exc.strerror or exc}")
-        if isinstance(exc, AuthenticationError):
-            return DeviceError(f"{where}: authentication failed: check username and password")
-        if isinstance(exc, MessageStatusCodeError):
-            if exc.msc in _MSC_ACCOUNT:
-                return DeviceError(
-                    f"{where}: the BMC refused the account ({_MSC_ACCOUNT[exc.msc]}): check "
-                    f"username and that it may log in at privilege {cfg.privilege}"
-                )
-            if exc.msc in _MSC_CIPHER:
-                tried = cfg.cipher_suite or "17 and 3"
-                return DeviceError(
-                    f"{where}: the BMC accepts none of the cipher suites tried ({tried}): "
-                    "set cipher_suite to one it supports (`ipmitool lan print` lists them)"
-                )
-            return DeviceError(f"{where}: the BMC refused the session: {exc.msc_desc}")
-        if isinstance(exc, CompletionCodeError):
-            if exc.cc == CC_INSUFFICIENT_PRIVILEGE:
-                return DeviceError(
-                    f"{where}: insufficient privilege (completion code 0xD4) at privilege "
-                    f'{cfg.privilege}: set privilege = "operator" or "administrator" '
-                    "(the account must be allowed it)"
-                )
-            return DeviceError(f"{where}: completion code {exc.cc:#04x} ({exc.cc_desc})")
-        return DeviceError(f"{where}: bad answer: {type(exc).__name__}: {exc}")
+        return translate(exc, where, self._config, self._request_timeout_s)
 
     def _drop(self, graceful: bool = False) -> None:
         if self._ipmi is not None:

@@ -23,6 +23,21 @@ from pydantic import Field, StrictInt, field_validator
 from agent.samples import MetricSpec, Reading, SourceInfo, now_ns
 from agent.sources import DeviceError, SourceError, TargetUnreachable
 from agent.sources.base import SourceConfigBase
+from agent.sources.nvml_codes import (
+    ERROR_INVALID_ARGUMENT,
+    FI_POWER_AVERAGE,
+    FI_POWER_INSTANT,
+    HANDLE_ERRORS,
+    LIBRARY_ERRORS,
+    POWER_SCOPE_GPU,
+    SUCCESS,
+    UNSUPPORTED,
+    code_of,
+    field_number,
+    init_error,
+    read_error,
+    text_of,
+)
 
 log = structlog.get_logger("dcmeter.agent.nvml")
 _T = TypeVar("_T")
@@ -38,38 +53,6 @@ GPU_MEM_UTIL = MetricSpec("gpu_mem_util_pct", "%")
 # driver costs one attempt per 10 minutes, not one per tick.
 INIT_RETRY_S = 600.0
 
-# Field ids and power scope (nvml.h); field values are in mW.
-FI_POWER_AVERAGE = 185
-FI_POWER_INSTANT = 186
-POWER_SCOPE_GPU = 0
-
-# Return codes (nvml.h).
-SUCCESS = 0
-ERROR_UNINITIALIZED = 1
-ERROR_INVALID_ARGUMENT = 2
-ERROR_NOT_SUPPORTED = 3
-ERROR_NO_PERMISSION = 4
-ERROR_DRIVER_NOT_LOADED = 9
-ERROR_LIBRARY_NOT_FOUND = 12
-ERROR_FUNCTION_NOT_FOUND = 13
-ERROR_GPU_IS_LOST = 15
-ERROR_RESET_REQUIRED = 16
-ERROR_LIB_RM_VERSION_MISMATCH = 18
-ERROR_GPU_NOT_FOUND = 28
-
-# The GPU cannot be used any more: its handle is dropped and the GPUs resolved again.
-_HANDLE_ERRORS = frozenset({ERROR_GPU_IS_LOST, ERROR_RESET_REQUIRED, ERROR_GPU_NOT_FOUND})
-# NVML itself is gone: shut down and initialise again on the next read.
-_LIBRARY_ERRORS = frozenset(
-    {ERROR_UNINITIALIZED, ERROR_DRIVER_NOT_LOADED, ERROR_LIBRARY_NOT_FOUND,
-     ERROR_LIB_RM_VERSION_MISMATCH}
-)
-# The driver or GPU lacks this call or field: left out from then on.
-_UNSUPPORTED = frozenset({ERROR_NOT_SUPPORTED, ERROR_FUNCTION_NOT_FOUND})
-
-# NVML field value types (nvmlValueType_t) -> member of the nvmlValue_t union.
-_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal",
-                  6: "usVal"}
 # quantity -> (what the GPU lacks, what the source does without it), said once per GPU.
 _NOTICES = {
     "power_avg": ("field 185 power average", "gpu_power_w from nvmlDeviceGetPowerUsage"),
@@ -144,12 +127,6 @@ class _Gpu:
 
     def __str__(self) -> str:
         return f"GPU {self.index} {self.uuid} ({self.name})"
-
-
-def field_number(value: Any) -> float | None:
-    """Return the number in one nvmlFieldValue_t by its value type; None for an unknown type."""
-    member = _VALUE_MEMBERS.get(int(value.valueType))
-    return None if member is None else float(getattr(value.value, member))
 
 
 class NvmlSource:
@@ -246,7 +223,7 @@ class NvmlSource:
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as exc:
-            error = self._init_error(_code(exc), _text(exc))
+            error = init_error(code_of(exc), text_of(exc), self._init_retry_s)
             self._init_failure = (self._monotonic() + self._init_retry_s, error)
             raise type(error)(str(error)) from exc
         self._initialised = True
@@ -258,35 +235,12 @@ class NvmlSource:
         log.info("nvml initialised", source=self.info.id, driver=driver)
         return nvml
 
-    def _init_error(self, code: int, text: str) -> SourceError:
-        retry = f"next attempt in {self._init_retry_s:g} s"
-        if code == ERROR_LIBRARY_NOT_FOUND:
-            return TargetUnreachable(
-                "NVML library libnvidia-ml.so.1 not found: no NVIDIA driver on this host; "
-                f"install the driver or remove this source ({retry})"
-            )
-        if code == ERROR_DRIVER_NOT_LOADED:
-            return TargetUnreachable(
-                "the NVIDIA kernel driver is not loaded: check nvidia-smi and "
-                f"`lsmod | grep nvidia` ({retry})"
-            )
-        if code == ERROR_LIB_RM_VERSION_MISMATCH:
-            return DeviceError(
-                "NVML and the loaded NVIDIA kernel driver differ in version (driver upgraded "
-                f"without a reboot?): reload the nvidia modules or reboot ({retry})"
-            )
-        if code == ERROR_NO_PERMISSION:
-            return DeviceError(
-                f"no permission to initialise NVML: check access to /dev/nvidia* ({retry})"
-            )
-        return DeviceError(f"nvmlInit failed: {text} (NVML error {code}) ({retry})")
-
     def _resolve(self, nvml: Any) -> list[_Gpu]:
         """Enumerate the GPUs NVML sees and pick the selected ones."""
         try:
             count = int(nvml.nvmlDeviceGetCount())
         except nvml.NVMLError as exc:
-            raise self._error(_code(exc), _text(exc), None, "nvmlDeviceGetCount") from exc
+            raise self._error(code_of(exc), text_of(exc), None, "nvmlDeviceGetCount") from exc
         seen: list[_Gpu] = []
         broken: dict[int, str] = {}  # index -> why NVML could not open it
         for i in range(count):
@@ -295,9 +249,9 @@ class NvmlSource:
                 uuid = str(nvml.nvmlDeviceGetUUID(handle))
                 name = str(nvml.nvmlDeviceGetName(handle))
             except nvml.NVMLError as exc:
-                if _code(exc) in _LIBRARY_ERRORS:
-                    raise self._error(_code(exc), _text(exc), None, "GPU enumeration") from exc
-                broken[i] = _text(exc)
+                if code_of(exc) in LIBRARY_ERRORS:
+                    raise self._error(code_of(exc), text_of(exc), None, "GPU enumeration") from exc
+                broken[i] = text_of(exc)
                 continue
             seen.append(_Gpu(i, uuid, name, handle))
         listing = ", ".join(f"{g.index} {g.uuid} ({g.name})" for g in seen) or "none"
@@ -359,21 +313,21 @@ class NvmlSource:
                 gpu.handle, [(fid, POWER_SCOPE_GPU) for fid, _ in wanted]
             )
         except nvml.NVMLError as exc:
-            if _code(exc) in _UNSUPPORTED:
+            if code_of(exc) in UNSUPPORTED:
                 for _, name in wanted:
                     self._unsupported(gpu, name)
                 return {}
-            raise self._error(_code(exc), _text(exc), gpu, "nvmlDeviceGetFieldValues") from exc
+            raise self._error(code_of(exc), text_of(exc), gpu, "nvmlDeviceGetFieldValues") from exc
         out: dict[int, float] = {}
         for (fid, name), value in zip(wanted, values, strict=True):
             code = int(value.nvmlReturn)
             number = field_number(value) if code == SUCCESS else None
             if number is not None:
                 out[fid] = number / 1000.0
-            elif code in _UNSUPPORTED or code == ERROR_INVALID_ARGUMENT:
+            elif code in UNSUPPORTED or code == ERROR_INVALID_ARGUMENT:
                 self._unsupported(gpu, name)
-            elif code in _HANDLE_ERRORS or code in _LIBRARY_ERRORS:
-                text = _text(nvml.NVMLError(code))
+            elif code in HANDLE_ERRORS or code in LIBRARY_ERRORS:
+                text = text_of(nvml.NVMLError(code))
                 raise self._error(code, text, gpu, f"field {fid}")
             # Anything else (no data yet, a timeout) leaves the field out of this read.
         return out
@@ -385,10 +339,10 @@ class NvmlSource:
         try:
             return getattr(nvml, function)(gpu.handle)
         except nvml.NVMLError as exc:
-            if _code(exc) in _UNSUPPORTED:
+            if code_of(exc) in UNSUPPORTED:
                 self._unsupported(gpu, quantity)
                 return None
-            raise self._error(_code(exc), _text(exc), gpu, function) from exc
+            raise self._error(code_of(exc), text_of(exc), gpu, function) from exc
 
     def _unsupported(self, gpu: _Gpu, quantity: str) -> None:
         """Leave a quantity out from now on; say so once per GPU and quantity."""
@@ -415,27 +369,11 @@ class NvmlSource:
 
     def _error(self, code: int, text: str, gpu: _Gpu | None, call: str) -> SourceError:
         """Translate an NVML error met during a read; forget what it made invalid."""
-        where = str(gpu) if gpu is not None else "NVML"
-        if code in _LIBRARY_ERRORS:
+        if code in LIBRARY_ERRORS:
             self._shutdown()
-            if code == ERROR_DRIVER_NOT_LOADED:
-                return TargetUnreachable(
-                    f"{where}: the NVIDIA kernel driver is gone ({call}): check nvidia-smi "
-                    "and `lsmod | grep nvidia`"
-                )
-            return DeviceError(
-                f"{where}: {call}: {text}: the driver was reloaded or upgraded? check "
-                "nvidia-smi; NVML is initialised again on the next read"
-            )
-        if code in _HANDLE_ERRORS:
+        elif code in HANDLE_ERRORS:
             self._gpus = None
-            return DeviceError(
-                f"{where}: {text} ({call}): check nvidia-smi and the kernel log for Xid "
-                "errors; the GPU may need a reset or the host a reboot"
-            )
-        if code == ERROR_NO_PERMISSION:
-            return DeviceError(f"{where}: {call}: no permission: check access to /dev/nvidia*")
-        return DeviceError(f"{where}: {call} failed: {text} (NVML error {code})")
+        return read_error(code, text, str(gpu) if gpu is not None else "NVML", call)
 
     def _shutdown(self) -> None:
         """Release NVML (errors ignored: the driver may already be gone)."""
@@ -443,7 +381,7 @@ class NvmlSource:
             try:
                 self._nvml.nvmlShutdown()
             except self._nvml.NVMLError as exc:
-                log.debug("nvml shutdown failed", source=self.info.id, error=_text(exc))
+                log.debug("nvml shutdown failed", source=self.info.id, error=text_of(exc))
         self._initialised = False
         self._gpus = None
 
@@ -453,13 +391,3 @@ def _matches(gpu: _Gpu, want: int | str) -> bool:
         return gpu.index == want
     return gpu.uuid.lower() == want.lower()
 
-
-def _code(exc: Any) -> int:
-    return int(getattr(exc, "value", -1))
-
-
-def _text(exc: Any) -> str:
-    try:
-        return str(exc)
-    except Exception:  # the bindings ask the library, which may be gone
-        return f"NVML error {_code(exc)}"

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agent.sources.nvml import NvmlConfig, field_number
+from agent.sources.nvml import NvmlConfig
+from agent.sources.nvml_codes import field_number
 from collectors.evaluation.energy import counter_energy
 from collectors.evaluation.series import Series
 from tests.peers.nvml import NvmlStub, StubGpu, StubState, build_stub
