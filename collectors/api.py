@@ -11,10 +11,11 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from collectors.evaluation.ai_runs import Run
 from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from collectors.evaluation.site import Site
 from collectors.ingest import Ingest, Outcome
-from collectors.store import Store, Window
+from collectors.store import Store, StoredRun, Window
 from collectors.windows import SUPPORTED, window_result
 
 MSGPACK = "application/x-msgpack"
@@ -55,6 +56,10 @@ def _summary(w: Window) -> dict[str, Any]:
         "end": None if w.end_ns is None else rfc3339(w.end_ns / 1e9),
         "note": w.note,
     }
+
+
+def _run(r: StoredRun) -> dict[str, Any]:
+    return {"id": r.id, "window": r.window_id, **r.body}
 
 
 def create_app(
@@ -123,6 +128,35 @@ def create_app(
     def get_window(wid: int) -> dict[str, Any]:
         """The window's current result (as of now while it is open)."""
         return window_result(store, site, _get(wid), clock())
+
+    @app.post("/api/v1/windows/{wid}/runs", status_code=201)
+    def post_run(wid: int, run: Run) -> JSONResponse:
+        """Record one run of an AI window (201; 200 for the same run again; 409 if it differs)."""
+        w = _get(wid)
+        if w.kind != "ai":
+            raise HTTPException(422, f"window {wid} is {w.kind!r}: runs belong to ai windows")
+        start, end = int(run.start_s * 1e9), int(run.end_s * 1e9)
+        if start < w.start_ns:
+            raise HTTPException(
+                422, f"run starts before window {wid} ({rfc3339(w.start_ns / 1e9)})"
+            )
+        if w.end_ns is not None and end > w.end_ns:
+            raise HTTPException(422, f"run ends after window {wid} ({rfc3339(w.end_ns / 1e9)})")
+        status, stored = store.add_run(wid, run.to_json(), start, end, clock())
+        if status == "conflict":
+            raise HTTPException(
+                409,
+                f"repetition {run.repetition} of {run.phase} {run.key[1]} is already recorded"
+                f" in window {wid} (run {stored.id}) with other figures",
+            )
+        code = 201 if status == "stored" else 200
+        return JSONResponse({"status": status, **_run(stored)}, status_code=code)
+
+    @app.get("/api/v1/windows/{wid}/runs")
+    def list_runs(wid: int) -> list[dict[str, Any]]:
+        """The runs recorded in a window, by start time."""
+        _get(wid)
+        return [_run(r) for r in store.runs(wid)]
 
     @app.get("/api/v1/health")
     def health() -> dict[str, Any]:

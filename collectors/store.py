@@ -36,11 +36,25 @@ CREATE TABLE IF NOT EXISTS dropped (
 CREATE TABLE IF NOT EXISTS windows (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER,
     note TEXT, created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, window_id INTEGER NOT NULL REFERENCES windows(id),
+    phase TEXT NOT NULL, model TEXT NOT NULL, repetition INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, body TEXT NOT NULL,
+    created_ns INTEGER NOT NULL, UNIQUE (window_id, phase, model, repetition));
 CREATE TABLE IF NOT EXISTS rejections (
     ts_ns INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, agent TEXT);
 """
 
 Stored = Literal["stored", "duplicate", "conflict"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """An AI run recorded in a window: `body` is the run object as evaluate() reads it."""
+
+    id: int
+    window_id: int
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,3 +260,39 @@ class Store:
                 "UPDATE windows SET end_ns = ? WHERE id = ? AND end_ns IS NULL", (end_ns, wid)
             )
             return cur.rowcount == 1
+
+    # runs of AI windows
+
+    def add_run(
+        self, wid: int, body: dict[str, Any], start_ns: int, end_ns: int, now_ns: int
+    ) -> tuple[Stored, StoredRun]:
+        """Record a run once per (window, phase, model, repetition).
+
+        The same body again is a duplicate (a retry); another body for the same repetition
+        is a conflict, and the stored run is returned in both cases.
+        """
+        text = json.dumps(body, sort_keys=True)
+        key = (wid, body["phase"], str(body["model"]).strip().lower(), body["repetition"])
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT id, body FROM runs WHERE window_id = ? AND phase = ? AND model = ?"
+                " AND repetition = ?",
+                key,
+            ).fetchone()
+            if row is not None:
+                found = StoredRun(int(row[0]), wid, json.loads(row[1]))
+                return ("duplicate" if row[1] == text else "conflict"), found
+            cur = db.execute(
+                "INSERT INTO runs(window_id, phase, model, repetition, start_ns, end_ns, body,"
+                " created_ns) VALUES (?,?,?,?,?,?,?,?)",
+                (*key, start_ns, end_ns, text, now_ns),
+            )
+            return "stored", StoredRun(int(cur.lastrowid or 0), wid, body)
+
+    def runs(self, wid: int) -> list[StoredRun]:
+        """The runs of a window, by start time."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, body FROM runs WHERE window_id = ? ORDER BY start_ns, id", (wid,)
+            ).fetchall()
+        return [StoredRun(int(i), wid, json.loads(b)) for i, b in rows]

@@ -1,7 +1,12 @@
-"""A window's current result: the stored samples around it, through the shared evaluation."""
+"""A window's current result: the stored samples around it, through the shared evaluation.
+
+The collector adds to the result's `quality` what only the store knows: how the agents'
+batches of the window link (hash chain) and whether the agents' clocks were synchronised.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collectors.evaluation.evaluate import evaluate, source_ids
@@ -10,7 +15,106 @@ from collectors.evaluation.site import Site
 from collectors.store import Store, Window
 
 KINDS = ("infrastructure", "general", "ai")
-SUPPORTED = ("infrastructure",)
+SUPPORTED = ("infrastructure", "general", "ai")
+
+
+def chain_and_clock(
+    rows: Sequence[Mapping[str, Any]], t0_ns: int, t1_ns: int, max_interval_s: float
+) -> tuple[dict[str, Any], dict[str, Any], list[str], bool]:
+    """Check the batches sealed in [t0, t1] (rows of `Store.batches()`, all agents).
+
+    Chain, per batch as the store recorded it on arrival: "break" (the previous hash does not
+    match: batches altered or replaced) invalidates; "gap" (the previous batch was missing on
+    arrival; filled when it is stored now, though that link was never verified) and "dropped"
+    (the agent discarded batches when its buffer was full) are issues: the lost samples show
+    as gaps in the per-series figures. Clock: a batch sealed while the agent reported its
+    clock unsynchronised is an issue; a known clock error bound above `max_interval_s`
+    invalidates (timestamps could then move samples across the interval limit).
+    Returns the `chain` and `clock` blocks, the issues and whether the store side is valid.
+    """
+    present = {(r["agent"], r["seq"]) for r in rows}
+    inside = [r for r in rows if t0_ns <= r["sealed_ns"] <= t1_ns]
+    agents = sorted({r["agent"] for r in inside})
+    chain_agents: dict[str, dict[str, Any]] = {}
+    clock_agents: dict[str, dict[str, Any]] = {}
+    issues: list[str] = []
+    valid = True
+    for agent in agents:
+        mine = [r for r in inside if r["agent"] == agent]
+        breaks = [r["seq"] for r in mine if r["chain"] == "break"]
+        gaps = [r["seq"] for r in mine if r["chain"] == "gap"]
+        open_gaps = [s for s in gaps if (agent, s - 1) not in present]
+        dropped = [r["seq"] for r in mine if r["chain"] == "dropped"]
+        chain_agents[agent] = {
+            "batches": len(mine),
+            "first_seq": min(r["seq"] for r in mine),
+            "last_seq": max(r["seq"] for r in mine),
+            "breaks": breaks,
+            "gaps": gaps,
+            "gaps_open": open_gaps,
+            "dropped": dropped,
+        }
+        if breaks:
+            valid = False
+            issues.append(
+                f"agent {agent}: hash chain broken at batch(es) {_seqs(breaks)}: the previous"
+                " batch's hash does not match; check for replaced or altered batches"
+            )
+        if open_gaps:
+            issues.append(
+                f"agent {agent}: batch(es) before {_seqs(open_gaps)} never arrived;"
+                " their samples are missing"
+            )
+        if len(open_gaps) < len(gaps):
+            filled = [s for s in gaps if s not in open_gaps]
+            issues.append(
+                f"agent {agent}: batch(es) before {_seqs(filled)} arrived late; that link of"
+                " the chain was not verified"
+            )
+        if dropped:
+            issues.append(
+                f"agent {agent}: the agent dropped batches before {_seqs(dropped)}"
+                " (buffer full); their samples are missing"
+            )
+        synced = [r.get("clock_synced") for r in mine]
+        errors = [
+            float(r["clock_max_error_s"]) for r in mine if r.get("clock_max_error_s") is not None
+        ]
+        clock_agents[agent] = {
+            "synced": synced.count(1),
+            "unsynced": synced.count(0),
+            "unknown": synced.count(None),
+            "max_error_s": max(errors, default=None),
+        }
+        if synced.count(0):
+            issues.append(
+                f"agent {agent}: clock not synchronised (NTP) in {synced.count(0)} of"
+                f" {len(mine)} batches; sample times may be off"
+            )
+        if errors and max(errors) > max_interval_s:
+            valid = False
+            issues.append(
+                f"agent {agent}: clock error bound {max(errors):g} s exceeds the"
+                f" {max_interval_s:g} s sampling interval limit"
+            )
+    span = {"from": rfc3339(t0_ns / 1e9), "to": rfc3339(t1_ns / 1e9)}
+    chain = {
+        "checked": True,
+        "batches_sealed": span,
+        "ok": all(not a["breaks"] for a in chain_agents.values()),
+        "agents": chain_agents,
+    }
+    clock = {
+        "checked": True,
+        "ok": all(not a["unsynced"] for a in clock_agents.values()),
+        "agents": clock_agents,
+    }
+    return chain, clock, issues, valid
+
+
+def _seqs(seqs: Sequence[int]) -> str:
+    shown = ", ".join(str(s) for s in seqs[:10])
+    return shown + (f" and {len(seqs) - 10} more" if len(seqs) > 10 else "")
 
 
 def window_result(store: Store, site: Site, w: Window, now_ns: int) -> dict[str, Any]:
@@ -19,8 +123,10 @@ def window_result(store: Store, site: Site, w: Window, now_ns: int) -> dict[str,
     # Samples just outside the window let the evaluation interpolate at its edges.
     margin_ns = int(site.quality.max_gap_s * 1e9)
     kind: Any = w.kind
-    series = store.series(source_ids(kind, site), w.start_ns - margin_ns, end_ns + margin_ns)
-    result = evaluate(kind, site, series, w.start_ns / 1e9, end_ns / 1e9)
+    t0_ns, t1_ns = w.start_ns - margin_ns, end_ns + margin_ns
+    series = store.series(source_ids(kind, site), t0_ns, t1_ns)
+    runs = [r.body for r in store.runs(w.id)]
+    result = evaluate(kind, site, series, w.start_ns / 1e9, end_ns / 1e9, runs)
     result["window"] = {
         "id": w.id,
         "kind": w.kind,
@@ -28,8 +134,15 @@ def window_result(store: Store, site: Site, w: Window, now_ns: int) -> dict[str,
         "note": w.note,
         **result["window"],
     }
+    quality = result["quality"]
+    # The agent seals a batch right after each poll, so the batches sealed in the span the
+    # samples were read from hold them. Series carry no agent: every agent is checked.
+    chain, clock, issues, ok = chain_and_clock(
+        store.batches(), t0_ns, t1_ns, site.quality.max_gap_s
+    )
+    quality["chain"], quality["clock"] = chain, clock
+    quality["issues"].extend(issues)
+    quality["valid"] = quality["valid"] and ok
     if w.end_ns is None:
-        result["quality"]["issues"].append(
-            f"window still open: result as of {rfc3339(now_ns / 1e9)}"
-        )
+        quality["issues"].append(f"window still open: result as of {rfc3339(now_ns / 1e9)}")
     return result

@@ -57,8 +57,62 @@ def print_result(
                 f"  {role}: {', '.join(r['sources'])} · method {r.get('method')} · "
                 f"points {', '.join(r.get('points') or []) or '—'}"
             )
+    _print_uncertainty(out, result.get("uncertainty"))
+    if result.get("kind") == "general":
+        _print_general(out, result)
+    if result.get("kind") == "ai":
+        _print_ai(out, result)
     q = result["quality"]
     colour = "green" if q["valid"] else "red"
     out.print(f"Quality: [{colour}]{'valid' if q['valid'] else 'NOT valid'}[/{colour}]")
     for issue in q["issues"]:
         out.print(f"  - {issue}")
+
+
+def _sci(v: Any) -> str:
+    return "—" if not isinstance(v, int | float) else f"{v:.4g}"
+
+
+def _pct(v: Any) -> str:
+    return "—" if not isinstance(v, int | float) else f"{v * 100:.2f} %"
+
+
+def _print_uncertainty(out: Console, u: Mapping[str, Any] | None) -> None:
+    if not u:
+        return
+    parts = [f"{k.removesuffix('_rel')} ±{_pct(v)}" for k, v in u.items()
+             if k.endswith("_rel") and isinstance(v, int | float)]
+    if parts:
+        out.print("Uncertainty: " + ", ".join(parts))
+
+
+def _print_general(out: Console, r: Mapping[str, Any]) -> None:
+    load = r.get("load") or {}
+    out.print(
+        f"Load (method {_fmt(r.get('load_method'))}): compute {_pct(load.get('compute'))}, "
+        f"storage {_pct(load.get('storage'))}, network {_pct(load.get('network'))}"
+    )
+    out.print(
+        f"C {_fmt(r.get('computing_power'))} · CEE {_fmt(r.get('cee'))} points/Wh "
+        f"(level {_fmt(r.get('cee_level'))}) · CCUE {_sci(r.get('ccue'))} kg/point"
+    )
+
+
+def _print_ai(out: Console, r: Mapping[str, Any]) -> None:
+    runs = r.get("runs") or []
+    if runs:
+        t = Table("phase", "model", "rep", "GFLOPs", "energy Wh", "AEE GFLOPs/Wh", "valid")
+        for run in runs:
+            flops = run.get("flops")
+            t.add_row(
+                str(run.get("phase")), str(run.get("model")), _fmt(run.get("repetition")),
+                _fmt(flops / 1e9 if isinstance(flops, int | float) else None, 1),
+                _fmt(run.get("energy_wh"), 3), _fmt(run.get("aee_gflops_per_wh"), 2),
+                "yes" if run.get("valid") else "no",
+            )
+        out.print(t)
+    out.print(
+        f"AEE {_fmt(r.get('aee_gflops_per_wh'), 2)} GFLOPs/Wh (train "
+        f"{_fmt(r.get('aee_train'), 2)}, infer {_fmt(r.get('aee_infer'), 2)}; level "
+        f"{_fmt(r.get('aee_level'))}) · ACE {_sci(r.get('ace_kg_per_flop'))} kg/FLOP"
+    )

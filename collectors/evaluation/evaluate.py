@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from collectors.evaluation.ai import evaluate_ai
+from collectors.evaluation.general import evaluate_general
 from collectors.evaluation.infrastructure import evaluate_infrastructure
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
@@ -17,6 +19,11 @@ def source_ids(kind: Kind, site: Site) -> list[str]:
     """The source ids whose samples an evaluation of `kind` reads."""
     e = site.energy
     ids = {*e.total, *e.it, *e.green}
+    if kind == "ai" and site.ai is not None:
+        a = site.ai
+        ids |= {*a.servers, *a.gpus, *a.network, *a.storage}
+    if kind == "general" and site.general is not None:
+        ids |= {s for g in site.general.groups for s in g.sources}
     return sorted(ids)
 
 
@@ -31,4 +38,8 @@ def evaluate(
     """The JSON-ready result of a window of `kind` over [start, end] (epoch s)."""
     if kind == "infrastructure":
         return evaluate_infrastructure(site, series, start, end)
+    if kind == "general":
+        return evaluate_general(site, series, start, end)
+    if kind == "ai":
+        return evaluate_ai(site, series, runs, start, end)
     raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")

@@ -13,9 +13,11 @@ from collectors.evaluation.grid_factors import (
 )
 from collectors.evaluation.indicators import carbon_emissions_kg, cue, pue, pue_level
 from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.roles import RoleEnergy, role_energy
+from collectors.evaluation.quality import quality_block, series_quality
+from collectors.evaluation.roles import RoleEnergy, role_energy, used_series
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
+from collectors.evaluation.uncertainty import infrastructure_uncertainty
 
 
 def _event(event: CounterEvent) -> dict[str, Any]:
@@ -86,6 +88,9 @@ def evaluate_infrastructure(
 
     PUE = E_total / E_IT with its GB 40879-2021 level (T/CECA-G 0355—2025 4.1, 6.1); CE by
     6.1.2 formula (2) in kg CO2 and CUE by formula (1) in kg CO2/kWh. Values are not rounded.
+    `uncertainty` propagates the sources' accuracies (collectors/evaluation/uncertainty.py);
+    `quality` keeps `valid` and `issues` and adds the per-series data quality of the series
+    the energies were computed from (collectors/evaluation/quality.py).
     """
     energy = site.energy
     roles = {
@@ -131,6 +136,27 @@ def evaluate_infrastructure(
         and ratio is not None
         and not implausible
     )
+    cue_value = None if carbon is None or it.kwh is None else cue(carbon, it.kwh)
+    uncertainty = infrastructure_uncertainty(roles, series)
+    if ratio is None:
+        uncertainty["pue_rel"] = uncertainty["worst_case"]["pue_rel"] = None
+    if cue_value is None:
+        uncertainty["cue_rel"] = uncertainty["worst_case"]["cue_rel"] = None
+    used = [s for role in roles.values() for s in used_series(role, series)]
+    quality = quality_block(
+        used, start, end, "infrastructure", issues, site.quality.max_gap_s, valid=valid
+    )
+    # A source without usable samples is listed too (no samples, coverage 0); its issue is
+    # already the role's.
+    for role in roles.values():
+        found = {f.sources[0] for f in role.figures}
+        for source in (x for x in role.sources if x not in found):
+            metrics = (energy.metrics.counter, energy.metrics.power)
+            own = [x for x in series if x.source == source and x.metric in metrics]
+            empty = Series(source, energy.metrics.counter, "", "counter", (), ())
+            for x in own or [empty]:
+                quality["sources"].append(series_quality(x, start, end, site.quality.max_gap_s))
+            quality["interval_ok"] = False
     return {
         "kind": "infrastructure",
         "site": site.site.name,
@@ -147,8 +173,9 @@ def evaluate_infrastructure(
         },
         "it_point": energy.it_point,
         "carbon_kg": carbon,
-        "cue": None if carbon is None or it.kwh is None else cue(carbon, it.kwh),
+        "cue": cue_value,
         "grid_factor": factor,
         "sources": {name: _provenance(role) for name, role in roles.items()},
-        "quality": {"valid": valid, "issues": issues},
+        "uncertainty": uncertainty,
+        "quality": quality,
     }

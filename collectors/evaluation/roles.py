@@ -131,3 +131,17 @@ def role_energy(
         valid=end > start and not missing and all(f.valid for f in figures),
         coverage=min((f.coverage for f in figures), default=None),
     )
+
+
+def used_series(role: RoleEnergy, series_list: Sequence[Series]) -> list[Series]:
+    """Return the series a role's figures were computed from, in figure order.
+
+    Each figure names its source and metric; every series of that (source, metric) was summed
+    into it (phases, feeds).
+    """
+    return [
+        s
+        for f in role.figures
+        for s in series_list
+        if s.source == f.sources[0] and s.metric == f.metric
+    ]

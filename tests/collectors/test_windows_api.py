@@ -24,8 +24,12 @@ def test_window_lifecycle_and_errors(collector: Collector) -> None:
     assert httpx.get(f"{base}/999").status_code == 404
     assert httpx.post(f"{base}/999/stop").status_code == 404
     assert httpx.post(base, json={"kind": "nonsense"}).status_code == 422
-    assert httpx.post(base, json={"kind": "general"}).status_code == 422  # not evaluated yet
-    assert [x["id"] for x in httpx.get(base).json()] == [w["id"]]
+    general = httpx.post(base, json={"kind": "general"})
+    assert general.status_code == 201
+    # The site file has no [general] section: a result, marked not valid, saying so.
+    g = httpx.get(f"{base}/{general.json()['id']}").json()
+    assert g["quality"]["valid"] is False
+    assert [x["id"] for x in httpx.get(base).json()] == [general.json()["id"], w["id"]]
 
 
 def test_stop_before_start_is_refused(collector: Collector) -> None:

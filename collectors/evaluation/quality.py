@@ -1,0 +1,191 @@
+"""Data quality of a window: per-series coverage, gaps, interval compliance, counter events.
+
+T/CECA-G 0355—2025 Annex A.5: sampling interval 60 s recommended, 15 min at most; a general
+computing window lasts 24 h preferably, 12 h at least. The collector adds the store-side
+items (batch hash chain, agents' clocks, collectors/windows.py); offline they are reported as
+not checked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from collectors.evaluation.energy import _median_rate, _step
+from collectors.evaluation.jsonl import rfc3339
+from collectors.evaluation.series import Series
+
+MIN_HOURS = {"general": 12.0}  # A.5: the shortest window that counts, by kind
+RECOMMENDED_HOURS = {"general": 24.0}
+# Kinds whose result A.5's sampling interval rule (at most 15 min) invalidates when broken.
+INTERVAL_RULE_KINDS = ("general",)
+NOT_CHECKED_OFFLINE = "not checked offline (samples file): the collector checks it"
+
+
+def _secs(x: float) -> str:
+    return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+def _clean(series: Series) -> tuple[list[float], list[float]]:
+    pairs = sorted(
+        (t, v)
+        for t, v in zip(series.ts, series.values, strict=True)
+        if math.isfinite(t) and math.isfinite(v)
+    )
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def series_quality(
+    series: Series, start: float, end: float, max_interval_s: float = 900.0
+) -> dict[str, Any]:
+    """Return the data quality of one series over [start, end] (epoch s).
+
+    - samples: samples inside [start, end];
+    - coverage: the share of the window within intervals of at most max_interval_s between
+      two samples (the samples just outside the window count), 0..1;
+    - longest_gap_s: the longest time without a sample that overlaps the window: between
+      consecutive samples, from the window start to the first sample when none precedes it,
+      from the last sample to the window end when none follows it; the window length when
+      the series is empty;
+    - median_interval_s: median of the intervals that overlap the window (None below 2);
+    - interval_ok: longest_gap_s <= max_interval_s;
+    - resets, wraps: counter decreases inside the window by the energy module's rule (a wrap
+      past the modulus when its rate is plausible, else a reset); 0 for a gauge.
+    """
+    ts, vs = _clean(series)
+    length = max(end - start, 0.0)
+    lo = max(bisect.bisect_right(ts, start) - 1, 0)  # last sample at or before start, if any
+    hi = min(bisect.bisect_left(ts, end), len(ts) - 1)  # first sample at or after end, if any
+    used_t, used_v = ts[lo : hi + 1], vs[lo : hi + 1]
+    inside = bisect.bisect_right(ts, end) - bisect.bisect_left(ts, start)
+    steps = [
+        (used_t[i], used_t[i + 1])
+        for i in range(len(used_t) - 1)
+        if used_t[i + 1] > start and used_t[i] < end
+    ]
+    gaps = [b - a for a, b in steps]
+    covered = math.fsum(min(b, end) - max(a, start) for a, b in steps if b - a <= max_interval_s)
+    if used_t and length > 0:
+        if used_t[0] > start:
+            gaps.append(used_t[0] - start)
+        if used_t[-1] < end:
+            gaps.append(end - used_t[-1])
+    longest = max(gaps, default=length)
+    resets = wraps = 0
+    if series.kind == "counter" and len(used_t) > 1:
+        rate = _median_rate(ts, vs)
+        for i in range(1, len(used_t)):
+            if used_t[i] <= start or used_t[i - 1] >= end:
+                continue
+            dt = used_t[i] - used_t[i - 1]
+            _, event = _step(used_v[i - 1], used_v[i], dt, series.modulus, rate)
+            resets += event == "reset"
+            wraps += event == "wrap"
+    median = statistics.median(b - a for a, b in steps) if steps else None
+    return {
+        "source": series.source,
+        "metric": series.metric,
+        "labels": dict(series.labels),
+        "samples": inside,
+        "coverage": covered / length if length > 0 else 0.0,
+        "longest_gap_s": longest,
+        "median_interval_s": median,
+        "interval_ok": bool(steps) and longest <= max_interval_s,
+        "resets": resets,
+        "wraps": wraps,
+    }
+
+
+def _window_check(kind: str, start: float, end: float) -> tuple[list[str], list[str]]:
+    """Return the window-length issues that invalidate and the notes that do not."""
+    if end <= start:
+        return [f"window end {rfc3339(end)} is not after its start {rfc3339(start)}"], []
+    hours = (end - start) / 3600.0
+    minimum, recommended = MIN_HOURS.get(kind), RECOMMENDED_HOURS.get(kind)
+    if minimum is not None and hours < minimum:
+        return [
+            f"window of {hours:g} h is shorter than the {minimum:g} h minimum for {kind}"
+            f" (T/CECA-G 0355 A.5; {recommended:g} h recommended)"
+        ], []
+    if recommended is not None and hours < recommended:
+        return [], [
+            f"note: window of {hours:g} h meets the {minimum:g} h minimum but not the"
+            f" {recommended:g} h recommended for {kind} (T/CECA-G 0355 A.5)"
+        ]
+    return [], []
+
+
+def window_rule(kind: str, start: float, end: float) -> list[str]:
+    """Return the window-length issues of a `kind` window; notes start with "note: ".
+
+    general: at least 12 h (an issue that invalidates), 24 h recommended (a note);
+    infrastructure and ai: no length rule (an empty window is always an issue).
+    """
+    issues, notes = _window_check(kind, start, end)
+    return issues + notes
+
+
+def _series_issues(q: dict[str, Any], max_interval_s: float, known: list[str]) -> list[str]:
+    """Issues of one series, unless the evaluation already reported them (`known`)."""
+    name = f"{q['source']} {q['metric']}"
+
+    def reported(word: str) -> bool:
+        return any(name in i and word in i for i in known)
+
+    issues = []
+    if not q["interval_ok"] and not reported("gap of"):
+        issues.append(
+            f"{name}: longest gap {_secs(q['longest_gap_s'])} s exceeds the"
+            f" {_secs(max_interval_s)} s sampling interval limit (T/CECA-G 0355 A.5)"
+        )
+    if q["resets"] and not reported("reset"):
+        issues.append(f"{name}: {q['resets']} counter reset(s) in the window")
+    return issues
+
+
+def quality_block(
+    series: Sequence[Series],
+    start: float,
+    end: float,
+    kind: str,
+    extra_issues: list[str],
+    max_interval_s: float = 900.0,
+    *,
+    valid: bool | None = None,
+) -> dict[str, Any]:
+    """Return the result's `quality` block over the series a `kind` evaluation used.
+
+    `extra_issues` are the evaluation's own issues, listed first. `valid` is the evaluation's
+    own verdict; when None, any extra issue invalidates. The block is further invalid when the
+    window is shorter than its kind's rule, or (general) a series breaks the 15 min interval
+    rule; other findings here (counter resets, short gaps of infrastructure counters, which
+    the counter bridges exactly) are listed without invalidating. `chain` and `clock` are
+    filled by the collector; offline they say they were not checked.
+    """
+    blocking, notes = _window_check(kind, start, end)
+    sources = [series_quality(s, start, end, max_interval_s) for s in series]
+    own: list[str] = []
+    for q in sources if end > start else ():
+        own.extend(_series_issues(q, max_interval_s, extra_issues))
+    interval_ok = all(q["interval_ok"] for q in sources)
+    if kind in INTERVAL_RULE_KINDS and not interval_ok:
+        blocking.append(
+            f"sampling interval rule broken (at most {_secs(max_interval_s)} s, A.5):"
+            f" see the per-series issues"
+        )
+    base_valid = not extra_issues if valid is None else valid
+    issues = list(extra_issues) + [i for i in own + blocking + notes if i not in extra_issues]
+    return {
+        "valid": base_valid and not blocking,
+        "issues": issues,
+        "sources": sources,
+        "window_hours": (end - start) / 3600.0,
+        "window_rule_ok": not _window_check(kind, start, end)[0],
+        "interval_ok": interval_ok,
+        "max_interval_s": max_interval_s,
+        "chain": {"checked": False, "note": NOT_CHECKED_OFFLINE},
+        "clock": {"checked": False, "note": NOT_CHECKED_OFFLINE},
+    }
