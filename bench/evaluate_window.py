@@ -1,0 +1,112 @@
+"""Cost of evaluating one window: a general window over N sources sampled every 60 s.
+
+    .venv/bin/python bench/evaluate_window.py --sources 10000 --hours 24
+
+Builds the series in memory (N hosts' cpu_util_pct, a total and an IT meter, a switch with
+two ports), then times `evaluate("general", …)` on them: the evaluation code the collector
+and `dcmeter evaluate` share, without the store. Prints a table and writes the figures as JSON
+(`--json FILE`). Peak memory is the process's maximum RSS (the series themselves included),
+and the evaluation's own peak allocation by tracemalloc in a second, separate run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from collectors.evaluation.evaluate import evaluate
+from collectors.evaluation.series import Series
+from collectors.evaluation.site import Site
+
+T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
+INTERVAL_S = 60.0
+
+
+def build(n_sources: int, hours: float) -> tuple[Site, list[Series]]:
+    """A site file with one compute group per 100 hosts, and its series."""
+    n = int(hours * 3600 / INTERVAL_S) + 3
+    ts = tuple(T0 - INTERVAL_S + i * INTERVAL_S for i in range(n))
+    series: list[Series] = []
+    groups = []
+    for g in range(math.ceil(n_sources / 100)):
+        ids = [f"host-{i:05d}" for i in range(g * 100, min((g + 1) * 100, n_sources))]
+        groups.append({"name": f"group-{g}", "kind": "compute", "count": len(ids),
+                       "rating": 20000.0, "rating_source": "benchmark", "sources": ids})
+        for k, sid in enumerate(ids):
+            util = tuple(30.0 + 20.0 * math.sin(i / 60.0 + k) for i in range(n))
+            series.append(Series(sid, "cpu_util_pct", "%", "gauge", ts, util,
+                                 labels={"kind": "compute"}))
+    for sid, point, rate in (("meter-total", "total", 2.0), ("meter-it", "it_pdu", 1.5)):
+        series.append(Series(sid, "energy_import_kwh", "kWh", "counter", ts,
+                             tuple(1000.0 + rate * i for i in range(n)),
+                             labels={"point": point}, accuracy=0.005))
+    for port in (1, 2):
+        labels = {"kind": "network", "if_index": str(port), "if_name": f"Eth1/{port}"}
+        for metric in ("if_in_octets", "if_out_octets"):
+            series.append(Series("switch-1", metric, "B", "counter", ts,
+                                 tuple(1e9 * i for i in range(n)), 2.0**64, labels))
+        series.append(Series("switch-1", "if_speed_bps", "bit/s", "gauge", ts,
+                             tuple(1e11 for _ in range(n)), labels=labels))
+    groups.append({"name": "egress", "kind": "network", "count": 1, "rating": 5000.0,
+                   "rating_source": "benchmark", "sources": ["switch-1"]})
+    site = Site.model_validate({
+        "site": {"name": "benchmark", "region": "east-2023"},
+        "energy": {"total": ["meter-total"], "it": ["meter-it"], "it_point": "it_pdu"},
+        "general": {"groups": groups},
+    })
+    return site, series
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sources", type=int, default=10_000)
+    p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = p.parse_args()
+
+    t = time.perf_counter()
+    site, series = build(args.sources, args.hours)
+    build_s = time.perf_counter() - t
+    samples = sum(len(s.ts) for s in series)
+    start, end = T0, T0 + args.hours * 3600
+
+    t = time.perf_counter()
+    result: dict[str, Any] = evaluate("general", site, series, start, end)
+    eval_s = time.perf_counter() - t
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    tracemalloc.start()
+    evaluate("general", site, series, start, end)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    figures = {
+        "sources": args.sources,
+        "hours": args.hours,
+        "samples": samples,
+        "build_s": round(build_s, 2),
+        "evaluate_s": round(eval_s, 3),
+        "samples_per_s": round(samples / eval_s),
+        "max_rss_mb": round(rss_mb),
+        "evaluate_peak_alloc_mb": round(peak / 2**20, 1),
+        "cee": result.get("cee"),
+        "valid": result["quality"]["valid"],
+        "machine": f"{platform.machine()}, {platform.python_version()}",
+    }
+    width = max(map(len, figures))
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
