@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from collectors.evaluation.grid_factors import GRID_FACTORS, PueThresholds
 from collectors.evaluation.site_ai import AiSection
 from collectors.evaluation.site_general import GeneralSection
+from collectors.evaluation.site_ids import check_ids
 from dcmeter.configfile import load_model
 
 ItPoint = Literal["it_ups", "it_pdu", "it_input"]
@@ -49,15 +50,6 @@ class SiteInfo(_Strict):
 SourceIds = list[str]
 
 
-def _check_ids(value: SourceIds) -> SourceIds:
-    if any(not s for s in value):
-        raise ValueError("source ids must be non-empty strings")
-    doubled = sorted({s for s in value if value.count(s) > 1})
-    if doubled:
-        raise ValueError(f"source ids listed twice: {', '.join(doubled)}")
-    return value
-
-
 class EnergyMetrics(_Strict):
     """[energy.metrics]: the metric names read as energy counter and as power gauge."""
 
@@ -77,7 +69,7 @@ class Energy(_Strict):
     @field_validator("total", "it", "green")
     @classmethod
     def _ids(cls, value: SourceIds) -> SourceIds:
-        return _check_ids(value)
+        return check_ids(value)
 
 
 class PueLevels(_Strict):

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collectors.evaluation.flops import PRECISION_TO_FP16
+from collectors.evaluation.site_ids import check_ids
 
 Phase = Literal["train", "infer"]
 PHASES: tuple[Phase, ...] = ("train", "infer")
@@ -74,15 +75,6 @@ DEFAULT_QUALITY_TARGETS: Mapping[tuple[str, str], tuple[QualityTarget, ...]] = M
 })
 
 
-def _ids(value: list[str]) -> list[str]:
-    if any(not s for s in value):
-        raise ValueError("source ids must be non-empty strings")
-    doubled = sorted({s for s in value if value.count(s) > 1})
-    if doubled:
-        raise ValueError(f"source ids listed twice: {', '.join(doubled)}")
-    return value
-
-
 class PhaseWeights(_Strict):
     """[ai.phase_weights]: w_t and w_i of 6.3.2, each 0, 0.5 or 1, summing to 1."""
 
@@ -132,7 +124,7 @@ class AiSection(_Strict):
     @field_validator("servers", "gpus", "network", "storage")
     @classmethod
     def _source_ids(cls, value: list[str]) -> list[str]:
-        return _ids(value)
+        return check_ids(value)
 
     @field_validator("precision_factors")
     @classmethod
