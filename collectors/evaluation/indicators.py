@@ -1,8 +1,10 @@
-"""Infrastructure indicators PUE, CE and CUE (T/CECA-G 0355—2025 4.1, 6.1; GB 40879-2021)."""
+"""Indicators as pure formulas: PUE, CE, CUE (T/CECA-G 0355—2025 4.1, 6.1; GB 40879-2021) and
+C, E per unit time, CEE with its level, CCUE (4.2, 6.2.2)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from collectors.evaluation.grid_factors import DEFAULT_PUE_THRESHOLDS, PueThresholds
 
@@ -39,3 +41,51 @@ def cue(ce_kg: float, e_it_kwh: float) -> float | None:
     if not e_it_kwh > 0:
         return None
     return ce_kg / e_it_kwh
+
+
+CEE_ADVANCED = 50.0  # Table 1, standard points per Wh
+CEE_ENERGY_SAVING = 20.0
+
+
+def computing_power(terms: Sequence[tuple[float, float, float, float]]) -> float:
+    """Return C = Σ k·U·P·N over (k, U, P, N) terms (T/CECA-G 0355—2025 6.2.2 formula (2)).
+
+    k: λ, β or γ; U: load fraction 0..1; P: a device's rating in standard points (SEE, DEE,
+    NEE); N: device count. C is in standard points.
+    """
+    return math.fsum(k * u * p * n for k, u, p, n in terms)
+
+
+def energy_per_unit_time_wh(e_total_kwh: float, hours: float, unit_time_h: float) -> float | None:
+    """Return E of 6.2.2 formula (1), the total energy per unit time in Wh: kWh·1000 / h · unit.
+
+    The standard defines E as "the data center's total electricity consumption per unit time
+    during the measurement period, in Wh"; with the default unit of 1 h it is the mean total
+    power in W, numerically.
+    """
+    if not hours > 0:
+        return None
+    return e_total_kwh * 1000.0 / hours * unit_time_h
+
+
+def cee(c_points: float, e_wh: float) -> float | None:
+    """Return CEE = C / E in standard points per Wh (T/CECA-G 0355—2025 6.2.2 formula (1))."""
+    if not e_wh > 0:
+        return None
+    return c_points / e_wh
+
+
+def cee_level(value: float | None) -> str | None:
+    """Return the Table 1 level a CEE reaches: "advanced" (>= 50), "energy_saving" (>= 20)."""
+    if value is None or math.isnan(value):
+        return None
+    if value >= CEE_ADVANCED:
+        return "advanced"
+    return "energy_saving" if value >= CEE_ENERGY_SAVING else None
+
+
+def ccue(ce_kg: float, c_points: float) -> float | None:
+    """Return CCUE = CE / C in kg CO2 per standard point (T/CECA-G 0355—2025 6.2.2 b)."""
+    if not c_points > 0:
+        return None
+    return ce_kg / c_points
