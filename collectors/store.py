@@ -210,7 +210,8 @@ class Store:
         """Batch metadata (no samples), oldest first."""
         with self._lock:
             cur = self._db.execute(
-                "SELECT agent, seq, samples, chain, clock_synced, sealed_ns FROM batches"
+                "SELECT agent, seq, samples, chain, clock_synced, clock_max_error_s, sealed_ns"
+                " FROM batches"
                 + (" WHERE agent = ?" if agent else "") + " ORDER BY agent, seq",
                 (agent,) if agent else (),
             )

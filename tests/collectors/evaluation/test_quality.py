@@ -147,11 +147,13 @@ def fill(
     broken: int | None = None,
     missing: int | None = None,
     unsynced: Sequence[int] = (),
+    max_error_s: float = 0.05,
 ) -> None:
     """One batch per minute from 09:59 to 11:01 (seq 1..63), each with both meters' counters.
 
     `broken`: that batch names a wrong previous hash; `missing`: that batch is never stored;
-    `unsynced`: those batches report an unsynchronised clock.
+    `unsynced`: those batches report an unsynchronised clock; `max_error_s`: the clock error
+    bound every batch reports.
     """
     prev = GENESIS
     for seq in range(1, 64):
@@ -160,7 +162,7 @@ def fill(
         arrays = wire.pack_arrays(
             [ts_ns, ts_ns], [0, 1], [0, 0], [1000.0 + 2.5 * minute, 500.0 + 2.0 * minute]
         )
-        clock = ClockStatus(synced=seq not in unsynced, max_error_s=0.05)
+        clock = ClockStatus(synced=seq not in unsynced, max_error_s=max_error_s)
         link = b"\1" * 32 if seq == broken else prev
         batch = Batch("agent-1", seq, link, ts_ns, clock, SOURCES, [ENERGY], *arrays)
         body = wire.encode_body(batch)
@@ -222,6 +224,14 @@ def test_unsynchronised_clock_is_reported(tmp_path: Path) -> None:
     assert q["clock"]["ok"] is False
     assert q["clock"]["agents"]["agent-1"]["unsynced"] == 3
     assert any("clock not synchronised (NTP) in 3 of 63 batches" in i for i in q["issues"])
+
+
+def test_a_clock_error_bound_beyond_the_interval_limit_invalidates(tmp_path: Path) -> None:
+    q = result_of(tmp_path, max_error_s=1200.0)["quality"]
+    assert isinstance(q, dict)
+    assert q["valid"] is False
+    assert q["clock"]["agents"]["agent-1"]["max_error_s"] == 1200.0
+    assert any("clock error bound 1200 s exceeds the 900 s" in i for i in q["issues"])
 
 
 def test_a_source_without_samples_is_listed_with_zero_coverage() -> None:
