@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "collector did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 @dataclass
 class Collector:
     """A running collector: its base URL, store, ingest counters and enrolled keys."""
@@ -72,21 +93,10 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
             await asyncio.sleep(random.uniform(0, delay[0]))
         return await call_next(request)
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "collector did not start"
-        time.sleep(0.02)
     try:
-        yield Collector(f"http://127.0.0.1:{port}", store, ingest, {"agent-1": key}, delay)
+        with serve(app) as url:
+            yield Collector(url, store, ingest, {"agent-1": key}, delay)
     finally:
-        server.should_exit = True
-        thread.join(10)
         store.close()
 
 

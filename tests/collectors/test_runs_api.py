@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,8 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from conftest import SITE_TOML, Collector, free_port
+from conftest import SITE_TOML, Collector, serve
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import wire
@@ -51,21 +49,10 @@ def ai_collector(tmp_path: Path) -> Iterator[AiCollector]:
     key = Ed25519PrivateKey.generate()
     ingest = Ingest(store, {"agent-1": key.public_key()}, max_bytes=1 << 20)
     app = create_app(store, ingest, load_site(tmp_path / "site.toml"))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "collector did not start"
-        time.sleep(0.02)
     try:
-        yield AiCollector(f"http://127.0.0.1:{port}", store, key)
+        with serve(app) as url:
+            yield AiCollector(url, store, key)
     finally:
-        server.should_exit = True
-        thread.join(10)
         store.close()
 
 
