@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from agent.wire import GENESIS, Batch
 from collectors.evaluation.series import Series
 
@@ -192,15 +194,18 @@ class Store:
                 tuple(sources),
             ).fetchall()
             for sid, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
-                pts = self._db.execute(
-                    "SELECT ts, value FROM samples WHERE series = ? AND ts BETWEEN ? AND ?"
-                    " ORDER BY ts",
-                    (sid, t0_ns, t1_ns),
-                ).fetchall()
+                # Whole seconds and nanoseconds apart: both exact in a float64.
+                pts = np.array(
+                    self._db.execute(
+                        "SELECT ts / 1000000000, ts % 1000000000, value FROM samples"
+                        " WHERE series = ? AND ts BETWEEN ? AND ? ORDER BY ts",
+                        (sid, t0_ns, t1_ns),
+                    ).fetchall(),
+                    dtype=np.float64,
+                ).reshape(-1, 3)
                 out.append(
                     Series(
-                        source, metric, unit, kind,
-                        tuple(t / 1e9 for t, _ in pts), tuple(v for _, v in pts),
+                        source, metric, unit, kind, pts[:, 0] + pts[:, 1] / 1e9, pts[:, 2],
                         modulus, {**json.loads(slabels), **json.loads(labels)}, acc,
                     )
                 )

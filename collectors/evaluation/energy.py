@@ -6,14 +6,15 @@ E_total, E_IT and E_green of T/CECA-G 0355—2025 6.1.2 and GB 40879 are sums of
 from __future__ import annotations
 
 import bisect
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series
+from collectors.evaluation.series import Floats, Series, arrays
 
 Method = Literal["counter", "integrated_power"]
 EventKind = Literal["wrap", "reset"]
@@ -65,16 +66,9 @@ def _secs(x: float) -> str:
 
 
 def _clean(series: Series) -> tuple[list[float], list[float], list[str]]:
-    pairs = [
-        (t, v)
-        for t, v in zip(series.ts, series.values, strict=True)
-        if math.isfinite(t) and math.isfinite(v)
-    ]
-    issues = []
-    if len(pairs) < len(series.ts):
-        issues.append(f"{len(series.ts) - len(pairs)} non-finite samples dropped")
-    pairs.sort(key=lambda p: p[0])
-    return [p[0] for p in pairs], [p[1] for p in pairs], issues
+    ts, vs, dropped = arrays(series)
+    issues = [f"{dropped} non-finite samples dropped"] if dropped else []
+    return ts.tolist(), vs.tolist(), issues
 
 
 def _bracket(ts: Sequence[float], start: float, end: float) -> tuple[int, int] | None:
@@ -100,13 +94,11 @@ def _at(ts: Sequence[float], ys: Sequence[float], t: float) -> float:
     return ys[j] + (ys[j + 1] - ys[j]) * (t - t1) / (t2 - t1)
 
 
-def _median_rate(ts: Sequence[float], vs: Sequence[float]) -> float | None:
-    rates = [
-        (vs[i + 1] - vs[i]) / (ts[i + 1] - ts[i])
-        for i in range(len(ts) - 1)
-        if vs[i + 1] >= vs[i] and ts[i + 1] > ts[i]
-    ]
-    return statistics.median(rates) if rates else None
+def _median_rate(ts: Floats, vs: Floats) -> float | None:
+    """Return the median rate of the non-negative steps with time between them, or None."""
+    dv, dt = np.diff(np.asarray(vs, dtype=np.float64)), np.diff(np.asarray(ts, dtype=np.float64))
+    up = (dv >= 0) & (dt > 0)
+    return float(np.median(dv[up] / dt[up])) if up.any() else None
 
 
 def _step(

@@ -18,6 +18,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from collectors.evaluation.energy import (
     EDGE_TOLERANCE_INTERVALS,
     WRAP_RATE_FACTOR,
@@ -30,7 +32,7 @@ from collectors.evaluation.energy import (
     _step,
 )
 from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series
+from collectors.evaluation.series import Series, arrays
 
 UTIL_UNITS = {"%": 0.01, "pct": 0.01, "1": 1.0, "": 1.0}  # to a fraction 0..1
 # A wrapped octet step may exceed the line rate by this factor (sample-time jitter).
@@ -108,39 +110,38 @@ def mean_utilisation(series: Series, start: float, end: float) -> GaugeMean:
     Values in % (or fractions, unit "1") outside 0..100 % are clipped and reported. A window
     edge not reached within 2 median intervals makes the figure invalid.
     """
-    ts, vs, issues = _clean(series)
+    ts, vs, dropped = arrays(series)
+    issues = [f"{dropped} non-finite samples dropped"] if dropped else []
     scale = UTIL_UNITS.get(series.unit.strip().lower())
     if scale is None:
         known = ", ".join(repr(u) for u in UTIL_UNITS)
         return GaugeMean(series.source, None, 0.0, 0.0, 0, (f"unknown unit {series.unit!r}"
                          f" for a utilisation; known: {known}",), False)
-    out = [v for v in vs if not 0.0 <= v * scale <= 1.0]
-    if out:
-        issues.append(f"{len(out)} values outside 0..100 % clipped (e.g. {out[0]:g})")
-    weighted = covered = 0.0
-    first = last = None
-    used = 0
-    for i in range(1, len(ts)):
-        a, b = max(ts[i - 1], start), min(ts[i], end)
-        if b <= a:
-            continue
-        u = min(max(vs[i] * scale, 0.0), 1.0)
-        weighted += u * (b - a)
-        covered += b - a
-        used += 1
-        first = a if first is None else first
-        last = b
-    if first is None or last is None or end <= start:
+    frac = vs * scale
+    out = (frac < 0.0) | (frac > 1.0)
+    if out.any():
+        issues.append(
+            f"{int(np.count_nonzero(out))} values outside 0..100 % clipped"
+            f" (e.g. {vs[out][0]:g})"
+        )
+    # Step i runs from ts[i] to ts[i + 1] and carries the value of its later sample.
+    a, b = np.maximum(ts[:-1], start), np.minimum(ts[1:], end)
+    inside = b > a
+    if not inside.any() or end <= start:
         issues.append("no sample interval inside the window")
         return GaugeMean(series.source, None, 0.0, 0.0, 0, tuple(issues), False)
-    median_dt = statistics.median(ts[i] - ts[i - 1] for i in range(1, len(ts)))
+    width = (b - a)[inside]
+    weighted = float(np.dot(np.clip(frac[1:][inside], 0.0, 1.0), width))
+    covered = float(width.sum())
+    first, last = float(a[inside][0]), float(b[inside][-1])
+    median_dt = float(np.median(np.diff(ts)))
     edge, valid = _edge_issues(first, last, start, end, median_dt, "first/last sample interval")
     return GaugeMean(
         series.source,
         weighted / covered,
         covered,
         covered / (end - start),
-        used,
+        int(np.count_nonzero(inside)),
         tuple(issues + edge),
         valid,
     )

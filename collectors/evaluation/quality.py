@@ -8,15 +8,14 @@ not checked.
 
 from __future__ import annotations
 
-import bisect
-import math
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from collectors.evaluation.energy import _median_rate, _step
 from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series
+from collectors.evaluation.series import Series, arrays
 
 MIN_HOURS = {"general": 12.0}  # A.5: the shortest window that counts, by kind
 RECOMMENDED_HOURS = {"general": 24.0}
@@ -27,15 +26,6 @@ NOT_CHECKED_OFFLINE = "not checked offline (samples file): the collector checks 
 
 def _secs(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
-
-
-def _clean(series: Series) -> tuple[list[float], list[float]]:
-    pairs = sorted(
-        (t, v)
-        for t, v in zip(series.ts, series.values, strict=True)
-        if math.isfinite(t) and math.isfinite(v)
-    )
-    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def series_quality(
@@ -55,36 +45,32 @@ def series_quality(
     - resets, wraps: counter decreases inside the window by the energy module's rule (a wrap
       past the modulus when its rate is plausible, else a reset); 0 for a gauge.
     """
-    ts, vs = _clean(series)
+    ts, vs, _ = arrays(series)
     length = max(end - start, 0.0)
-    lo = max(bisect.bisect_right(ts, start) - 1, 0)  # last sample at or before start, if any
-    hi = min(bisect.bisect_left(ts, end), len(ts) - 1)  # first sample at or after end, if any
+    lo = max(int(np.searchsorted(ts, start, "right")) - 1, 0)  # last sample at or before start
+    hi = min(int(np.searchsorted(ts, end, "left")), ts.size - 1)  # first sample at or after end
     used_t, used_v = ts[lo : hi + 1], vs[lo : hi + 1]
-    inside = bisect.bisect_right(ts, end) - bisect.bisect_left(ts, start)
-    steps = [
-        (used_t[i], used_t[i + 1])
-        for i in range(len(used_t) - 1)
-        if used_t[i + 1] > start and used_t[i] < end
-    ]
-    gaps = [b - a for a, b in steps]
-    covered = math.fsum(min(b, end) - max(a, start) for a, b in steps if b - a <= max_interval_s)
-    if used_t and length > 0:
-        if used_t[0] > start:
-            gaps.append(used_t[0] - start)
-        if used_t[-1] < end:
-            gaps.append(end - used_t[-1])
-    longest = max(gaps, default=length)
+    inside = int(np.searchsorted(ts, end, "right") - np.searchsorted(ts, start, "left"))
+    a, b = used_t[:-1], used_t[1:]
+    overlaps = (b > start) & (a < end)
+    a, b = a[overlaps], b[overlaps]
+    gaps = b - a
+    short = gaps <= max_interval_s
+    covered = float(np.sum(np.minimum(b[short], end) - np.maximum(a[short], start)))
+    ends: list[float] = []
+    if used_t.size and length > 0:
+        ends = [float(x) for x in (used_t[0] - start, end - used_t[-1]) if x > 0]
+    longest = max([*ends, float(gaps.max())] if gaps.size else ends, default=length)
     resets = wraps = 0
-    if series.kind == "counter" and len(used_t) > 1:
+    if series.kind == "counter" and used_t.size > 1:
         rate = _median_rate(ts, vs)
-        for i in range(1, len(used_t)):
-            if used_t[i] <= start or used_t[i - 1] >= end:
-                continue
-            dt = used_t[i] - used_t[i - 1]
-            _, event = _step(used_v[i - 1], used_v[i], dt, series.modulus, rate)
+        # Only a decrease can be a wrap or a reset (energy._step).
+        for i in np.flatnonzero(overlaps & (used_v[1:] < used_v[:-1])).tolist():
+            dt = float(used_t[i + 1] - used_t[i])
+            _, event = _step(float(used_v[i]), float(used_v[i + 1]), dt, series.modulus, rate)
             resets += event == "reset"
             wraps += event == "wrap"
-    median = statistics.median(b - a for a, b in steps) if steps else None
+    median = float(np.median(gaps)) if gaps.size else None
     return {
         "source": series.source,
         "metric": series.metric,
@@ -93,7 +79,7 @@ def series_quality(
         "coverage": covered / length if length > 0 else 0.0,
         "longest_gap_s": longest,
         "median_interval_s": median,
-        "interval_ok": bool(steps) and longest <= max_interval_s,
+        "interval_ok": bool(gaps.size) and longest <= max_interval_s,
         "resets": resets,
         "wraps": wraps,
     }

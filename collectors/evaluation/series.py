@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+# Times or values: a plain sequence or an array of float64.
+Floats = Sequence[float] | npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
 class Series:
     """The samples of one metric of one source, sorted by time.
 
-    `ts` are seconds since the Unix epoch (UTC, float), `values` in `unit`. `labels` are the
+    `ts` are seconds since the Unix epoch (UTC, float), `values` in `unit` (tuples, or float64
+    arrays as the collector's store returns them). `labels` are the
     source's labels (`point`, `kind`, …) merged with the sample's own. `modulus` is the wrap
     modulus of a counter in `unit`, None where it cannot wrap. `accuracy` is the source's
     relative error where known.
@@ -20,8 +27,28 @@ class Series:
     metric: str
     unit: str
     kind: str
-    ts: tuple[float, ...]
-    values: tuple[float, ...]
+    ts: Floats
+    values: Floats
     modulus: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     accuracy: float | None = None
+
+
+def arrays(series: Series) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
+    """Return the series' finite samples as (ts, values) arrays sorted by time, and how many
+    non-finite samples were dropped. Samples with equal times keep their order."""
+    if len(series.ts) != len(series.values):
+        raise ValueError(
+            f"{series.source} {series.metric}: {len(series.ts)} times but"
+            f" {len(series.values)} values"
+        )
+    ts = np.asarray(series.ts, dtype=np.float64)
+    vs = np.asarray(series.values, dtype=np.float64)
+    keep = np.isfinite(ts) & np.isfinite(vs)
+    dropped = int(ts.size - np.count_nonzero(keep))
+    if dropped:
+        ts, vs = ts[keep], vs[keep]
+    if ts.size > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+        order = np.argsort(ts, kind="stable")
+        ts, vs = ts[order], vs[order]
+    return ts, vs, dropped
