@@ -12,15 +12,14 @@ import numpy.typing as npt
 Floats = Sequence[float] | npt.NDArray[np.float64]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Series:
     """The samples of one metric of one source, sorted by time.
 
-    `ts` are seconds since the Unix epoch (UTC, float), `values` in `unit` (tuples, or float64
-    arrays as the collector's store returns them). `labels` are the
-    source's labels (`point`, `kind`, …) merged with the sample's own. `modulus` is the wrap
-    modulus of a counter in `unit`, None where it cannot wrap. `accuracy` is the source's
-    relative error where known.
+    `ts` are seconds since the Unix epoch (UTC, float), `values` in `unit`: any sequences of
+    numbers, held as float64 arrays. `labels` are the source's labels (`point`, `kind`, …)
+    merged with the sample's own. `modulus` is the wrap modulus of a counter in `unit`, None
+    where it cannot wrap. `accuracy` is the source's relative error where known.
     """
 
     source: str
@@ -33,6 +32,13 @@ class Series:
     labels: Mapping[str, str] = field(default_factory=dict)
     accuracy: float | None = None
 
+    def __post_init__(self) -> None:
+        # Held as float64 arrays, converted once: every evaluation function reads them so.
+        for name in ("ts", "values"):
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.dtype != np.float64:
+                object.__setattr__(self, name, np.asarray(value, dtype=np.float64))
+
 
 def arrays(series: Series) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
     """Return the series' finite samples as (ts, values) arrays sorted by time, and how many
@@ -42,8 +48,7 @@ def arrays(series: Series) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.floa
             f"{series.source} {series.metric}: {len(series.ts)} times but"
             f" {len(series.values)} values"
         )
-    ts = np.asarray(series.ts, dtype=np.float64)
-    vs = np.asarray(series.values, dtype=np.float64)
+    ts, vs = np.asarray(series.ts), np.asarray(series.values)
     keep = np.isfinite(ts) & np.isfinite(vs)
     dropped = int(ts.size - np.count_nonzero(keep))
     if dropped:
