@@ -7,6 +7,12 @@ two ports), then times `evaluate("general", …)` on them: the evaluation code t
 and `dcmeter evaluate` share, without the store. Prints a table and writes the figures as JSON
 (`--json FILE`). Peak memory is the process's maximum RSS (the series themselves included),
 and the evaluation's own peak allocation by tracemalloc in a second, separate run.
+
+With `--store FILE` it then writes the same samples into a collector store (SQLite, the
+collector's schema, rows inserted directly rather than as signed batches), opens a closed
+window over the day and times the collector's whole path for it, `window_result`: reading
+the series from the store, evaluating, checking batch chains and clocks (the synthetic store
+holds no batches, so that part is near free here).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from typing import Any
 from collectors.evaluation.evaluate import evaluate
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
+from collectors.store import Store
+from collectors.windows import window_result
 
 T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 INTERVAL_S = 60.0
@@ -64,12 +72,40 @@ def build(n_sources: int, hours: float) -> tuple[Site, list[Series]]:
     return site, series
 
 
+def fill_store(path: Path, series: list[Series]) -> Store:
+    """Write the series into a new collector store at `path` (bench only: direct inserts)."""
+    if path.exists():
+        raise SystemExit(f"{path} exists: give a new file")
+    store = Store(path)
+    db = store._db  # the benchmark writes the collector's tables directly
+    db.execute("BEGIN")
+    for s in series:
+        row = ("bench", s.source, "bench", "", json.dumps(dict(s.labels), sort_keys=True),
+               s.accuracy, s.metric, s.unit, s.kind, s.modulus, "{}")
+        cur = db.execute(
+            "INSERT INTO series(key, agent, source, protocol, address, source_labels, accuracy,"
+            " metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (json.dumps(row), *row),
+        )
+        sid = cur.lastrowid
+        db.executemany(
+            "INSERT INTO samples VALUES (?,?,?,0)",
+            ((sid, round(t * 1e9), v) for t, v in zip(s.ts.tolist(), s.values.tolist(),
+                                                       strict=True)),
+        )
+    db.execute("COMMIT")
+    store.close()
+    return Store(path)
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sources", type=int, default=10_000)
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    p.add_argument("--store", type=Path, default=None,
+                   help="also time the collector's path from a new SQLite store at this file")
     args = p.parse_args()
 
     t = time.perf_counter()
@@ -101,6 +137,25 @@ def main() -> None:
         "valid": result["quality"]["valid"],
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }
+    if args.store is not None:
+        t = time.perf_counter()
+        store = fill_store(args.store, series)
+        figures["store_fill_s"] = round(time.perf_counter() - t, 1)
+        figures["store_mb"] = round(args.store.stat().st_size / 2**20)
+        w = store.open_window("general", int(start * 1e9), "benchmark", int(start * 1e9))
+        store.close_window(w.id, int(end * 1e9))
+        closed = store.window(w.id)
+        assert closed is not None
+        t = time.perf_counter()
+        ids = sorted({s.source for s in series})
+        store.series(ids, int((start - 900) * 1e9), int((end + 900) * 1e9))
+        figures["store_read_s"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        at_collector = window_result(store, site, closed, int(end * 1e9))
+        figures["window_result_s"] = round(time.perf_counter() - t, 2)
+        figures["window_result_cee"] = at_collector.get("cee")
+        figures["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        store.close()
     width = max(map(len, figures))
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Floats, Series, arrays
+from collectors.evaluation.series import Floats, Series, arrays, median
 
 Method = Literal["counter", "integrated_power"]
 EventKind = Literal["wrap", "reset"]
@@ -98,7 +98,7 @@ def _median_rate(ts: Floats, vs: Floats) -> float | None:
     """Return the median rate of the non-negative steps with time between them, or None."""
     dv, dt = np.diff(np.asarray(vs, dtype=np.float64)), np.diff(np.asarray(ts, dtype=np.float64))
     up = (dv >= 0) & (dt > 0)
-    return float(np.median(dv[up] / dt[up])) if up.any() else None
+    return median(dv[up] / dt[up]) if up.any() else None
 
 
 def _step(

@@ -32,7 +32,7 @@ from collectors.evaluation.energy import (
     _step,
 )
 from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series, arrays
+from collectors.evaluation.series import Series, arrays, median
 
 UTIL_UNITS = {"%": 0.01, "pct": 0.01, "1": 1.0, "": 1.0}  # to a fraction 0..1
 # A wrapped octet step may exceed the line rate by this factor (sample-time jitter).
@@ -134,7 +134,7 @@ def mean_utilisation(series: Series, start: float, end: float) -> GaugeMean:
     weighted = float(np.dot(np.clip(frac[1:][inside], 0.0, 1.0), width))
     covered = float(width.sum())
     first, last = float(a[inside][0]), float(b[inside][-1])
-    median_dt = float(np.median(np.diff(ts)))
+    median_dt = median(np.diff(ts))
     edge, valid = _edge_issues(first, last, start, end, median_dt, "first/last sample interval")
     return GaugeMean(
         series.source,

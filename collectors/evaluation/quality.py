@@ -15,7 +15,7 @@ import numpy as np
 
 from collectors.evaluation.energy import _median_rate, _step
 from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series, arrays
+from collectors.evaluation.series import Series, arrays, median
 
 MIN_HOURS = {"general": 12.0}  # A.5: the shortest window that counts, by kind
 RECOMMENDED_HOURS = {"general": 24.0}
@@ -70,7 +70,7 @@ def series_quality(
             _, event = _step(float(used_v[i]), float(used_v[i + 1]), dt, series.modulus, rate)
             resets += event == "reset"
             wraps += event == "wrap"
-    median = float(np.median(gaps)) if gaps.size else None
+    median_s = median(gaps) if gaps.size else None
     return {
         "source": series.source,
         "metric": series.metric,
@@ -78,7 +78,7 @@ def series_quality(
         "samples": inside,
         "coverage": covered / length if length > 0 else 0.0,
         "longest_gap_s": longest,
-        "median_interval_s": median,
+        "median_interval_s": median_s,
         "interval_ok": bool(gaps.size) and longest <= max_interval_s,
         "resets": resets,
         "wraps": wraps,

@@ -57,3 +57,14 @@ def arrays(series: Series) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.floa
         order = np.argsort(ts, kind="stable")
         ts, vs = ts[order], vs[order]
     return ts, vs, dropped
+
+
+def median(x: npt.NDArray[np.float64]) -> float:
+    """Return the median of a non-empty array (the mean of the middle two for an even size);
+    np.median's general machinery costs several times more on the short arrays used here."""
+    n = x.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, (k - 1, k))
+    return float((part[k - 1] + part[k]) / 2)
