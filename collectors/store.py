@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS batches (
     sealed_ns INTEGER NOT NULL, received_ns INTEGER NOT NULL, samples INTEGER NOT NULL,
     chain TEXT NOT NULL, clock_synced INTEGER, clock_max_error_s REAL, raw BLOB NOT NULL,
     PRIMARY KEY (agent, seq));
+CREATE INDEX IF NOT EXISTS batches_sealed ON batches(sealed_ns);
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, agent TEXT NOT NULL,
     source TEXT NOT NULL, protocol TEXT NOT NULL, address TEXT NOT NULL,
@@ -222,6 +223,40 @@ class Store:
             )
             cols = [c[0] for c in cur.description]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def chain_summary(self, t0_ns: int, t1_ns: int) -> list[dict[str, Any]]:
+        """Per agent, the batches sealed in [t0, t1]: counts, sequence range, clock reports,
+        and the batches whose chain link was not "ok" on arrival ("break", "gap", "dropped";
+        `gaps_open`: gaps whose previous batch is still missing). SQL aggregates: the cost
+        grows with the batches in the span, not with the store's history."""
+        with self._lock:
+            q = self._db.execute
+            rows = q(
+                "SELECT agent, COUNT(*), MIN(seq), MAX(seq), SUM(clock_synced = 1),"
+                " SUM(clock_synced = 0), SUM(clock_synced IS NULL), MAX(clock_max_error_s)"
+                " FROM batches WHERE sealed_ns BETWEEN ? AND ? GROUP BY agent ORDER BY agent",
+                (t0_ns, t1_ns),
+            ).fetchall()
+            events = q(
+                "SELECT b.agent, b.seq, b.chain, EXISTS(SELECT 1 FROM batches p"
+                " WHERE p.agent = b.agent AND p.seq = b.seq - 1) FROM batches b"
+                " WHERE b.sealed_ns BETWEEN ? AND ? AND b.chain != 'ok' ORDER BY b.agent, b.seq",
+                (t0_ns, t1_ns),
+            ).fetchall()
+        out = {
+            r[0]: {
+                "agent": r[0], "batches": r[1], "first_seq": r[2], "last_seq": r[3],
+                "synced": r[4], "unsynced": r[5], "unknown": r[6], "max_error_s": r[7],
+                "breaks": [], "gaps": [], "gaps_open": [], "dropped": [],
+            }
+            for r in rows
+        }
+        for agent, seq, chain, before in events:
+            a = out[agent]
+            a[{"break": "breaks", "gap": "gaps", "dropped": "dropped"}[chain]].append(seq)
+            if chain == "gap" and not before:
+                a["gaps_open"].append(seq)
+        return list(out.values())
 
     def samples(self) -> Iterable[tuple[str, str, int, float]]:
         """Every stored sample as (source, metric, ts_ns, value): for audits and tests."""

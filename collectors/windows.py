@@ -19,9 +19,9 @@ SUPPORTED = ("infrastructure", "general", "ai")
 
 
 def chain_and_clock(
-    rows: Sequence[Mapping[str, Any]], t0_ns: int, t1_ns: int, max_interval_s: float
+    agents: Sequence[Mapping[str, Any]], t0_ns: int, t1_ns: int, max_interval_s: float
 ) -> tuple[dict[str, Any], dict[str, Any], list[str], bool]:
-    """Check the batches sealed in [t0, t1] (rows of `Store.batches()`, all agents).
+    """Check the batches sealed in [t0, t1], per agent as `Store.chain_summary` reports them.
 
     Chain, per batch as the store recorded it on arrival: "break" (the previous hash does not
     match: batches altered or replaced) invalidates; "gap" (the previous batch was missing on
@@ -32,27 +32,17 @@ def chain_and_clock(
     invalidates (timestamps could then move samples across the interval limit).
     Returns the `chain` and `clock` blocks, the issues and whether the store side is valid.
     """
-    present = {(r["agent"], r["seq"]) for r in rows}
-    inside = [r for r in rows if t0_ns <= r["sealed_ns"] <= t1_ns]
-    agents = sorted({r["agent"] for r in inside})
     chain_agents: dict[str, dict[str, Any]] = {}
     clock_agents: dict[str, dict[str, Any]] = {}
     issues: list[str] = []
     valid = True
-    for agent in agents:
-        mine = [r for r in inside if r["agent"] == agent]
-        breaks = [r["seq"] for r in mine if r["chain"] == "break"]
-        gaps = [r["seq"] for r in mine if r["chain"] == "gap"]
-        open_gaps = [s for s in gaps if (agent, s - 1) not in present]
-        dropped = [r["seq"] for r in mine if r["chain"] == "dropped"]
+    for a in agents:
+        agent, n = a["agent"], a["batches"]
+        breaks, gaps, open_gaps, dropped = a["breaks"], a["gaps"], a["gaps_open"], a["dropped"]
         chain_agents[agent] = {
-            "batches": len(mine),
-            "first_seq": min(r["seq"] for r in mine),
-            "last_seq": max(r["seq"] for r in mine),
-            "breaks": breaks,
-            "gaps": gaps,
-            "gaps_open": open_gaps,
-            "dropped": dropped,
+            k: a[k]
+            for k in ("batches", "first_seq", "last_seq", "breaks", "gaps", "gaps_open",
+                      "dropped")
         }
         if breaks:
             valid = False
@@ -76,25 +66,22 @@ def chain_and_clock(
                 f"agent {agent}: the agent dropped batches before {_seqs(dropped)}"
                 " (buffer full); their samples are missing"
             )
-        synced = [r.get("clock_synced") for r in mine]
-        errors = [
-            float(r["clock_max_error_s"]) for r in mine if r.get("clock_max_error_s") is not None
-        ]
+        max_error = a["max_error_s"]
         clock_agents[agent] = {
-            "synced": synced.count(1),
-            "unsynced": synced.count(0),
-            "unknown": synced.count(None),
-            "max_error_s": max(errors, default=None),
+            "synced": a["synced"],
+            "unsynced": a["unsynced"],
+            "unknown": a["unknown"],
+            "max_error_s": max_error,
         }
-        if synced.count(0):
+        if a["unsynced"]:
             issues.append(
-                f"agent {agent}: clock not synchronised (NTP) in {synced.count(0)} of"
-                f" {len(mine)} batches; sample times may be off"
+                f"agent {agent}: clock not synchronised (NTP) in {a['unsynced']} of"
+                f" {n} batches; sample times may be off"
             )
-        if errors and max(errors) > max_interval_s:
+        if max_error is not None and max_error > max_interval_s:
             valid = False
             issues.append(
-                f"agent {agent}: clock error bound {max(errors):g} s exceeds the"
+                f"agent {agent}: clock error bound {max_error:g} s exceeds the"
                 f" {max_interval_s:g} s sampling interval limit"
             )
     span = {"from": rfc3339(t0_ns / 1e9), "to": rfc3339(t1_ns / 1e9)}
@@ -138,7 +125,7 @@ def window_result(store: Store, site: Site, w: Window, now_ns: int) -> dict[str,
     # The agent seals a batch right after each poll, so the batches sealed in the span the
     # samples were read from hold them. Series carry no agent: every agent is checked.
     chain, clock, issues, ok = chain_and_clock(
-        store.batches(), t0_ns, t1_ns, site.quality.max_gap_s
+        store.chain_summary(t0_ns, t1_ns), t0_ns, t1_ns, site.quality.max_gap_s
     )
     quality["chain"], quality["clock"] = chain, clock
     quality["issues"].extend(issues)

@@ -148,12 +148,13 @@ def fill(
     missing: int | None = None,
     unsynced: Sequence[int] = (),
     max_error_s: float = 0.05,
+    late: int | None = None,
 ) -> None:
     """One batch per minute from 09:59 to 11:01 (seq 1..63), each with both meters' counters.
 
     `broken`: that batch names a wrong previous hash; `missing`: that batch is never stored;
     `unsynced`: those batches report an unsynchronised clock; `max_error_s`: the clock error
-    bound every batch reports.
+    bound every batch reports; `late`: that batch is stored after all the others.
     """
     prev = GENESIS
     for seq in range(1, 64):
@@ -167,8 +168,12 @@ def fill(
         batch = Batch("agent-1", seq, link, ts_ns, clock, SOURCES, [ENERGY], *arrays)
         body = wire.encode_body(batch)
         prev = wire.batch_hash(body)
-        if seq != missing:
+        if seq == late:
+            held = (batch, prev, body, ts_ns)
+        elif seq != missing:
             store.insert_batch(batch, prev, body, ts_ns)
+    if late is not None:
+        store.insert_batch(*held)
 
 
 def result_of(tmp_path: Path, **kw: object) -> dict[str, object]:
@@ -216,6 +221,17 @@ def test_a_missing_batch_is_a_gap_and_an_issue(tmp_path: Path) -> None:
     # one missing minute of a counter is bridged exactly: the result stays valid
     assert q["valid"] is True
     assert q["sources"][0]["longest_gap_s"] == 120
+
+
+def test_a_batch_that_arrives_late_fills_its_gap(tmp_path: Path) -> None:
+    q = result_of(tmp_path, late=30)["quality"]
+    assert isinstance(q, dict)
+    agent = q["chain"]["agents"]["agent-1"]
+    # batch 31 arrived before its predecessor: a gap on arrival, filled since
+    assert agent["gaps"] == [31] and agent["gaps_open"] == []
+    assert any("before 31 arrived late" in i for i in q["issues"])
+    assert not any("never arrived" in i for i in q["issues"])
+    assert q["valid"] is True and q["sources"][0]["longest_gap_s"] == 60
 
 
 def test_unsynchronised_clock_is_reported(tmp_path: Path) -> None:
