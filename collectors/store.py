@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,9 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.wire import GENESIS, Batch
+from collectors.evaluation.gauge_fold import GaugeFold
+from collectors.evaluation.general import A5_MAX_INTERVAL_S
+from collectors.evaluation.loads import UTIL_UNITS
 from collectors.evaluation.series import Series
 
 SCHEMA = """
@@ -46,7 +49,32 @@ CREATE TABLE IF NOT EXISTS runs (
     created_ns INTEGER NOT NULL, UNIQUE (window_id, phase, model, repetition));
 CREATE TABLE IF NOT EXISTS rejections (
     ts_ns INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, agent TEXT);
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, role TEXT NOT NULL,
+    created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS window_folds (
+    window_id INTEGER NOT NULL, series_id INTEGER NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (window_id, series_id));
 """
+
+# Gauge folds (collectors/evaluation/gauge_fold.py) of general windows: the metric folded;
+# how long a closed window's folds stay in memory, beyond the margin, after the first batch
+# received once it closed (a sample for it arriving later drops its fold: that series is
+# then read raw; on start, a closed window stays when the last batch was received before
+# its end + margin + this); how
+# many stored samples a new fold may be seeded with (more: the window started in the past,
+# and the fold is left to the raw path).
+FOLD_METRIC = "cpu_util_pct"
+FOLD_KEEP_NS = 3600 * 10**9
+FOLD_SEED_LIMIT = 100
+
+
+def _ns_s(ts_ns: int) -> float:
+    """Epoch ns to s exactly as `Store.series` converts them (SQLite's truncating / and %)."""
+    q, r = divmod(abs(ts_ns), 10**9)
+    if ts_ns < 0:
+        q, r = -q, -r
+    return float(q) + float(r) / 1e9
 
 Stored = Literal["stored", "duplicate", "conflict"]
 
@@ -71,10 +99,22 @@ class Window:
     note: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """An API bearer token as the store keeps it: the SHA-256 of the token, never the token."""
+
+    name: str
+    hash: str
+    role: str
+    created_ns: int
+
+
 class Store:
     """One SQLite database in WAL mode; every write is one transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fold_gap_s: float = 900.0) -> None:
+        """Open (or create) the store at `path`; `fold_gap_s` is the site's max_gap_s, the
+        margin and interval limit the gauge folds of general windows are kept for."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -82,6 +122,10 @@ class Store:
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._series: dict[str, int] = dict(self._db.execute("SELECT key, id FROM series"))
+        self._fold_margin_s = fold_gap_s
+        self._fold_interval_s = min(fold_gap_s, A5_MAX_INTERVAL_S)
+        self._fold_scale: dict[int, float | None] = {}
+        self._load_folds()
 
     def close(self) -> None:
         """Close the database."""
@@ -96,6 +140,7 @@ class Store:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._series = dict(self._db.execute("SELECT key, id FROM series"))
+                self._load_folds()
                 raise
             self._db.execute("COMMIT")
 
@@ -139,6 +184,7 @@ class Store:
                 if sid is None:
                     sid = pairs[(s, m)] = self._series_id(db, batch, s, m)
                 rows.append((sid, ts, v, batch.seq))
+            self._fold_rows(db, [(r[0], r[1], r[2]) for r in rows], received_ns)
             db.executemany("INSERT INTO samples VALUES (?,?,?,?)", rows)
             db.executemany(
                 "INSERT INTO dropped VALUES (?,?,?,?,?,?,?)",
@@ -186,7 +232,14 @@ class Store:
 
     def series(self, sources: Sequence[str], t0_ns: int, t1_ns: int) -> list[Series]:
         """Every series of the given source ids, with its samples in [t0, t1]."""
-        out: list[Series] = []
+        return list(self.series_by_id(sources, t0_ns, t1_ns).values())
+
+    def series_by_id(
+        self, sources: Sequence[str], t0_ns: int, t1_ns: int, skip: Container[int] = ()
+    ) -> dict[int, Series]:
+        """Every series of the given source ids by series id, with its samples in [t0, t1];
+        those in `skip` without samples (their figures come from their gauge folds)."""
+        out: dict[int, Series] = {}
         with self._lock:
             marks = ",".join("?" * len(sources))
             meta = self._db.execute(
@@ -195,6 +248,10 @@ class Store:
                 tuple(sources),
             ).fetchall()
             for sid, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
+                merged = {**json.loads(slabels), **json.loads(labels)}
+                if sid in skip:
+                    out[sid] = Series(source, metric, unit, kind, (), (), modulus, merged, acc)
+                    continue
                 # Whole seconds and nanoseconds apart: both exact in a float64.
                 pts = np.array(
                     self._db.execute(
@@ -204,11 +261,9 @@ class Store:
                     ).fetchall(),
                     dtype=np.float64,
                 ).reshape(-1, 3)
-                out.append(
-                    Series(
-                        source, metric, unit, kind, pts[:, 0] + pts[:, 1] / 1e9, pts[:, 2],
-                        modulus, {**json.loads(slabels), **json.loads(labels)}, acc,
-                    )
+                out[sid] = Series(
+                    source, metric, unit, kind, pts[:, 0] + pts[:, 1] / 1e9, pts[:, 2],
+                    modulus, merged, acc,
                 )
         return out
 
@@ -276,6 +331,9 @@ class Store:
                 (kind, start_ns, None, note, now_ns),
             )
             wid = int(cur.lastrowid or 0)
+            if kind == "general":
+                self._fold_windows[wid] = Window(wid, kind, start_ns, None, note)
+                self._folds[wid] = {}
         return Window(wid, kind, start_ns, None, note)
 
     def window(self, wid: int) -> Window | None:
@@ -300,7 +358,134 @@ class Store:
             cur = db.execute(
                 "UPDATE windows SET end_ns = ? WHERE id = ? AND end_ns IS NULL", (end_ns, wid)
             )
+            if cur.rowcount == 1 and wid in self._fold_windows:
+                w = self._fold_windows[wid]
+                self._fold_windows[wid] = Window(w.id, w.kind, w.start_ns, end_ns, w.note)
+                for fold in self._folds[wid].values():
+                    fold.close(end_ns / 1e9)
+                db.executemany(
+                    "INSERT OR REPLACE INTO window_folds VALUES (?,?,?)",
+                    [(wid, sid, json.dumps(f.to_state())) for sid, f in self._folds[wid].items()],
+                )
             return cur.rowcount == 1
+
+    # gauge folds of general windows (collectors/evaluation/gauge_fold.py)
+
+    def _load_folds(self) -> None:
+        """Hold in memory the folds of the general windows still folding (from the table)."""
+        self._fold_windows: dict[int, Window] = {}
+        self._folds: dict[int, dict[int, GaugeFold]] = {}
+        self._fold_gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
+        self._fold_until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
+        last_rx = self._db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
+        rows = self._db.execute(
+            "SELECT id, kind, start_ns, end_ns, note FROM windows WHERE kind = 'general'"
+        ).fetchall()
+        for w in (Window(*r) for r in rows):
+            if self._fold_live(w, last_rx):
+                self._fold_windows[w.id] = w
+                self._folds[w.id] = {
+                    int(sid): GaugeFold.from_state(json.loads(state))
+                    for sid, state in self._db.execute(
+                        "SELECT series_id, state FROM window_folds WHERE window_id = ?", (w.id,)
+                    )
+                }
+            else:
+                lo, hi = self._fold_span(w)
+                self._fold_gone[w.id] = (lo, hi if hi is not None else lo)
+
+    def _fold_span(self, w: Window) -> tuple[int, int | None]:
+        """The samples (ns) the raw path reads for `w`: its span ± the margin."""
+        margin = int(self._fold_margin_s * 1e9)
+        return w.start_ns - margin, None if w.end_ns is None else w.end_ns + margin
+
+    def _fold_live(self, w: Window, now_ns: int | None) -> bool:
+        _, hi = self._fold_span(w)
+        return hi is None or now_ns is None or now_ns <= hi + FOLD_KEEP_NS
+
+    def _fold_scale_of(self, db: sqlite3.Connection, sid: int) -> float | None:
+        """The fraction per unit of a series folded (a `cpu_util_pct` gauge), else None."""
+        if sid not in self._fold_scale:
+            row = db.execute(
+                "SELECT metric, kind, unit FROM series WHERE id = ?", (sid,)
+            ).fetchone()
+            ok = row is not None and row[0] == FOLD_METRIC and row[1] == "gauge"
+            self._fold_scale[sid] = UTIL_UNITS.get(row[2].strip().lower()) if ok else None
+        return self._fold_scale[sid]
+
+    def _new_fold(self, db: sqlite3.Connection, w: Window, sid: int, scale: float) -> GaugeFold:
+        """A fold of `sid` for `w`, seeded with the samples already stored in its span (before
+        the batch at hand); beyond FOLD_SEED_LIMIT of them it is left to the raw path."""
+        fold = GaugeFold(w.start_ns / 1e9, None if w.end_ns is None else w.end_ns / 1e9, scale,
+                         self._fold_interval_s, self._fold_margin_s)
+        lo, hi = self._fold_span(w)
+        stored = db.execute(
+            "SELECT ts, value FROM samples WHERE series = ? AND ts BETWEEN ? AND ?"
+            " ORDER BY ts LIMIT ?",
+            (sid, lo, 2**63 - 1 if hi is None else hi, FOLD_SEED_LIMIT + 1),
+        ).fetchall()
+        if len(stored) > FOLD_SEED_LIMIT:
+            fold.from_raw_needed = True
+        for ts, value in stored if not fold.from_raw_needed else ():
+            fold.add(_ns_s(ts), value)
+        return fold
+
+    def _fold_rows(
+        self, db: sqlite3.Connection, rows: Sequence[tuple[int, int, float]], received_ns: int
+    ) -> None:
+        """Fold (series id, ts ns, value) rows, in arrival order, into the gauge folds of the
+        general windows whose span holds them; write the changed folds in `db`'s transaction.
+        Call it before the rows are stored (a new fold is seeded from the stored samples)."""
+        if not self._fold_windows and not self._fold_gone:
+            return
+        by: dict[int, list[tuple[int, float]]] = {}
+        for sid, ts, value in rows:
+            if self._fold_scale_of(db, sid) is not None:
+                by.setdefault(sid, []).append((ts, value))
+        if not by:
+            return
+        keep_ns = int(self._fold_margin_s * 1e9) + FOLD_KEEP_NS
+        for wid, w in list(self._fold_windows.items()):
+            if w.end_ns is not None and self._fold_until.setdefault(
+                wid, received_ns + keep_ns
+            ) < received_ns:
+                lo, hi = self._fold_span(w)
+                self._fold_gone[wid] = (lo, hi if hi is not None else lo)
+                del self._fold_windows[wid], self._folds[wid]
+        changed = []
+        for wid, w in self._fold_windows.items():
+            lo, hi = self._fold_span(w)
+            folds = self._folds[wid]
+            for sid, pts in by.items():
+                chosen = [(t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)]
+                if not chosen:
+                    continue
+                fold = folds.get(sid)
+                if fold is None:
+                    fold = folds[sid] = self._new_fold(db, w, sid, self._fold_scale[sid] or 1.0)
+                for t, v in chosen:
+                    fold.add(_ns_s(t), v)
+                changed.append((wid, sid, json.dumps(fold.to_state())))
+        late = [(wid, sid) for wid, (lo, hi) in self._fold_gone.items()
+                for sid, pts in by.items() if any(lo <= t <= hi for t, _ in pts)]
+        db.executemany("DELETE FROM window_folds WHERE window_id = ? AND series_id = ?", late)
+        db.executemany("INSERT OR REPLACE INTO window_folds VALUES (?,?,?)", changed)
+
+    def fold_samples(self, rows: Sequence[tuple[int, int, float]], received_ns: int) -> None:
+        """Fold (series id, ts ns, value) rows as `insert_batch` does, in one transaction,
+        without storing them (the benchmark's store is filled by direct inserts)."""
+        with self._tx() as db:
+            self._fold_rows(db, rows, received_ns)
+
+    def window_folds(self, wid: int) -> dict[int, GaugeFold]:
+        """The gauge folds of a window by series id: copies, safe while ingest goes on."""
+        with self._lock:
+            if wid in self._folds:
+                return {sid: f.copy() for sid, f in self._folds[wid].items()}
+            rows = self._db.execute(
+                "SELECT series_id, state FROM window_folds WHERE window_id = ?", (wid,)
+            ).fetchall()
+        return {int(sid): GaugeFold.from_state(json.loads(state)) for sid, state in rows}
 
     # runs of AI windows
 
@@ -337,3 +522,73 @@ class Store:
                 "SELECT id, body FROM runs WHERE window_id = ? ORDER BY start_ns, id", (wid,)
             ).fetchall()
         return [StoredRun(int(i), wid, json.loads(b)) for i, b in rows]
+
+    # API bearer tokens (collectors/auth.py): only their SHA-256 is kept
+
+    def add_token(self, name: str, digest: str, role: str, now_ns: int) -> bool:
+        """Keep a token's hash under a unique name; False if the name is taken."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
+                return False
+            db.execute("INSERT INTO tokens VALUES (?,?,?,?)", (name, digest, role, now_ns))
+        return True
+
+    def token(self, digest: str) -> StoredToken | None:
+        """The token with this hash, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name, hash, role, created_ns FROM tokens WHERE hash = ?", (digest,)
+            ).fetchone()
+        return StoredToken(*row) if row else None
+
+    def tokens(self) -> list[StoredToken]:
+        """Every token, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, hash, role, created_ns FROM tokens ORDER BY created_ns, name"
+            ).fetchall()
+        return [StoredToken(*r) for r in rows]
+
+    def revoke_token(self, name: str) -> bool:
+        """Delete a token by name; False if there is none."""
+        with self._tx() as db:
+            return db.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount == 1
+
+    # aggregates for GET /metrics (collectors/metrics.py): one GROUP BY query each
+
+    def agent_totals(self, after_rowid: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Sum per agent the batches stored after row `after_rowid`; return the newest row id too.
+
+        Per agent: batches, samples, newest seal and receipt (ns), chain breaks. Batches are only
+        ever appended, so a caller adds up the later rows instead of scanning them all again.
+        """
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT agent, COUNT(*) AS batches, SUM(samples) AS samples,"
+                " MAX(sealed_ns) AS last_sealed_ns, MAX(received_ns) AS last_received_ns,"
+                " SUM(chain = 'break') AS breaks, MAX(rowid) AS last_rowid FROM batches"
+                " WHERE rowid > ? GROUP BY agent ORDER BY agent",
+                (after_rowid,),
+            )
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        return rows, max((int(r["last_rowid"]) for r in rows), default=after_rowid)
+
+    def rejection_totals(self, after_rowid: int = 0) -> tuple[list[tuple[int, str, int]], int]:
+        """Count refused batches after row `after_rowid` by (HTTP status, reason); newest row id."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT status, reason, COUNT(*), MAX(rowid) FROM rejections WHERE rowid > ?"
+                " GROUP BY status, reason",
+                (after_rowid,),
+            ).fetchall()
+        last = max((int(r[3]) for r in rows), default=after_rowid)
+        return [(int(st), str(r), int(n)) for st, r, n, _ in rows], last
+
+    def open_window_totals(self) -> dict[str, int]:
+        """Open windows counted by kind."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, COUNT(*) FROM windows WHERE end_ns IS NULL GROUP BY kind"
+            ).fetchall()
+        return {str(k): int(n) for k, n in rows}

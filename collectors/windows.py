@@ -10,9 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collectors.evaluation.evaluate import evaluate, source_ids
+from collectors.evaluation.gauge_fold import GaugeFold
+from collectors.evaluation.general import A5_MAX_INTERVAL_S, evaluate_general
 from collectors.evaluation.jsonl import rfc3339
+from collectors.evaluation.loads import GaugeMean
+from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
-from collectors.store import Store, Window
+from collectors.store import FOLD_METRIC, Store, Window
 
 KINDS = ("infrastructure", "general", "ai")
 SUPPORTED = ("infrastructure", "general", "ai")
@@ -104,16 +108,51 @@ def _seqs(seqs: Sequence[int]) -> str:
     return shown + (f" and {len(seqs) - 10} more" if len(seqs) > 10 else "")
 
 
-def window_result(store: Store, site: Site, w: Window, now_ns: int) -> dict[str, Any]:
-    """Evaluate `w` over [start, end], or [start, now] while it is open."""
+def _folded(
+    store: Store, site: Site, w: Window, start: float, end: float
+) -> dict[int, GaugeFold]:
+    """The usable gauge folds of a general window's load series, by series id."""
+    if w.kind != "general" or site.general is None or site.general.cpu_metric != FOLD_METRIC:
+        return {}
+    gap = site.quality.max_gap_s
+    interval = min(gap, A5_MAX_INTERVAL_S)
+    return {sid: f for sid, f in store.window_folds(w.id).items()
+            if f.usable(start, end, interval, gap)}
+
+
+def window_result(
+    store: Store, site: Site, w: Window, now_ns: int, *, use_folds: bool = True
+) -> dict[str, Any]:
+    """Evaluate `w` over [start, end], or [start, now] while it is open.
+
+    A general window's CPU load series come from their gauge folds (kept as batches
+    arrived) where usable, the rest from the stored samples; `use_folds=False` reads all
+    samples (the raw path, for comparison).
+    """
     end_ns = w.end_ns if w.end_ns is not None else now_ns
     # Samples just outside the window let the evaluation interpolate at its edges.
     margin_ns = int(site.quality.max_gap_s * 1e9)
     kind: Any = w.kind
     t0_ns, t1_ns = w.start_ns - margin_ns, end_ns + margin_ns
-    series = store.series(source_ids(kind, site), t0_ns, t1_ns)
+    start, end = w.start_ns / 1e9, end_ns / 1e9
+    folds = _folded(store, site, w, start, end) if use_folds else {}
+    by_id = store.series_by_id(source_ids(kind, site), t0_ns, t1_ns, skip=folds.keys())
+    series = list(by_id.values())
     runs = [r.body for r in store.runs(w.id)]
-    result = evaluate(kind, site, series, w.start_ns / 1e9, end_ns / 1e9, runs)
+    means: dict[Series, GaugeMean] = {}
+    qualities: dict[Series, dict[str, Any]] = {}
+    gap_s = min(site.quality.max_gap_s, A5_MAX_INTERVAL_S)
+    for sid, fold in folds.items():
+        if (s := by_id.get(sid)) is None:
+            continue
+        m, q = fold.mean_utilisation(s, start, end), fold.series_quality(s, start, end, gap_s)
+        if m is None or q is None:  # not expected after usable(): read everything raw
+            return window_result(store, site, w, now_ns, use_folds=False)
+        means[s], qualities[s] = m, q
+    if means:
+        result = evaluate_general(site, series, start, end, means=means, qualities=qualities)
+    else:
+        result = evaluate(kind, site, series, start, end, runs)
     result["window"] = {
         "id": w.id,
         "kind": w.kind,

@@ -24,6 +24,7 @@ from collectors.evaluation.indicators import (
 from collectors.evaluation.infrastructure import evaluate_infrastructure
 from collectors.evaluation.loads import (
     LINE_RATE_MARGIN,
+    GaugeMean,
     counter_delta,
     line_rate,
     mean_utilisation,
@@ -108,13 +109,16 @@ def _missing(gl: GroupLoad, chosen: Sequence[Series], what: str) -> None:
 
 
 def _cpu_group(g: DeviceGroup, metric: str, index: Index, start: float,
-               end: float) -> GroupLoad:
-    """U of a compute or storage group: the mean of its devices' time-weighted CPU means."""
+               end: float, means: Mapping[Series, GaugeMean] | None = None) -> GroupLoad:
+    """U of a compute or storage group: the mean of its devices' time-weighted CPU means.
+
+    `means` holds mean_utilisation's result for series folded as their samples arrived.
+    """
     gl = GroupLoad(g)
     chosen = _selected(index, g, (metric,))
     _missing(gl, chosen, metric)
     for s in chosen:
-        m = mean_utilisation(s, start, end)
+        m = means[s] if means and s in means else mean_utilisation(s, start, end)
         accuracy, provenance = source_accuracy(s)
         gl.issues.extend(f"{s.source} {s.metric}: {i}" for i in m.issues)
         gl.valid = gl.valid and m.valid
@@ -293,7 +297,13 @@ def _no_section(result: dict[str, Any], site: Site, series: Sequence[Series], st
 
 
 def evaluate_general(
-    site: Site, series: Sequence[Series], start: float, end: float
+    site: Site,
+    series: Sequence[Series],
+    start: float,
+    end: float,
+    *,
+    means: Mapping[Series, GaugeMean] | None = None,
+    qualities: Mapping[Series, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Return the JSON-ready general-computing result of [start, end] (epoch s).
 
@@ -304,6 +314,8 @@ def evaluate_general(
     `annual` (the window spans at least 8760 h), the groups' detail, and C, CEE and CCUE in
     `uncertainty`. Not valid (with the reasons) when a group's load is missing or not
     valid, a sample interval exceeds 15 min, or the window is shorter than 12 h (A.5).
+    `means` and `qualities` are mean_utilisation's and series_quality's results precomputed
+    for some load series (the collector's gauge folds); the others are read from samples.
     """
     result = evaluate_infrastructure(site, series, start, end)
     result["kind"] = "general"
@@ -315,7 +327,7 @@ def evaluate_general(
     index = _by_source(series)
     loads = [
         _network_group(g, index, start, end, gap_s) if g.kind == "network"
-        else _cpu_group(g, section.cpu_metric, index, start, end)
+        else _cpu_group(g, section.cpu_metric, index, start, end, means)
         for g in section.groups
     ]
     issues: list[str] = []
@@ -376,7 +388,7 @@ def evaluate_general(
     used = _used_energy_series(result, series) + [s for gl in loads for s in gl.used]
     result["quality"] = quality_block(
         used, start, end, "general", result["quality"]["issues"] + issues, gap_s,
-        valid=result["quality"]["valid"] and valid,
+        valid=result["quality"]["valid"] and valid, precomputed=qualities,
     )
     return result
 
