@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from agent.keys import fingerprint
+from collectors.auth import Auth
 from collectors.evaluation.ai_runs import Run
 from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from collectors.evaluation.site import Site
 from collectors.ingest import Ingest, Outcome
+from collectors.metrics import add_metrics
+from collectors.report import render_html, report_series
 from collectors.store import Store, StoredRun, Window
 from collectors.windows import SUPPORTED, window_result
 
@@ -62,13 +67,74 @@ def _run(r: StoredRun) -> dict[str, Any]:
     return {"id": r.id, "window": r.window_id, **r.body}
 
 
-def create_app(
-    store: Store, ingest: Ingest, site: Site, clock: Callable[[], int] = time.time_ns
-) -> FastAPI:
-    """Build the API over an open store, an ingest pipeline and the site's evaluation rules."""
-    app = FastAPI(title="dcmeter collector", version="1")
+def _choice(name: str, value: str | None, valid: tuple[str, ...]) -> str | None:
+    if value is not None and value not in valid:
+        raise HTTPException(422, f"{name} {value!r} is not one of {', '.join(valid)}")
+    return value
 
-    @app.post("/api/v1/batches")
+
+def _time_ns(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(parse_rfc3339(value) * 1e9)
+    except ValueError:
+        raise HTTPException(
+            422, f"{name} {value!r} is not an RFC 3339 time with a UTC offset,"
+            " e.g. 2026-01-01T00:00:00Z"
+        ) from None
+
+
+def window_filter(
+    kind: str | None = Query(None, description="infrastructure, general or ai"),
+    state: str | None = Query(None, description="open or closed"),
+    since: str | None = Query(None, description="RFC 3339: windows not ended before it"),
+    until: str | None = Query(None, description="RFC 3339: windows started at or before it"),
+) -> Callable[[Window], bool]:
+    """The filters of GET /api/v1/windows: 422 naming the bad parameter and what is valid."""
+    k = _choice("kind", kind, ("infrastructure", "general", "ai"))
+    st = _choice("state", state, ("open", "closed"))
+    t0, t1 = _time_ns("since", since), _time_ns("until", until)
+
+    def keep(w: Window) -> bool:
+        closed = w.end_ns is not None
+        return (
+            (k is None or w.kind == k)
+            and (st is None or closed == (st == "closed"))
+            and (t0 is None or w.end_ns is None or w.end_ns >= t0)
+            and (t1 is None or w.start_ns <= t1)
+        )
+
+    return keep
+
+
+def create_app(
+    store: Store, ingest: Ingest, site: Site, clock: Callable[[], int] = time.time_ns,
+    auth: bool = True,
+) -> FastAPI:
+    """Build the API over an open store, an ingest pipeline and the site's evaluation rules.
+
+    With `auth` the windows routes need a bearer token (collectors/auth.py): GET a reader's
+    or an engineer's, POST an engineer's.
+    """
+    app = FastAPI(title="dcmeter collector", version="1")
+    tokens = Auth(store, auth)
+    read, write = Depends(tokens.require("reader")), Depends(tokens.require("engineer"))
+
+    @app.post(
+        "/api/v1/batches",
+        summary="Receive a signed batch",
+        responses={
+            400: {"description": "malformed envelope or body"},
+            401: {"description": "agent not enrolled"},
+            403: {"description": "bad signature"},
+            409: {"description": "seq already stored with other content"},
+            413: {"description": "batch over the size limit"},
+            415: {"description": f"content-type is not {MSGPACK}"},
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {
+            MSGPACK: {"schema": {"type": "string", "format": "binary"}}}}},
+    )
     async def post_batch(request: Request) -> JSONResponse:
         """Receive one signed batch (application/x-msgpack)."""
         length = request.headers.get("content-length")
@@ -87,7 +153,7 @@ def create_app(
         out = ingest(b"".join(chunks))
         return JSONResponse(out.body, status_code=out.status)
 
-    @app.post("/api/v1/windows", status_code=201)
+    @app.post("/api/v1/windows", status_code=201, dependencies=[write])
     def open_window(body: WindowOpen) -> dict[str, Any]:
         """Open a measurement window, now or at a given start time."""
         if body.kind not in SUPPORTED:
@@ -100,10 +166,12 @@ def create_app(
         start = _ns(body.start) if body.start else now
         return _summary(store.open_window(body.kind, start, body.note, now))
 
-    @app.get("/api/v1/windows")
-    def list_windows() -> list[dict[str, Any]]:
-        """Every window, newest first."""
-        return [_summary(w) for w in store.windows()]
+    @app.get("/api/v1/windows", dependencies=[read])
+    def list_windows(
+        keep: Callable[[Window], bool] = Depends(window_filter),  # noqa: B008
+    ) -> list[dict[str, Any]]:
+        """The windows, newest first, filtered by kind, state and time (overlapping a span)."""
+        return [_summary(w) for w in store.windows() if keep(w)]
 
     def _get(wid: int) -> Window:
         w = store.window(wid)
@@ -111,7 +179,7 @@ def create_app(
             raise HTTPException(404, f"no window {wid}")
         return w
 
-    @app.post("/api/v1/windows/{wid}/stop")
+    @app.post("/api/v1/windows/{wid}/stop", dependencies=[write])
     def stop_window(wid: int, body: WindowStop | None = None) -> dict[str, Any]:
         """Close an open window, now or at a given end time."""
         w = _get(wid)
@@ -124,12 +192,26 @@ def create_app(
             raise HTTPException(409, f"window {wid} is already closed")
         return _summary(_get(wid))
 
-    @app.get("/api/v1/windows/{wid}")
+    @app.get("/api/v1/windows/{wid}", dependencies=[read])
     def get_window(wid: int) -> dict[str, Any]:
         """The window's current result (as of now while it is open)."""
         return window_result(store, site, _get(wid), clock())
 
-    @app.post("/api/v1/windows/{wid}/runs", status_code=201)
+    @app.get("/api/v1/windows/{wid}/report", dependencies=[read], response_model=None)
+    def get_report(
+        wid: int, lang: Literal["en", "zh"] = "en", format: Literal["html", "json"] = "html"
+    ) -> HTMLResponse | dict[str, Any]:
+        """The window's evaluation report (docs/report.md): a self-contained HTML page, or its
+        data as JSON (the result and the plot series)."""
+        w, now = _get(wid), clock()
+        result = window_result(store, site, w, now)
+        series = report_series(store, site, w, now)
+        if format == "json":
+            return {"result": result, "series": asdict(series)}
+        prints = {agent: fingerprint(key) for agent, key in ingest.keyring.items()}
+        return HTMLResponse(render_html(result, series, lang, prints))
+
+    @app.post("/api/v1/windows/{wid}/runs", status_code=201, dependencies=[write])
     def post_run(wid: int, run: Run) -> JSONResponse:
         """Record one run of an AI window (201; 200 for the same run again; 409 if it differs)."""
         w = _get(wid)
@@ -152,7 +234,7 @@ def create_app(
         code = 201 if status == "stored" else 200
         return JSONResponse({"status": status, **_run(stored)}, status_code=code)
 
-    @app.get("/api/v1/windows/{wid}/runs")
+    @app.get("/api/v1/windows/{wid}/runs", dependencies=[read])
     def list_runs(wid: int) -> list[dict[str, Any]]:
         """The runs recorded in a window, by start time."""
         _get(wid)
@@ -163,4 +245,5 @@ def create_app(
         """Liveness and store counts."""
         return {"status": "ok", **store.counts()}
 
+    add_metrics(app, store, site, clock)
     return app

@@ -22,15 +22,16 @@ def build(path: Path) -> tuple[uvicorn.Server, Store]:
     c = cfg.collector
     site = load_site(c.site)
     keyring = config.keyring(cfg, path)
-    store = Store(c.store)
+    # Per-window folds use the site's interval limit as their margin (collectors/windows.py).
+    store = Store(c.store, fold_gap_s=site.quality.max_gap_s)
     ingest = Ingest(store, keyring, int(c.max_batch_mb * 2**20))
-    app = create_app(store, ingest, site)
+    app = create_app(store, ingest, site, auth=c.auth)
     server = uvicorn.Server(
         uvicorn.Config(app, host=c.host, port=c.port, log_config=None, access_log=False)
     )
     structlog.get_logger("dcmeter.collector").info(
         "collector starting", host=c.host, port=c.port, store=str(c.store),
-        agents=sorted(keyring), site=site.site.name,
+        agents=sorted(keyring), site=site.site.name, auth=c.auth,
     )
     return server, store
 

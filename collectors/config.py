@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.keys import parse_public
 from dcmeter.configfile import ConfigError, load_model
@@ -22,6 +23,28 @@ class CollectorSection(BaseModel):
     site: Path = Path("/etc/dcmeter/site.toml")
     keys_dir: Path | None = None
     max_batch_mb: float = Field(default=16.0, gt=0, le=1024)
+    # Bearer tokens on the windows API (collectors/auth.py); off only on loopback.
+    auth: bool = True
+
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> CollectorSection:
+        if not self.auth and not is_loopback(self.host):
+            raise ValueError(
+                f"auth = false is allowed only when host is a loopback address (127.0.0.1,"
+                f" ::1, localhost); host is {self.host!r}: keep auth = true and create tokens"
+                " with `dcmeter collector token create`"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or "localhost") can only be reached from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class EnrolledAgent(BaseModel):

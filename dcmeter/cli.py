@@ -1,4 +1,4 @@
-"""The `dcmeter` command: agent, collector, evaluate, demo."""
+"""The `dcmeter` command: agent, collector, window, run, evaluate, demo."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dcmeter import __version__
+from dcmeter import __version__, run_cli, window_cli
 from dcmeter.configfile import ConfigError
 
 
@@ -99,6 +99,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve = coll.add_parser("serve", help="run the collector")
     serve.add_argument("-c", "--config", type=Path, required=True, help="collector TOML file")
+    token = coll.add_parser("token", help="API bearer tokens (only their hash is stored)")
+    tok = token.add_subparsers(dest="token_command", required=True)
+    for name, helptext in (("create", "make a token and print it once"),
+                           ("list", "list tokens: name, role, created"),
+                           ("revoke", "delete a token by name")):
+        t = tok.add_parser(name, help=helptext)
+        t.add_argument("-c", "--config", type=Path, required=True, help="collector TOML file")
+        if name == "create":
+            t.add_argument("--role", choices=("engineer", "reader"), required=True,
+                           help="engineer: open and stop windows, post runs, read; reader: read")
+            t.add_argument("--name", default=None, help="a unique name (default ROLE-N)")
+        if name == "revoke":
+            t.add_argument("name", help="the token's name (see token list)")
+
+    window_cli.add_parser(sub)
+    run_cli.add_parser(sub)
 
     ev = sub.add_parser("evaluate", help="compute a window's result offline")
     ev.add_argument("--site", type=Path, required=True, help="site TOML file")
@@ -136,9 +152,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         }
         return handlers[args.agent_command]()
     if args.command == "collector":
+        if args.collector_command == "token":
+            from collectors import auth
+
+            handlers = {
+                "create": lambda: auth.cmd_token_create(args.config, args.role, args.name),
+                "list": lambda: auth.cmd_token_list(args.config),
+                "revoke": lambda: auth.cmd_token_revoke(args.config, args.name),
+            }
+            return handlers[args.token_command]()
         from collectors import cli as collector_cli
 
         return collector_cli.cmd_serve(args.config)
+    if args.command == "window":
+        return window_cli.run(args)
+    if args.command == "run":
+        return run_cli.run(args)
     if args.command == "evaluate":
         return cmd_evaluate(args)
     if args.command == "simulate":

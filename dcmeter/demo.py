@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agent import keys
+from collectors.auth import create_token
 from collectors.evaluation.energy import integrated_energy
 from collectors.evaluation.jsonl import parse_rfc3339
 from collectors.store import Store
@@ -171,6 +172,11 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
     key = keys.load_or_create(data / "agent-state")
     (data / "agents").mkdir(exist_ok=True)
     (data / "agents" / f"{AGENT_ID}.pub").write_text(keys.public_text(key.public_key()) + "\n")
+    store = Store(data / "collector.sqlite")  # the demo is its own field engineer
+    try:
+        _, token = create_token(store, "engineer", "demo")
+    finally:
+        store.close()
     console.print(f"[bold]dcmeter demo[/bold] · data directory: {data}")
     counts = {p: sum(e.protocol == p for e in endpoints) for p in ("modbus", "ipmi", "snmp")}
     console.print(
@@ -183,7 +189,7 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
         with (
             _daemon(["collector", "serve", "-c", str(paths["collector"])],
                     data / "collector.log") as coll,
-            httpx.Client(timeout=10) as http,
+            httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as http,
         ):
             _wait_for(lambda: http.get(f"{base}/health").is_success, "collector start", 30, [coll])
             with _daemon(["agent", "run", "-c", str(paths["agent"])], data / "agent.log") as ag:

@@ -66,7 +66,7 @@ def print_result(
     colour = "green" if q["valid"] else "red"
     out.print(f"Quality: [{colour}]{'valid' if q['valid'] else 'NOT valid'}[/{colour}]")
     for issue in q["issues"]:
-        out.print(f"  - {issue}")
+        out.print(f"  - {issue}", markup=False)  # issues quote "[general]" and the like
 
 
 def _sci(v: Any) -> str:

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Request
 
 from collectors.api import create_app
+from collectors.auth import create_token
 from collectors.evaluation.site import load_site
 from collectors.ingest import Ingest
 from collectors.store import Store
@@ -74,6 +76,12 @@ class Collector:
     keys: dict[str, Ed25519PrivateKey]
     # Upper bound of a random delay before each batch is handled, s: a slow network.
     batch_delay_s: list[float]
+    # A bearer token per role ("engineer", "reader") for the windows API.
+    tokens: dict[str, str]
+
+    def http(self, role: str = "engineer") -> httpx.Client:
+        """An httpx client sending the bearer token of `role` (close it, or use `with`)."""
+        return httpx.Client(headers={"Authorization": f"Bearer {self.tokens[role]}"})
 
 
 @pytest.fixture
@@ -86,6 +94,7 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
     ingest = Ingest(store, {"agent-1": key.public_key()}, max_bytes=1 << 20)
     app = create_app(store, ingest, load_site(site_file))
     delay = [0.0]
+    tokens = {role: create_token(store, role)[1] for role in ("engineer", "reader")}
 
     @app.middleware("http")
     async def slow_batches(request: Request, call_next: Any) -> Any:
@@ -95,7 +104,7 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
 
     try:
         with serve(app) as url:
-            yield Collector(url, store, ingest, {"agent-1": key}, delay)
+            yield Collector(url, store, ingest, {"agent-1": key}, delay, tokens)
     finally:
         store.close()
 

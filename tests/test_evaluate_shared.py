@@ -79,9 +79,10 @@ def test_offline_evaluate_equals_the_collector_result(tmp_path: Path, collector:
                       headers={"content-type": "application/x-msgpack"})
     assert resp.status_code == 200
     base = f"{collector.url}/api/v1/windows"
-    w = httpx.post(base, json={"kind": "infrastructure", "start": start}).json()
-    httpx.post(f"{base}/{w['id']}/stop", json={"end": end}).raise_for_status()
-    online = httpx.get(f"{base}/{w['id']}").json()
+    with collector.http() as http:
+        w = http.post(base, json={"kind": "infrastructure", "start": start}).json()
+        http.post(f"{base}/{w['id']}/stop", json={"end": end}).raise_for_status()
+        online = http.get(f"{base}/{w['id']}").json()
     for extra in ("id", "kind", "state", "note"):
         online["window"].pop(extra)
     # the store-side checks exist only at the collector

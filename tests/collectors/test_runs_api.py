@@ -18,6 +18,7 @@ from agent import wire
 from agent.samples import MetricSpec, SourceInfo
 from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
 from collectors.api import create_app
+from collectors.auth import create_token
 from collectors.evaluation.jsonl import parse_rfc3339
 from collectors.evaluation.site import load_site
 from collectors.ingest import Ingest
@@ -39,6 +40,7 @@ class AiCollector:
     url: str
     store: Store
     key: Ed25519PrivateKey
+    token: str  # an engineer's bearer token
 
 
 @pytest.fixture
@@ -49,11 +51,19 @@ def ai_collector(tmp_path: Path) -> Iterator[AiCollector]:
     key = Ed25519PrivateKey.generate()
     ingest = Ingest(store, {"agent-1": key.public_key()}, max_bytes=1 << 20)
     app = create_app(store, ingest, load_site(tmp_path / "site.toml"))
+    _, token = create_token(store, "engineer")
     try:
         with serve(app) as url:
-            yield AiCollector(url, store, key)
+            yield AiCollector(url, store, key, token)
     finally:
         store.close()
+
+
+@pytest.fixture
+def http(ai_collector: AiCollector) -> Iterator[httpx.Client]:
+    """A client sending the AI collector's engineer token."""
+    with httpx.Client(headers={"Authorization": f"Bearer {ai_collector.token}"}) as client:
+        yield client
 
 
 def watts(t: float) -> float:
@@ -83,29 +93,29 @@ def run(k: int, **extra: Any) -> dict[str, Any]:
             "exit_status": 0, **extra}
 
 
-def test_runs_are_recorded_listed_and_evaluated(ai_collector: AiCollector) -> None:
+def test_runs_are_recorded_listed_and_evaluated(ai_collector: AiCollector, http: httpx.Client) -> None:
     c = ai_collector
-    r = httpx.post(f"{c.url}/api/v1/batches", content=wire.seal(power_batch(), c.key),
+    r = http.post(f"{c.url}/api/v1/batches", content=wire.seal(power_batch(), c.key),
                    headers={"content-type": "application/x-msgpack"})
     assert r.status_code == 200 and r.json()["status"] == "stored"
     base = f"{c.url}/api/v1/windows"
-    w = httpx.post(base, json={"kind": "ai", "start": START, "note": "resnet-50"}).json()
+    w = http.post(base, json={"kind": "ai", "start": START, "note": "resnet-50"}).json()
     runs = f"{base}/{w['id']}/runs"
     bodies = [run(k, exit_status=(1 if k == 3 else 0)) for k in range(5)]
     for body in reversed(bodies):  # listed by start time whatever the order of arrival
-        r = httpx.post(runs, json=body)
+        r = http.post(runs, json=body)
         assert r.status_code == 201, r.text
         assert r.json()["status"] == "stored" and r.json()["start"] == body["start"]
-    again = httpx.post(runs, json=bodies[0])
+    again = http.post(runs, json=bodies[0])
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
-    other = httpx.post(runs, json={**bodies[0], "flops": 2e13})
+    other = http.post(runs, json={**bodies[0], "flops": 2e13})
     assert other.status_code == 409 and "repetition 1 of infer resnet-50" in other.json()["detail"]
-    listed = httpx.get(runs).json()
+    listed = http.get(runs).json()
     assert [x["repetition"] for x in listed] == [1, 2, 3, 4, 5]
     assert listed[0]["flops"] == 1.8e13 and all(x["window"] == w["id"] for x in listed)
-    assert httpx.post(f"{base}/{w['id']}/stop", json={"end": iso(2100)}).status_code == 200
+    assert http.post(f"{base}/{w['id']}/stop", json={"end": iso(2100)}).status_code == 200
 
-    result = httpx.get(f"{base}/{w['id']}").json()
+    result = http.get(f"{base}/{w['id']}").json()
     assert result["kind"] == "ai" and result["window"]["kind"] == "ai"
     # E = P x 300 s: 100, 125, 100, 150, 100 Wh; AEE = 18000 GFLOPs / E.
     got = [(x["energy_wh"], x["aee_gflops_per_wh"], x["valid"]) for x in result["runs"]]
@@ -120,41 +130,42 @@ def test_runs_are_recorded_listed_and_evaluated(ai_collector: AiCollector) -> No
     assert result["quality"]["chain"]["ok"] is True
 
 
-def test_runs_outside_or_malformed_are_refused(ai_collector: AiCollector) -> None:
+def test_runs_outside_or_malformed_are_refused(ai_collector: AiCollector, http: httpx.Client) -> None:
     base = f"{ai_collector.url}/api/v1/windows"
-    w = httpx.post(base, json={"kind": "ai", "start": iso(50)}).json()
+    w = http.post(base, json={"kind": "ai", "start": iso(50)}).json()
     runs = f"{base}/{w['id']}/runs"
-    early = httpx.post(runs, json=run(0, start=iso(0)))
+    early = http.post(runs, json=run(0, start=iso(0)))
     assert early.status_code == 422 and "starts before window" in early.json()["detail"]
-    naive = httpx.post(runs, json=run(0, start="2026-06-01T00:01:40"))
+    naive = http.post(runs, json=run(0, start="2026-06-01T00:01:40"))
     assert naive.status_code == 422 and "timezone" in str(naive.json()["detail"])
-    backwards = httpx.post(runs, json=run(0, end=iso(90)))
+    backwards = http.post(runs, json=run(0, end=iso(90)))
     assert backwards.status_code == 422 and "not after start" in str(backwards.json()["detail"])
     none = run(0)
     del none["flops"]
-    assert httpx.post(runs, json=none).status_code == 422
-    assert httpx.post(runs, json=run(0, phase="serve")).status_code == 422
-    assert httpx.post(runs, json=run(0, speed="fast")).status_code == 422
-    httpx.post(f"{base}/{w['id']}/stop", json={"end": iso(800)})
-    late = httpx.post(runs, json=run(2))  # 900-1200 s: after the window's end
+    assert http.post(runs, json=none).status_code == 422
+    assert http.post(runs, json=run(0, phase="serve")).status_code == 422
+    assert http.post(runs, json=run(0, speed="fast")).status_code == 422
+    http.post(f"{base}/{w['id']}/stop", json={"end": iso(800)})
+    late = http.post(runs, json=run(2))  # 900-1200 s: after the window's end
     assert late.status_code == 422 and "ends after window" in late.json()["detail"]
-    assert httpx.post(runs, json=run(1)).status_code == 201  # 500-800 s: inside
-    assert httpx.post(f"{base}/999/runs", json=run(0)).status_code == 404
-    assert httpx.get(f"{base}/999/runs").status_code == 404
-    assert len(httpx.get(runs).json()) == 1
+    assert http.post(runs, json=run(1)).status_code == 201  # 500-800 s: inside
+    assert http.post(f"{base}/999/runs", json=run(0)).status_code == 404
+    assert http.get(f"{base}/999/runs").status_code == 404
+    assert len(http.get(runs).json()) == 1
 
 
 def test_infrastructure_windows_take_no_runs_and_no_ai_section_is_reported(
     collector: Collector,
 ) -> None:
     base = f"{collector.url}/api/v1/windows"
-    infra = httpx.post(base, json={"kind": "infrastructure", "start": START}).json()
-    r = httpx.post(f"{base}/{infra['id']}/runs", json=run(0))
+    http = collector.http()
+    infra = http.post(base, json={"kind": "infrastructure", "start": START}).json()
+    r = http.post(f"{base}/{infra['id']}/runs", json=run(0))
     assert r.status_code == 422 and "runs belong to ai windows" in r.json()["detail"]
-    ai = httpx.post(base, json={"kind": "ai", "start": START})
+    ai = http.post(base, json={"kind": "ai", "start": START})
     assert ai.status_code == 201
-    assert httpx.post(f"{base}/{ai.json()['id']}/runs", json=run(0)).status_code == 201
-    result = httpx.get(f"{base}/{ai.json()['id']}").json()
+    assert http.post(f"{base}/{ai.json()['id']}/runs", json=run(0)).status_code == 201
+    result = http.get(f"{base}/{ai.json()['id']}").json()
     assert result["quality"]["valid"] is False and result["aee_gflops_per_wh"] is None
     assert result["quality"]["issues"][0].startswith("the site file has no [ai] section")
 

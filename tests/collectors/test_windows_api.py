@@ -2,38 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
+import pytest
 from conftest import Collector
 
 
-def test_window_lifecycle_and_errors(collector: Collector) -> None:
+@pytest.fixture
+def http(collector: Collector) -> Iterator[httpx.Client]:
+    """A client sending an engineer's bearer token."""
+    with collector.http("engineer") as client:
+        yield client
+
+
+def test_window_lifecycle_and_errors(collector: Collector, http: httpx.Client) -> None:
     base = f"{collector.url}/api/v1/windows"
-    w = httpx.post(
+    w = http.post(
         base, json={"kind": "infrastructure", "start": "2026-01-01T00:00:00Z", "note": "hall 1"}
     ).json()
     assert w["state"] == "open" and w["start"] == "2026-01-01T00:00:00Z"
-    r = httpx.get(f"{base}/{w['id']}").json()
+    r = http.get(f"{base}/{w['id']}").json()
     assert r["window"]["state"] == "open" and r["quality"]["valid"] is False
     assert any("still open" in i for i in r["quality"]["issues"])
-    stopped = httpx.post(f"{base}/{w['id']}/stop", json={"end": "2026-01-01T01:00:00Z"})
+    stopped = http.post(f"{base}/{w['id']}/stop", json={"end": "2026-01-01T01:00:00Z"})
     assert stopped.status_code == 200 and stopped.json()["end"] == "2026-01-01T01:00:00Z"
-    r = httpx.get(f"{base}/{w['id']}").json()
+    r = http.get(f"{base}/{w['id']}").json()
     assert r["window"]["hours"] == 1.0 and r["window"]["state"] == "closed"
     assert r["pue"] is None and r["quality"]["valid"] is False  # no samples at all
-    assert httpx.post(f"{base}/{w['id']}/stop").status_code == 409
-    assert httpx.get(f"{base}/999").status_code == 404
-    assert httpx.post(f"{base}/999/stop").status_code == 404
-    assert httpx.post(base, json={"kind": "nonsense"}).status_code == 422
-    general = httpx.post(base, json={"kind": "general"})
+    assert http.post(f"{base}/{w['id']}/stop").status_code == 409
+    assert http.get(f"{base}/999").status_code == 404
+    assert http.post(f"{base}/999/stop").status_code == 404
+    assert http.post(base, json={"kind": "nonsense"}).status_code == 422
+    general = http.post(base, json={"kind": "general"})
     assert general.status_code == 201
     # The site file has no [general] section: a result, marked not valid, saying so.
-    g = httpx.get(f"{base}/{general.json()['id']}").json()
+    g = http.get(f"{base}/{general.json()['id']}").json()
     assert g["quality"]["valid"] is False
-    assert [x["id"] for x in httpx.get(base).json()] == [general.json()["id"], w["id"]]
+    assert [x["id"] for x in http.get(base).json()] == [general.json()["id"], w["id"]]
 
 
-def test_stop_before_start_is_refused(collector: Collector) -> None:
+def test_stop_before_start_is_refused(collector: Collector, http: httpx.Client) -> None:
     base = f"{collector.url}/api/v1/windows"
-    w = httpx.post(base, json={"kind": "infrastructure", "start": "2026-01-01T00:00:00Z"}).json()
-    r = httpx.post(f"{base}/{w['id']}/stop", json={"end": "2025-12-31T00:00:00Z"})
+    w = http.post(base, json={"kind": "infrastructure", "start": "2026-01-01T00:00:00Z"}).json()
+    r = http.post(f"{base}/{w['id']}/stop", json={"end": "2025-12-31T00:00:00Z"})
     assert r.status_code == 422

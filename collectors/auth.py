@@ -1,0 +1,163 @@
+"""Bearer tokens with roles on the collector's windows API, and the `collector token` commands.
+
+Roles: an `engineer` opens and stops windows and records AI runs (and reads); a `reader` only
+reads. A token is `dcm_` and 43 random URL-safe characters (256 bits); the store keeps only
+its SHA-256, its role, a name and when it was made, so a copy of the database grants nothing.
+Agents' batches are signed with their own keys and need no token; /api/v1/health needs none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from collectors.store import Store
+
+Role = Literal["engineer", "reader"]
+ROLES: tuple[Role, ...] = ("engineer", "reader")
+# What each role may do; an engineer may do everything a reader may.
+GRANTS: dict[Role, frozenset[Role]] = {
+    "engineer": frozenset({"engineer", "reader"}),
+    "reader": frozenset({"reader"}),
+}
+PREFIX = "dcm_"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who made a request: the token's name and role (`auth-off` when auth is off)."""
+
+    name: str
+    role: Role
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 (hex) of a token: the only form the store keeps."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(store: Store, role: Role, name: str | None = None) -> tuple[str, str]:
+    """Make a random token with `role`, keep its hash; return (name, token). Shown once."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if name is not None and not NAME.match(name):
+        raise ValueError(
+            f"token name {name!r}: 1 to 64 characters, letters, digits and _ . @ -,"
+            " starting with a letter or digit"
+        )
+    taken = {t.name for t in store.tokens()}
+    if name is None:
+        name = next(f"{role}-{i}" for i in range(1, len(taken) + 2) if f"{role}-{i}" not in taken)
+    token = PREFIX + secrets.token_urlsafe(32)
+    if not store.add_token(name, token_hash(token), role, time.time_ns()):
+        raise ValueError(f"a token named {name!r} exists; revoke it first or choose another name")
+    return name, token
+
+
+class Auth:
+    """FastAPI dependencies that check the bearer token of a request against the store."""
+
+    def __init__(self, store: Store, enabled: bool = True) -> None:
+        self.store = store
+        self.enabled = enabled
+        self._bearer = HTTPBearer(auto_error=False, description="a token from"
+                                  " `dcmeter collector token create`")
+
+    def require(self, role: Role) -> Callable[..., Principal]:
+        """A dependency admitting tokens whose role grants `role`: 401 unknown, 403 too weak."""
+        bearer = self._bearer
+
+        def check(
+            creds: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+        ) -> Principal:
+            if not self.enabled:
+                return Principal("auth-off", "engineer")
+            if creds is None:
+                raise HTTPException(
+                    401, "no bearer token: send 'Authorization: Bearer <token>'", CHALLENGE
+                )
+            found = self.store.token(token_hash(creds.credentials))
+            if found is None:
+                raise HTTPException(401, "unknown or revoked bearer token", CHALLENGE)
+            have: Role = "engineer" if found.role == "engineer" else "reader"
+            if role not in GRANTS[have]:
+                raise HTTPException(
+                    403, f"token {found.name!r} has role {have!r}; this needs role {role!r}"
+                )
+            return Principal(found.name, have)
+
+        return check
+
+
+# `dcmeter collector token …`
+
+
+def _open_store(config_path: Path) -> Store:
+    from collectors import config
+
+    return Store(config.load(config_path).collector.store)
+
+
+def cmd_token_create(config_path: Path, role: Role, name: str | None) -> int:
+    """Create a token; print it alone on stdout (once), a note on stderr."""
+    store = _open_store(config_path)
+    try:
+        name, token = create_token(store, role, name)
+    except ValueError as exc:
+        print(f"dcmeter: token create: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(token)
+    print(
+        f"dcmeter: token {name!r} (role {role}) created; it is shown only this once:"
+        " keep it in a file (--token-file) or DCMETER_TOKEN",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_token_list(config_path: Path) -> int:
+    """List tokens by name, role and creation time; never the token."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from collectors.evaluation.jsonl import rfc3339
+
+    store = _open_store(config_path)
+    try:
+        tokens = store.tokens()
+    finally:
+        store.close()
+    table = Table("name", "role", "created")
+    for t in tokens:
+        table.add_row(t.name, t.role, rfc3339(t.created_ns // 10**9))
+    Console().print(table if tokens else "no tokens")
+    return 0
+
+
+def cmd_token_revoke(config_path: Path, name: str) -> int:
+    """Delete a token by name; exit 1 if there is none."""
+    store = _open_store(config_path)
+    try:
+        gone = store.revoke_token(name)
+    finally:
+        store.close()
+    if not gone:
+        print(f"dcmeter: no token named {name!r} (see `dcmeter collector token list`)",
+              file=sys.stderr)
+        return 1
+    print(f"dcmeter: token {name!r} revoked", file=sys.stderr)
+    return 0
