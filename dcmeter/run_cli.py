@@ -26,7 +26,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dcmeter.window_cli import DEFAULT_URL, ENV_TOKEN, ENV_URL, Client, CliError, read_token
+from dcmeter.window_cli import (
+    DEFAULT_URL,
+    ENV_TOKEN,
+    ENV_URL,
+    Client,
+    CliError,
+    connection_options,
+    read_token,
+)
 
 ENV_REPORT, ENV_REPETITION, ENV_WINDOW = (
     "DCMETER_RUN_REPORT", "DCMETER_RUN_REPETITION", "DCMETER_RUN_WINDOW")
@@ -61,14 +69,9 @@ def add_parser(sub: Any) -> None:
         "run", help="run an AI workload as the timed runs of an AI window",
         description="Run COMMAND --repeat times; post each run (start, end, exit status,"
         " figures) to the AI window. Figures: the options, or JSON the command writes to"
-        f" ${ENV_REPORT}.",
+        f" ${ENV_REPORT}. The token must be an engineer's.",
+        parents=[connection_options()],
     )
-    p.add_argument("--collector", default=None, metavar="URL",
-                   help=f"collector base URL (default ${ENV_URL} or {DEFAULT_URL})")
-    p.add_argument("--token-file", type=Path, default=None, metavar="FILE",
-                   help=f"file holding an engineer's bearer token (default ${ENV_TOKEN})")
-    p.add_argument("--timeout", type=_amount, default=10.0, metavar="S",
-                   help="seconds to wait for the collector (default 10)")
     p.add_argument("--window", type=_count, default=None, metavar="ID",
                    help="the AI window (default: the only open one)")
     p.add_argument("--phase", choices=("train", "infer"), help="training or inference")

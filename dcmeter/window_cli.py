@@ -45,8 +45,8 @@ def _positive(text: str) -> float:
     return value
 
 
-def add_parser(sub: Any) -> None:
-    """Register `window start|stop|list|status|report` on the `dcmeter` subparsers."""
+def connection_options() -> argparse.ArgumentParser:
+    """The options every collector client command takes: URL, token file, timeout."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--collector", default=None, metavar="URL",
                         help=f"collector base URL (default ${ENV_URL} or {DEFAULT_URL})")
@@ -54,6 +54,12 @@ def add_parser(sub: Any) -> None:
                         help=f"file holding the bearer token (default ${ENV_TOKEN})")
     common.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
                         help="seconds to wait for the collector (default 10)")
+    return common
+
+
+def add_parser(sub: Any) -> None:
+    """Register `window start|stop|list|status|report` on the `dcmeter` subparsers."""
+    common = connection_options()
     win = sub.add_parser("window", help="measurement windows on a collector").add_subparsers(
         dest="window_command", required=True
     )
