@@ -10,16 +10,17 @@ from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.keys import fingerprint
-from collectors.auth import Auth
+from collectors.auth import Auth, Principal
 from collectors.evaluation.ai_runs import Run
 from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from collectors.evaluation.site import Site
 from collectors.ingest import Ingest, Outcome
 from collectors.metrics import add_metrics
 from collectors.report import render_html, report_series
+from collectors.scope import scope_error, scoped
 from collectors.store import Store, StoredRun, Window
 from collectors.windows import SUPPORTED, window_result
 
@@ -34,6 +35,11 @@ class WindowOpen(BaseModel):
     kind: Literal["infrastructure", "general", "ai"]
     start: datetime | None = None
     note: str | None = None
+    scope: list[str] | None = Field(
+        default=None, min_length=1,
+        description="source ids of the site file the window covers (general, ai; see"
+        " collectors/scope.py); absent: the whole site",
+    )
 
 
 class WindowStop(BaseModel):
@@ -60,6 +66,8 @@ def _summary(w: Window) -> dict[str, Any]:
         "start": rfc3339(w.start_ns / 1e9),
         "end": None if w.end_ns is None else rfc3339(w.end_ns / 1e9),
         "note": w.note,
+        "opened_by": w.opened_by,
+        "scope": None if w.scope is None else list(w.scope),
     }
 
 
@@ -153,18 +161,21 @@ def create_app(
         out = ingest(b"".join(chunks))
         return JSONResponse(out.body, status_code=out.status)
 
-    @app.post("/api/v1/windows", status_code=201, dependencies=[write])
-    def open_window(body: WindowOpen) -> dict[str, Any]:
-        """Open a measurement window, now or at a given start time."""
+    @app.post("/api/v1/windows", status_code=201)
+    def open_window(body: WindowOpen, who: Principal = write) -> dict[str, Any]:
+        """Open a measurement window, now or at a given start time, over the whole site or
+        a scope of its sources; the window records the name of the token that opened it."""
         if body.kind not in SUPPORTED:
             raise HTTPException(
                 422, f"window kind {body.kind!r} is not evaluated yet; supported: {SUPPORTED}"
             )
         if body.start is not None and body.start.tzinfo is None:
             raise HTTPException(422, "start must carry a UTC offset, e.g. 2026-01-01T00:00:00Z")
+        if body.scope is not None and (why := scope_error(body.kind, site, body.scope)):
+            raise HTTPException(422, why)
         now = clock()
         start = _ns(body.start) if body.start else now
-        return _summary(store.open_window(body.kind, start, body.note, now))
+        return _summary(store.open_window(body.kind, start, body.note, now, who.name, body.scope))
 
     @app.get("/api/v1/windows", dependencies=[read])
     def list_windows(
@@ -205,7 +216,7 @@ def create_app(
         data as JSON (the result and the plot series)."""
         w, now = _get(wid), clock()
         result = window_result(store, site, w, now)
-        series = report_series(store, site, w, now)
+        series = report_series(store, scoped(site, w.kind, w.scope), w, now)
         if format == "json":
             return {"result": result, "series": asdict(series)}
         prints = {agent: fingerprint(key) for agent, key in ingest.keyring.items()}

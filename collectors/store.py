@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,6 +97,18 @@ class Window:
     start_ns: int
     end_ns: int | None
     note: str | None
+    opened_by: str | None = None  # the name of the token that opened it
+    scope: tuple[str, ...] | None = None  # the source ids it covers; None: the whole site
+
+
+WINDOW_COLUMNS = "id, kind, start_ns, end_ns, note, opened_by, scope"
+# Columns added after the first release: (name, type) added to a store that lacks them.
+WINDOW_ADDED = (("opened_by", "TEXT"), ("scope", "TEXT"))
+
+
+def _window(row: Sequence[Any]) -> Window:
+    scope = None if row[6] is None else tuple(json.loads(row[6]))
+    return Window(row[0], row[1], row[2], row[3], row[4], row[5], scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +132,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(windows)")}
+        for name, kind in WINDOW_ADDED:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE windows ADD COLUMN {name} {kind}")
         self._lock = threading.Lock()
         self._series: dict[str, int] = dict(self._db.execute("SELECT key, id FROM series"))
         self._fold_margin_s = fold_gap_s
@@ -323,34 +339,46 @@ class Store:
 
     # windows
 
-    def open_window(self, kind: str, start_ns: int, note: str | None, now_ns: int) -> Window:
+    def open_window(
+        self,
+        kind: str,
+        start_ns: int,
+        note: str | None,
+        now_ns: int,
+        opened_by: str | None = None,
+        scope: Sequence[str] | None = None,
+    ) -> Window:
         """Open a window starting at `start_ns`."""
+        scope_t = None if scope is None else tuple(scope)
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO windows(kind, start_ns, end_ns, note, created_ns) VALUES (?,?,?,?,?)",
-                (kind, start_ns, None, note, now_ns),
+                "INSERT INTO windows(kind, start_ns, end_ns, note, created_ns, opened_by, scope)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (kind, start_ns, None, note, now_ns, opened_by,
+                 None if scope_t is None else json.dumps(scope_t)),
             )
             wid = int(cur.lastrowid or 0)
+            w = Window(wid, kind, start_ns, None, note, opened_by, scope_t)
             if kind == "general":
-                self._fold_windows[wid] = Window(wid, kind, start_ns, None, note)
+                self._fold_windows[wid] = w
                 self._folds[wid] = {}
-        return Window(wid, kind, start_ns, None, note)
+        return w
 
     def window(self, wid: int) -> Window | None:
         """One window, or None."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id, kind, start_ns, end_ns, note FROM windows WHERE id = ?", (wid,)
+                f"SELECT {WINDOW_COLUMNS} FROM windows WHERE id = ?", (wid,)
             ).fetchone()
-        return Window(*row) if row else None
+        return _window(row) if row else None
 
     def windows(self) -> list[Window]:
         """All windows, newest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, kind, start_ns, end_ns, note FROM windows ORDER BY id DESC"
+                f"SELECT {WINDOW_COLUMNS} FROM windows ORDER BY id DESC"
             ).fetchall()
-        return [Window(*r) for r in rows]
+        return [_window(r) for r in rows]
 
     def close_window(self, wid: int, end_ns: int) -> bool:
         """Close an open window; False if it was already closed."""
@@ -360,7 +388,7 @@ class Store:
             )
             if cur.rowcount == 1 and wid in self._fold_windows:
                 w = self._fold_windows[wid]
-                self._fold_windows[wid] = Window(w.id, w.kind, w.start_ns, end_ns, w.note)
+                self._fold_windows[wid] = replace(w, end_ns=end_ns)
                 for fold in self._folds[wid].values():
                     fold.close(end_ns / 1e9)
                 db.executemany(
@@ -379,9 +407,9 @@ class Store:
         self._fold_until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
         last_rx = self._db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
         rows = self._db.execute(
-            "SELECT id, kind, start_ns, end_ns, note FROM windows WHERE kind = 'general'"
+            f"SELECT {WINDOW_COLUMNS} FROM windows WHERE kind = 'general'"
         ).fetchall()
-        for w in (Window(*r) for r in rows):
+        for w in (_window(r) for r in rows):
             if self._fold_live(w, last_rx):
                 self._fold_windows[w.id] = w
                 self._folds[w.id] = {

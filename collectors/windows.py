@@ -16,6 +16,7 @@ from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
+from collectors.scope import scoped
 from collectors.store import FOLD_METRIC, Store, Window
 
 KINDS = ("infrastructure", "general", "ai")
@@ -129,6 +130,7 @@ def window_result(
     arrived) where usable, the rest from the stored samples; `use_folds=False` reads all
     samples (the raw path, for comparison).
     """
+    site = scoped(site, w.kind, w.scope)
     end_ns = w.end_ns if w.end_ns is not None else now_ns
     # Samples just outside the window let the evaluation interpolate at its edges.
     margin_ns = int(site.quality.max_gap_s * 1e9)
@@ -158,6 +160,8 @@ def window_result(
         "kind": w.kind,
         "state": "open" if w.end_ns is None else "closed",
         "note": w.note,
+        "opened_by": w.opened_by,
+        "scope": None if w.scope is None else list(w.scope),
         **result["window"],
     }
     quality = result["quality"]

@@ -66,6 +66,9 @@ def add_parser(sub: Any) -> None:
     start = win.add_parser("start", parents=[common], help="open a window (engineer)")
     start.add_argument("--kind", choices=KINDS, required=True, help="window kind")
     start.add_argument("--note", default=None, help="a note kept with the window")
+    start.add_argument("--scope", action="append", default=None, metavar="SOURCE[,SOURCE…]",
+                       help="general and ai windows: the site file's sources it covers"
+                       " (repeat or comma-separate; default the whole site)")
     start.add_argument("--start", default=None, metavar="RFC3339",
                        help="start time with a UTC offset (default: now, collector's clock)")
     start.add_argument("--json", action="store_true", help="print the window as JSON")
@@ -203,12 +206,14 @@ def _print_json(data: Any, compact: bool = False) -> None:
 
 def cmd_start(c: Client, args: argparse.Namespace) -> int:
     """Open a window."""
-    body = {"kind": args.kind, "note": args.note, "start": args.start}
+    scope = [x.strip() for arg in args.scope or () for x in arg.split(",") if x.strip()]
+    body = {"kind": args.kind, "note": args.note, "start": args.start, "scope": scope or None}
     w = c.call("POST", "/windows", json={k: v for k, v in body.items() if v is not None})
     if args.json:
         _print_json(w)
     else:
-        print(f"window {w['id']} opened: {w['kind']}, from {w['start']}")
+        covers = f", scope {', '.join(w['scope'])}" if w.get("scope") else ""
+        print(f"window {w['id']} opened: {w['kind']}, from {w['start']}{covers}")
     return 0
 
 
