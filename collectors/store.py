@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,9 +15,8 @@ import numpy as np
 
 from agent.wire import GENESIS, Batch
 from collectors.evaluation.gauge_fold import GaugeFold
-from collectors.evaluation.general import A5_MAX_INTERVAL_S
-from collectors.evaluation.loads import UTIL_UNITS
 from collectors.evaluation.series import Series
+from collectors.store_folds import WindowFolds
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -56,25 +55,6 @@ CREATE TABLE IF NOT EXISTS window_folds (
     window_id INTEGER NOT NULL, series_id INTEGER NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (window_id, series_id));
 """
-
-# Gauge folds (collectors/evaluation/gauge_fold.py) of general windows: the metric folded;
-# how long a closed window's folds stay in memory, beyond the margin, after the first batch
-# received once it closed (a sample for it arriving later drops its fold: that series is
-# then read raw; on start, a closed window stays when the last batch was received before
-# its end + margin + this); how
-# many stored samples a new fold may be seeded with (more: the window started in the past,
-# and the fold is left to the raw path).
-FOLD_METRIC = "cpu_util_pct"
-FOLD_KEEP_NS = 3600 * 10**9
-FOLD_SEED_LIMIT = 100
-
-
-def _ns_s(ts_ns: int) -> float:
-    """Epoch ns to s exactly as `Store.series` converts them (SQLite's truncating / and %)."""
-    q, r = divmod(abs(ts_ns), 10**9)
-    if ts_ns < 0:
-        q, r = -q, -r
-    return float(q) + float(r) / 1e9
 
 Stored = Literal["stored", "duplicate", "conflict"]
 
@@ -138,9 +118,7 @@ class Store:
                 self._db.execute(f"ALTER TABLE windows ADD COLUMN {name} {kind}")
         self._lock = threading.Lock()
         self._series: dict[str, int] = dict(self._db.execute("SELECT key, id FROM series"))
-        self._fold_margin_s = fold_gap_s
-        self._fold_interval_s = min(fold_gap_s, A5_MAX_INTERVAL_S)
-        self._fold_scale: dict[int, float | None] = {}
+        self._folds = WindowFolds(fold_gap_s)
         self._load_folds()
 
     def close(self) -> None:
@@ -200,7 +178,7 @@ class Store:
                 if sid is None:
                     sid = pairs[(s, m)] = self._series_id(db, batch, s, m)
                 rows.append((sid, ts, v, batch.seq))
-            self._fold_rows(db, [(r[0], r[1], r[2]) for r in rows], received_ns)
+            self._folds.fold_rows(db, [(r[0], r[1], r[2]) for r in rows], received_ns)
             db.executemany("INSERT INTO samples VALUES (?,?,?,?)", rows)
             db.executemany(
                 "INSERT INTO dropped VALUES (?,?,?,?,?,?,?)",
@@ -360,8 +338,7 @@ class Store:
             wid = int(cur.lastrowid or 0)
             w = Window(wid, kind, start_ns, None, note, opened_by, scope_t)
             if kind == "general":
-                self._fold_windows[wid] = w
-                self._folds[wid] = {}
+                self._folds.opened(w)
         return w
 
     def window(self, wid: int) -> Window | None:
@@ -386,130 +363,30 @@ class Store:
             cur = db.execute(
                 "UPDATE windows SET end_ns = ? WHERE id = ? AND end_ns IS NULL", (end_ns, wid)
             )
-            if cur.rowcount == 1 and wid in self._fold_windows:
-                w = self._fold_windows[wid]
-                self._fold_windows[wid] = replace(w, end_ns=end_ns)
-                for fold in self._folds[wid].values():
-                    fold.close(end_ns / 1e9)
-                db.executemany(
-                    "INSERT OR REPLACE INTO window_folds VALUES (?,?,?)",
-                    [(wid, sid, json.dumps(f.to_state())) for sid, f in self._folds[wid].items()],
-                )
+            if cur.rowcount == 1:
+                self._folds.closed(db, wid, end_ns)
             return cur.rowcount == 1
 
-    # gauge folds of general windows (collectors/evaluation/gauge_fold.py)
+    # gauge folds of general windows (collectors/store_folds.py)
 
     def _load_folds(self) -> None:
-        """Hold in memory the folds of the general windows still folding (from the table)."""
-        self._fold_windows: dict[int, Window] = {}
-        self._folds: dict[int, dict[int, GaugeFold]] = {}
-        self._fold_gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
-        self._fold_until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
-        last_rx = self._db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
         rows = self._db.execute(
             f"SELECT {WINDOW_COLUMNS} FROM windows WHERE kind = 'general'"
         ).fetchall()
-        for w in (_window(r) for r in rows):
-            if self._fold_live(w, last_rx):
-                self._fold_windows[w.id] = w
-                self._folds[w.id] = {
-                    int(sid): GaugeFold.from_state(json.loads(state))
-                    for sid, state in self._db.execute(
-                        "SELECT series_id, state FROM window_folds WHERE window_id = ?", (w.id,)
-                    )
-                }
-            else:
-                lo, hi = self._fold_span(w)
-                self._fold_gone[w.id] = (lo, hi if hi is not None else lo)
-
-    def _fold_span(self, w: Window) -> tuple[int, int | None]:
-        """The samples (ns) the raw path reads for `w`: its span ± the margin."""
-        margin = int(self._fold_margin_s * 1e9)
-        return w.start_ns - margin, None if w.end_ns is None else w.end_ns + margin
-
-    def _fold_live(self, w: Window, now_ns: int | None) -> bool:
-        _, hi = self._fold_span(w)
-        return hi is None or now_ns is None or now_ns <= hi + FOLD_KEEP_NS
-
-    def _fold_scale_of(self, db: sqlite3.Connection, sid: int) -> float | None:
-        """The fraction per unit of a series folded (a `cpu_util_pct` gauge), else None."""
-        if sid not in self._fold_scale:
-            row = db.execute(
-                "SELECT metric, kind, unit FROM series WHERE id = ?", (sid,)
-            ).fetchone()
-            ok = row is not None and row[0] == FOLD_METRIC and row[1] == "gauge"
-            self._fold_scale[sid] = UTIL_UNITS.get(row[2].strip().lower()) if ok else None
-        return self._fold_scale[sid]
-
-    def _new_fold(self, db: sqlite3.Connection, w: Window, sid: int, scale: float) -> GaugeFold:
-        """A fold of `sid` for `w`, seeded with the samples already stored in its span (before
-        the batch at hand); beyond FOLD_SEED_LIMIT of them it is left to the raw path."""
-        fold = GaugeFold(w.start_ns / 1e9, None if w.end_ns is None else w.end_ns / 1e9, scale,
-                         self._fold_interval_s, self._fold_margin_s)
-        lo, hi = self._fold_span(w)
-        stored = db.execute(
-            "SELECT ts, value FROM samples WHERE series = ? AND ts BETWEEN ? AND ?"
-            " ORDER BY ts LIMIT ?",
-            (sid, lo, 2**63 - 1 if hi is None else hi, FOLD_SEED_LIMIT + 1),
-        ).fetchall()
-        if len(stored) > FOLD_SEED_LIMIT:
-            fold.from_raw_needed = True
-        for ts, value in stored if not fold.from_raw_needed else ():
-            fold.add(_ns_s(ts), value)
-        return fold
-
-    def _fold_rows(
-        self, db: sqlite3.Connection, rows: Sequence[tuple[int, int, float]], received_ns: int
-    ) -> None:
-        """Fold (series id, ts ns, value) rows, in arrival order, into the gauge folds of the
-        general windows whose span holds them; write the changed folds in `db`'s transaction.
-        Call it before the rows are stored (a new fold is seeded from the stored samples)."""
-        if not self._fold_windows and not self._fold_gone:
-            return
-        by: dict[int, list[tuple[int, float]]] = {}
-        for sid, ts, value in rows:
-            if self._fold_scale_of(db, sid) is not None:
-                by.setdefault(sid, []).append((ts, value))
-        if not by:
-            return
-        keep_ns = int(self._fold_margin_s * 1e9) + FOLD_KEEP_NS
-        for wid, w in list(self._fold_windows.items()):
-            if w.end_ns is not None and self._fold_until.setdefault(
-                wid, received_ns + keep_ns
-            ) < received_ns:
-                lo, hi = self._fold_span(w)
-                self._fold_gone[wid] = (lo, hi if hi is not None else lo)
-                del self._fold_windows[wid], self._folds[wid]
-        changed = []
-        for wid, w in self._fold_windows.items():
-            lo, hi = self._fold_span(w)
-            folds = self._folds[wid]
-            for sid, pts in by.items():
-                chosen = [(t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)]
-                if not chosen:
-                    continue
-                fold = folds.get(sid)
-                if fold is None:
-                    fold = folds[sid] = self._new_fold(db, w, sid, self._fold_scale[sid] or 1.0)
-                for t, v in chosen:
-                    fold.add(_ns_s(t), v)
-                changed.append((wid, sid, json.dumps(fold.to_state())))
-        late = [(wid, sid) for wid, (lo, hi) in self._fold_gone.items()
-                for sid, pts in by.items() if any(lo <= t <= hi for t, _ in pts)]
-        db.executemany("DELETE FROM window_folds WHERE window_id = ? AND series_id = ?", late)
-        db.executemany("INSERT OR REPLACE INTO window_folds VALUES (?,?,?)", changed)
+        self._folds.load(self._db, (_window(r) for r in rows))
 
     def fold_samples(self, rows: Sequence[tuple[int, int, float]], received_ns: int) -> None:
         """Fold (series id, ts ns, value) rows as `insert_batch` does, in one transaction,
         without storing them (the benchmark's store is filled by direct inserts)."""
         with self._tx() as db:
-            self._fold_rows(db, rows, received_ns)
+            self._folds.fold_rows(db, rows, received_ns)
 
     def window_folds(self, wid: int) -> dict[int, GaugeFold]:
         """The gauge folds of a window by series id: copies, safe while ingest goes on."""
         with self._lock:
-            if wid in self._folds:
-                return {sid: f.copy() for sid, f in self._folds[wid].items()}
+            held = self._folds.copies(wid)
+            if held is not None:
+                return held
             rows = self._db.execute(
                 "SELECT series_id, state FROM window_folds WHERE window_id = ?", (wid,)
             ).fetchall()

@@ -17,7 +17,8 @@ from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
 from collectors.scope import scoped
-from collectors.store import FOLD_METRIC, Store, Window
+from collectors.store import Store, Window
+from collectors.store_folds import FOLD_METRIC
 
 KINDS = ("infrastructure", "general", "ai")
 SUPPORTED = ("infrastructure", "general", "ai")
