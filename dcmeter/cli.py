@@ -115,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
 
     window_cli.add_parser(sub)
     run_cli.add_parser(sub)
+    from collectors import central
+
+    central.add_parser(sub)
 
     ev = sub.add_parser("evaluate", help="compute a window's result offline")
     ev.add_argument("--site", type=Path, required=True, help="site TOML file")
@@ -164,6 +167,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from collectors import cli as collector_cli
 
         return collector_cli.cmd_serve(args.config)
+    if args.command == "central":
+        from collectors import central
+
+        return central.run(args)
     if args.command == "window":
         return window_cli.run(args)
     if args.command == "run":
