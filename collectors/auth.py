@@ -22,6 +22,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from collectors.store import Store
+from collectors.token_table import TokenTable
 
 Role = Literal["engineer", "reader"]
 ROLES: tuple[Role, ...] = ("engineer", "reader")
@@ -48,7 +49,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(store: Store, role: Role, name: str | None = None) -> tuple[str, str]:
+def create_token(store: TokenTable, role: Role, name: str | None = None) -> tuple[str, str]:
     """Make a random token with `role`, keep its hash; return (name, token). Shown once."""
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
@@ -69,7 +70,7 @@ def create_token(store: Store, role: Role, name: str | None = None) -> tuple[str
 class Auth:
     """FastAPI dependencies that check the bearer token of a request against the store."""
 
-    def __init__(self, store: Store, enabled: bool = True) -> None:
+    def __init__(self, store: TokenTable, enabled: bool = True) -> None:
         self.store = store
         self.enabled = enabled
         self._bearer = HTTPBearer(auto_error=False, description="a token from"

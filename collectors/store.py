@@ -17,6 +17,7 @@ from agent.wire import GENESIS, Batch
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.series import Series
 from collectors.store_folds import WindowFolds
+from collectors.token_table import TOKENS_SCHEMA, TokenTable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -48,9 +49,6 @@ CREATE TABLE IF NOT EXISTS runs (
     created_ns INTEGER NOT NULL, UNIQUE (window_id, phase, model, repetition));
 CREATE TABLE IF NOT EXISTS rejections (
     ts_ns INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, agent TEXT);
-CREATE TABLE IF NOT EXISTS tokens (
-    name TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, role TEXT NOT NULL,
-    created_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS window_folds (
     window_id INTEGER NOT NULL, series_id INTEGER NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (window_id, series_id));
@@ -91,17 +89,7 @@ def _window(row: Sequence[Any]) -> Window:
     return Window(row[0], row[1], row[2], row[3], row[4], row[5], scope)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredToken:
-    """An API bearer token as the store keeps it: the SHA-256 of the token, never the token."""
-
-    name: str
-    hash: str
-    role: str
-    created_ns: int
-
-
-class Store:
+class Store(TokenTable):
     """One SQLite database in WAL mode; every write is one transaction."""
 
     def __init__(self, path: Path, *, fold_gap_s: float = 900.0) -> None:
@@ -111,7 +99,7 @@ class Store:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + TOKENS_SCHEMA)
         have = {r[1] for r in self._db.execute("PRAGMA table_info(windows)")}
         for name, kind in WINDOW_ADDED:
             if name not in have:
@@ -427,37 +415,6 @@ class Store:
                 "SELECT id, body FROM runs WHERE window_id = ? ORDER BY start_ns, id", (wid,)
             ).fetchall()
         return [StoredRun(int(i), wid, json.loads(b)) for i, b in rows]
-
-    # API bearer tokens (collectors/auth.py): only their SHA-256 is kept
-
-    def add_token(self, name: str, digest: str, role: str, now_ns: int) -> bool:
-        """Keep a token's hash under a unique name; False if the name is taken."""
-        with self._tx() as db:
-            if db.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
-                return False
-            db.execute("INSERT INTO tokens VALUES (?,?,?,?)", (name, digest, role, now_ns))
-        return True
-
-    def token(self, digest: str) -> StoredToken | None:
-        """The token with this hash, or None."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT name, hash, role, created_ns FROM tokens WHERE hash = ?", (digest,)
-            ).fetchone()
-        return StoredToken(*row) if row else None
-
-    def tokens(self) -> list[StoredToken]:
-        """Every token, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT name, hash, role, created_ns FROM tokens ORDER BY created_ns, name"
-            ).fetchall()
-        return [StoredToken(*r) for r in rows]
-
-    def revoke_token(self, name: str) -> bool:
-        """Delete a token by name; False if there is none."""
-        with self._tx() as db:
-            return db.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount == 1
 
     # aggregates for GET /metrics (collectors/metrics.py): one GROUP BY query each
 
