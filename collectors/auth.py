@@ -11,17 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from collectors.store import Store
 from collectors.token_table import TokenTable
 
 Role = Literal["engineer", "reader"]
@@ -100,65 +97,3 @@ class Auth:
             return Principal(found.name, have)
 
         return check
-
-
-# `dcmeter collector token …`
-
-
-def _open_store(config_path: Path) -> Store:
-    from collectors import config
-
-    return Store(config.load(config_path).collector.store)
-
-
-def cmd_token_create(config_path: Path, role: Role, name: str | None) -> int:
-    """Create a token; print it alone on stdout (once), a note on stderr."""
-    store = _open_store(config_path)
-    try:
-        name, token = create_token(store, role, name)
-    except ValueError as exc:
-        print(f"dcmeter: token create: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(token)
-    print(
-        f"dcmeter: token {name!r} (role {role}) created; it is shown only this once:"
-        " keep it in a file (--token-file) or DCMETER_TOKEN",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def cmd_token_list(config_path: Path) -> int:
-    """List tokens by name, role and creation time; never the token."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from collectors.evaluation.jsonl import rfc3339
-
-    store = _open_store(config_path)
-    try:
-        tokens = store.tokens()
-    finally:
-        store.close()
-    table = Table("name", "role", "created")
-    for t in tokens:
-        table.add_row(t.name, t.role, rfc3339(t.created_ns // 10**9))
-    Console().print(table if tokens else "no tokens")
-    return 0
-
-
-def cmd_token_revoke(config_path: Path, name: str) -> int:
-    """Delete a token by name; exit 1 if there is none."""
-    store = _open_store(config_path)
-    try:
-        gone = store.revoke_token(name)
-    finally:
-        store.close()
-    if not gone:
-        print(f"dcmeter: no token named {name!r} (see `dcmeter collector token list`)",
-              file=sys.stderr)
-        return 1
-    print(f"dcmeter: token {name!r} revoked", file=sys.stderr)
-    return 0

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collectors.token_cli import add_token_parser, run_token_command
+
 # Only what `dcmeter --help` needs is imported here; the pull and the server when run.
 if TYPE_CHECKING:
     import uvicorn
@@ -30,28 +32,14 @@ def add_parser(sub: Any) -> None:
     pull.add_argument("-c", "--config", type=Path, required=True, help="central TOML file")
     pull.add_argument("--once", action="store_true",
                       help="pull every site once, print a line per site, exit 1 if any is down")
-    token = cmds.add_parser("token", help="the central API's bearer tokens (hash stored)")
-    tok = token.add_subparsers(dest="token_command", required=True)
-    for name, helptext in (("create", "make a reader token and print it once"),
-                           ("list", "list tokens: name, role, created"),
-                           ("revoke", "delete a token by name")):
-        t = tok.add_parser(name, help=helptext)
-        t.add_argument("-c", "--config", type=Path, required=True, help="central TOML file")
-        if name == "create":
-            t.add_argument("--name", default=None, help="a unique name (default reader-N)")
-        if name == "revoke":
-            t.add_argument("name", help="the token's name (see token list)")
+    add_token_parser(cmds, "central", ("reader",))
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch one `dcmeter central …` command (ConfigError is reported by the caller)."""
     if args.central_command == "pull":
         return cmd_pull(args.config, args.once)
-    if args.token_command == "create":
-        return cmd_token_create(args.config, args.name)
-    if args.token_command == "list":
-        return cmd_token_list(args.config)
-    return cmd_token_revoke(args.config, args.name)
+    return run_token_command(args, _open_store, "central", ("reader",))
 
 
 def cmd_pull(path: Path, once: bool) -> int:
@@ -107,7 +95,7 @@ async def _serve(server: uvicorn.Server, puller: Puller, interval_s: float) -> N
         await puller.aclose()
 
 
-# `dcmeter central token …`: the same shape as `dcmeter collector token …`, role reader only.
+# `dcmeter central token …` (collectors/token_cli.py): the central's own reader tokens.
 
 
 def _open_store(path: Path) -> CentralStore:
@@ -115,52 +103,3 @@ def _open_store(path: Path) -> CentralStore:
     from collectors.central_store import CentralStore
 
     return CentralStore(central_config.load(path).central.store)
-
-
-def cmd_token_create(path: Path, name: str | None) -> int:
-    """Create a reader token; print it alone on stdout (once), a note on stderr."""
-    from collectors.auth import create_token
-
-    store = _open_store(path)
-    try:
-        name, token = create_token(store, "reader", name)
-    except ValueError as exc:
-        print(f"dcmeter: token create: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(token)
-    print(f"dcmeter: central token {name!r} (role reader) created; it is shown only this once",
-          file=sys.stderr)
-    return 0
-
-
-def cmd_token_list(path: Path) -> int:
-    """List tokens by name, role and creation time; never the token."""
-    from collectors.evaluation.jsonl import rfc3339
-
-    store = _open_store(path)
-    try:
-        tokens = store.tokens()
-    finally:
-        store.close()
-    for t in tokens:
-        print(f"{t.name}\t{t.role}\t{rfc3339(t.created_ns // 10**9)}")
-    if not tokens:
-        print("no tokens", file=sys.stderr)
-    return 0
-
-
-def cmd_token_revoke(path: Path, name: str) -> int:
-    """Delete a token by name; exit 1 if there is none."""
-    store = _open_store(path)
-    try:
-        gone = store.revoke_token(name)
-    finally:
-        store.close()
-    if not gone:
-        print(f"dcmeter: no token named {name!r} (see `dcmeter central token list`)",
-              file=sys.stderr)
-        return 1
-    print(f"dcmeter: token {name!r} revoked", file=sys.stderr)
-    return 0

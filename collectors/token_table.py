@@ -37,6 +37,10 @@ class TokenTable:
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Close the store (each store class closes its database)."""
+        raise NotImplementedError
+
     def add_token(self, name: str, digest: str, role: str, now_ns: int) -> bool:
         """Keep a token's hash under a unique name; False if the name is taken."""
         with self._tx() as db:

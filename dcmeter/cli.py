@@ -99,19 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve = coll.add_parser("serve", help="run the collector")
     serve.add_argument("-c", "--config", type=Path, required=True, help="collector TOML file")
-    token = coll.add_parser("token", help="API bearer tokens (only their hash is stored)")
-    tok = token.add_subparsers(dest="token_command", required=True)
-    for name, helptext in (("create", "make a token and print it once"),
-                           ("list", "list tokens: name, role, created"),
-                           ("revoke", "delete a token by name")):
-        t = tok.add_parser(name, help=helptext)
-        t.add_argument("-c", "--config", type=Path, required=True, help="collector TOML file")
-        if name == "create":
-            t.add_argument("--role", choices=("engineer", "reader"), required=True,
-                           help="engineer: open and stop windows, post runs, read; reader: read")
-            t.add_argument("--name", default=None, help="a unique name (default ROLE-N)")
-        if name == "revoke":
-            t.add_argument("name", help="the token's name (see token list)")
+    from collectors.token_cli import add_token_parser
+
+    add_token_parser(coll, "collector", ("engineer", "reader"))
 
     window_cli.add_parser(sub)
     run_cli.add_parser(sub)
@@ -156,14 +146,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return handlers[args.agent_command]()
     if args.command == "collector":
         if args.collector_command == "token":
-            from collectors import auth
+            from collectors import config
+            from collectors.store import Store
+            from collectors.token_cli import run_token_command
 
-            handlers = {
-                "create": lambda: auth.cmd_token_create(args.config, args.role, args.name),
-                "list": lambda: auth.cmd_token_list(args.config),
-                "revoke": lambda: auth.cmd_token_revoke(args.config, args.name),
-            }
-            return handlers[args.token_command]()
+            return run_token_command(
+                args, lambda p: Store(config.load(p).collector.store), "collector",
+                ("engineer", "reader"),
+            )
         from collectors import cli as collector_cli
 
         return collector_cli.cmd_serve(args.config)
