@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.sources import REGISTRY, Source, SourceConfig, config_class, import_vendor_modules
 from dcmeter.configfile import ConfigError, load_model, read_toml
+from dcmeter.tls import client_context
 
 
 class AgentSection(BaseModel):
@@ -35,6 +37,19 @@ class CollectorSection(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     backoff_initial_s: float = Field(default=1.0, gt=0, le=60)
     backoff_max_s: float = Field(default=300.0, gt=0, le=3600)
+    # TLS (docs/tls.md): the CA the collector's certificate must verify against (default:
+    # the system store) and, for mutual TLS, this agent's client certificate and key.
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client TLS context for an https URL with any TLS key set, else None."""
+        if not self.url.startswith("https://") or not (
+            self.ca_file or self.client_cert_file or self.client_key_file
+        ):
+            return None
+        return client_context(self.ca_file, self.client_cert_file, self.client_key_file)
 
 
 class _File(BaseModel):
@@ -83,4 +98,34 @@ def load(path: Path) -> AgentConfig:
             )
         seen.add(cfg.id)
         sources.append(cfg)
+    if base.collector is not None:
+        _check_tls(path, base.collector)
     return AgentConfig(path, base.agent, base.collector, sources)
+
+
+def _check_tls(path: Path, c: CollectorSection) -> None:
+    """Resolve the TLS files from the config's folder and check they load."""
+    for name in ("ca_file", "client_cert_file", "client_key_file"):
+        value = getattr(c, name)
+        if value is None:
+            continue
+        setattr(c, name, path.parent / value)
+        try:
+            getattr(c, name).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: key collector.{name}: bad value {str(value)!r}: cannot read"
+                f" {getattr(c, name)}: {exc.strerror or exc}"
+            ) from None
+    if (c.client_cert_file is None) != (c.client_key_file is None):
+        raise ConfigError(
+            f"{path}: key collector.client_cert_file: mutual TLS needs both client_cert_file"
+            " and client_key_file"
+        )
+    try:
+        c.tls_context()
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{path}: key collector.ca_file/client_cert_file/client_key_file: not usable"
+            f" PEM certificates and key: {exc}"
+        ) from None

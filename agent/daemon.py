@@ -1,4 +1,10 @@
-"""The agent's life: poll on aligned ticks, buffer, seal, ship; stop cleanly on SIGTERM."""
+"""The agent's life: poll on aligned ticks, buffer, seal, ship; reload on SIGHUP, drain on SIGTERM.
+
+systemd learns the agent's state through sd_notify (dcmeter/sdnotify.py): READY=1 once the
+sources are built, the buffer is open and the ticks are scheduled; WATCHDOG=1 from the event
+loop; a STATUS= line after each tick; RELOADING=1 then READY=1 around a reload; STOPPING=1
+when a stop begins. A stop writes everything held in memory to the buffer within DRAIN_S.
+"""
 
 from __future__ import annotations
 
@@ -8,90 +14,251 @@ import time
 from collections.abc import Callable
 
 import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
-from agent import keys, wire
+from agent import config, keys
 from agent.buffer import Buffer
 from agent.clock import clock_status
 from agent.config import AgentConfig
+from agent.rotation import Signer
 from agent.samples import now_ns
-from agent.scheduler import Poller, start_ticks
+from agent.scheduler import Poller, next_aligned, start_ticks
 from agent.shipper import Shipper
+from agent.sources import Source, import_vendor_modules
 from agent.wire import ClockStatus
+from dcmeter import sdnotify
+from dcmeter.configfile import ConfigError
 
 log = structlog.get_logger("dcmeter.agent")
 
 BUFFER_FILE = "buffer.sqlite"
+# SIGTERM to exit, s: what a stop may take (the unit's TimeoutStopSec=15 leaves a margin).
+DRAIN_S = 10.0
+# How long a stop waits for a poll in flight to finish and be committed, s. A poll still
+# running then (only targets with timeout_s above this) is abandoned: nothing of it was read.
+TICK_WAIT_S = 6.0
+# Bound on closing the sources (BMC sessions, TCP links) at a stop or reload, s.
+CLOSE_S = 2.0
+
+
+def make_shipper(buffer: Buffer, cfg: AgentConfig) -> Shipper | None:
+    """The shipper `cfg`'s [collector] table asks for; None when there is none."""
+    c = cfg.collector
+    if c is None:
+        return None
+    return Shipper(buffer, c.url, c.timeout_s, c.backoff_initial_s, c.backoff_max_s,
+                   tls=c.tls_context(), ca_file=c.ca_file)
+
+
+def check_reloadable(old: AgentConfig, new: AgentConfig) -> None:
+    """Refuse a reload that changes what only a restart can change (identity, state)."""
+    for key in ("id", "state_dir"):
+        before, after = getattr(old.agent, key), getattr(new.agent, key)
+        if before != after:
+            raise ConfigError(
+                f"{new.path}: key agent.{key}: bad value {str(after)!r}: cannot change on "
+                f"reload (running with {str(before)!r}): restart the agent to apply it"
+            )
+
+
+async def close_sources(sources: list[Source]) -> None:
+    """Close `sources` within CLOSE_S, ignoring errors of dead targets."""
+    try:
+        await asyncio.wait_for(Poller(sources, [1.0] * len(sources)).close(), CLOSE_S)
+    except TimeoutError:
+        log.warning("sources not closed in time", timeout_s=CLOSE_S)
 
 
 class Agent:
     """One agent: its sources, buffer and shipper, run until stopped."""
 
     def __init__(
-        self, cfg: AgentConfig, clock: Callable[[], ClockStatus] = clock_status
+        self,
+        cfg: AgentConfig,
+        clock: Callable[[], ClockStatus] = clock_status,
+        notifier: sdnotify.Notifier | None = None,
     ) -> None:
         a = cfg.agent
         self.cfg = cfg
-        self.key = keys.load_or_create(a.state_dir)
         self.buffer = Buffer(a.state_dir / BUFFER_FILE, a.id, int(a.buffer_max_mb * 2**20))
+        # Signs batches; switches to a rotated key once announced (agent/rotation.py).
+        self.signer = Signer(a.state_dir, lambda: self.buffer.pending(2**31))
         self.sources = cfg.build_sources()
         self.poller = Poller(self.sources, [s.timeout_s for s in cfg.sources])
-        c = cfg.collector
-        self.shipper = (
-            Shipper(self.buffer, c.url, c.timeout_s, c.backoff_initial_s, c.backoff_max_s)
-            if c
-            else None
-        )
+        self.shipper = make_shipper(self.buffer, cfg)
         self.clock = clock
+        self.notifier = notifier or sdnotify.Notifier()
         self.stop_event = asyncio.Event()
         self.ticks = 0
+        # Held by a tick, a reload and the final drain: they never overlap.
+        self._lock = asyncio.Lock()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._shipping: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[bool]] = set()
 
     def _sealer(self, body: bytes) -> bytes:
-        return wire.envelope(body, self.key)
+        return self.signer.envelope(body)
 
     def seal(self) -> None:
         """Seal everything buffered into batches."""
-        while self.buffer.seal(
+        while seq := self.buffer.seal(
             self._sealer, self.clock(), now_ns(), self.cfg.agent.batch_max_samples
         ):
-            pass
+            self.signer.sealed(seq)
+
+    def status(self) -> str:
+        """One line for `systemctl status`: sources, failures, what waits in the buffer."""
+        failing = sum(1 for n in self.poller.failures.values() if n) if self.ticks else 0
+        c = self.buffer.counts()
+        return (
+            f"polling {len(self.sources)} sources every {self.cfg.agent.interval_s:g} s"
+            f" ({failing} failed at least once), {c['batches']} batches and"
+            f" {c['samples']} samples buffered"
+        )
 
     async def tick(self) -> None:
         """One poll: read all sources, commit the readings, seal them, wake the shipper."""
-        readings = await self.poller.poll()
-        self.buffer.append(readings)
-        self.seal()
-        self.ticks += 1
+        async with self._lock:
+            if self.stop_event.is_set():
+                return
+            self._tick_task = asyncio.current_task()
+            try:
+                readings = await self.poller.poll()
+                self.buffer.append(readings)
+                self.seal()
+                self.ticks += 1
+            finally:
+                self._tick_task = None
+            self.notifier.notify("STATUS=" + self.status())
         if self.shipper:
             self.shipper.wake()
 
+    def _start_shipping(self) -> None:
+        if self.shipper:
+            self._shipping = asyncio.create_task(self.shipper.run(self.stop_event))
+
+    async def _stop_shipping(self) -> None:
+        if self._shipping:
+            self._shipping.cancel()
+            await asyncio.gather(self._shipping, return_exceptions=True)
+            self._shipping = None
+        if self.shipper:
+            await self.shipper.close()
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload the config file in a task (reloads run one after the other)."""
+        task = asyncio.create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self) -> bool:
+        """Apply the config file again; keep the running config if the new one is bad.
+
+        Sources whose settings did not change keep their connections; removed ones are
+        closed; a new interval reschedules the ticks; a new [collector] table a new shipper.
+        Every committed sample stays in the buffer, and a poll in flight finishes first.
+        """
+        self.notifier.notify("RELOADING=1", "STATUS=reloading " + str(self.cfg.path))
+        try:
+            new = config.load(self.cfg.path)
+            check_reloadable(self.cfg, new)
+            async with self._lock:
+                if self.stop_event.is_set():
+                    return False
+                await self._apply(new)
+        except ConfigError as exc:
+            log.error("configuration not reloaded, keeping the running one", error=str(exc))
+            self.notifier.notify("READY=1", "STATUS=reload refused; " + self.status())
+            return False
+        log.info("configuration reloaded", path=str(new.path), sources=len(self.sources),
+                 interval_s=new.agent.interval_s)
+        self.notifier.notify("READY=1", "STATUS=" + self.status())
+        return True
+
+    async def _apply(self, new: AgentConfig) -> None:
+        """Swap in `new`'s sources, interval, buffer bound and collector (lock held)."""
+        old = {c.id: (c, s) for c, s in zip(self.cfg.sources, self.sources, strict=True)}
+        try:
+            import_vendor_modules({getattr(c, "type", "") for c in new.sources})
+            sources = [
+                old[c.id][1] if c.id in old and old[c.id][0] == c else c.build()
+                for c in new.sources
+            ]
+        except ConfigError:
+            raise
+        except Exception as exc:  # a source that cannot be built must not stop the agent
+            raise ConfigError(f"{new.path}: {type(exc).__name__}: {exc}") from None
+        kept = {id(s) for s in sources}
+        await close_sources([s for _, s in old.values() if id(s) not in kept])
+        failures = self.poller.failures
+        self.sources = sources
+        self.poller = Poller(sources, [c.timeout_s for c in new.sources])
+        for sid in self.poller.failures:
+            self.poller.failures[sid] = failures.get(sid, 0)
+        self.buffer.max_bytes = int(new.agent.buffer_max_mb * 2**20)
+        if new.agent.interval_s != self.cfg.agent.interval_s and self._scheduler:
+            start = next_aligned(time.time(), new.agent.interval_s)
+            self._scheduler.reschedule_job(
+                "poll", trigger=IntervalTrigger(seconds=new.agent.interval_s, start_date=start)
+            )
+        if new.collector != self.cfg.collector:
+            await self._stop_shipping()
+            self.shipper = make_shipper(self.buffer, new)
+            self._start_shipping()
+        self.cfg = new
+
     async def run(self) -> None:
-        """Run until `stop_event` is set (SIGTERM and SIGINT set it)."""
+        """Run until `stop_event` is set (SIGTERM and SIGINT set it; SIGHUP reloads)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         self.seal()  # whatever a previous run committed but did not seal
-        scheduler = start_ticks(self.tick, self.cfg.agent.interval_s, time.time())
-        shipping = (
-            asyncio.create_task(self.shipper.run(self.stop_event)) if self.shipper else None
+        self._scheduler = start_ticks(self.tick, self.cfg.agent.interval_s, time.time())
+        self._start_shipping()
+        interval = sdnotify.watchdog_interval()
+        watchdog = (
+            asyncio.create_task(sdnotify.watchdog(self.notifier, interval)) if interval else None
         )
         log.info(
             "agent started",
             agent=self.cfg.agent.id,
             sources=len(self.sources),
             interval_s=self.cfg.agent.interval_s,
-            key=keys.fingerprint(self.key.public_key()),
+            key=keys.fingerprint(self.signer.key.public_key()),
+            watchdog_s=interval,
             **self.buffer.counts(),
         )
+        self.notifier.notify("READY=1", "STATUS=" + self.status())
         try:
             await self.stop_event.wait()
         finally:
-            scheduler.shutdown(wait=False)
-            if shipping:
-                shipping.cancel()
-                await asyncio.gather(shipping, return_exceptions=True)
-                assert self.shipper is not None
-                await self.shipper.close()
-            self.seal()
-            await self.poller.close()
-            log.info("agent stopped", ticks=self.ticks, **self.buffer.counts())
-            self.buffer.close()
+            self.notifier.notify("STOPPING=1", "STATUS=stopping: writing readings to the buffer")
+            if watchdog:
+                watchdog.cancel()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Stop polling, commit and seal what is in memory, close everything: within DRAIN_S."""
+        started = time.monotonic()
+        if self._scheduler:
+            self._scheduler.pause()  # no new tick; shutting down would cancel the one running
+        try:
+            await asyncio.wait_for(self._lock.acquire(), TICK_WAIT_S)
+        except TimeoutError:
+            if self._tick_task:
+                self._tick_task.cancel()
+            log.warning("poll in flight abandoned at stop", waited_s=TICK_WAIT_S)
+            await self._lock.acquire()  # the cancelled tick lets go at once
+        # The lock stays held: nothing polls or reloads after this point.
+        if self._scheduler:
+            self._scheduler.shutdown(wait=False)
+        await self._stop_shipping()
+        self.seal()
+        await close_sources(self.sources)
+        log.info("agent stopped", ticks=self.ticks, stop_s=round(time.monotonic() - started, 3),
+                 **self.buffer.counts())
+        self.buffer.close()
+        self.notifier.close()

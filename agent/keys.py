@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from dcmeter.configfile import ConfigError
 
 KEY_FILE = "agent.key"
+NEXT_FILE = "agent.key.next"  # made by `agent key rotate`; announced in the next batch
 PREFIX = "ed25519:"
 
 
@@ -23,9 +24,9 @@ class KeyFileError(ConfigError):
     """The key file exists but cannot be used."""
 
 
-def load_or_create(state_dir: Path) -> Ed25519PrivateKey:
+def load_or_create(state_dir: Path, name: str = KEY_FILE) -> Ed25519PrivateKey:
     """Load the agent key from `state_dir`, creating it (mode 0600) if there is none."""
-    path = state_dir / KEY_FILE
+    path = state_dir / name
     if path.exists():
         return load(path)
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import structlog
 
 from agent.buffer import Buffer
+from dcmeter.tls import describe
 
 log = structlog.get_logger("dcmeter.agent.ship")
 
 CONTENT_TYPE = "application/x-msgpack"
 # Refused for good: retrying the same bytes can never succeed. Set aside, never deleted.
 PERMANENT = {400, 409, 413}
+MTLS_HINT = (
+    " (the collector closed the connection: if it requires client certificates, set"
+    " [collector] client_cert_file and client_key_file)"
+)
 
 
 class Shipper:
@@ -30,10 +37,19 @@ class Shipper:
         backoff_max_s: float = 300.0,
         client: httpx.AsyncClient | None = None,
         rng: Callable[[], float] = random.random,
+        tls: ssl.SSLContext | None = None,
+        ca_file: Path | None = None,
     ) -> None:
+        """`tls` verifies the collector (default: the system CA store); `ca_file` is named
+        in the message logged when its certificate does not verify."""
         self.buffer = buffer
-        self.endpoint = url.rstrip("/") + "/api/v1/batches"
-        self.client = client or httpx.AsyncClient(timeout=timeout_s)
+        self.url = url.rstrip("/")
+        self.endpoint = self.url + "/api/v1/batches"
+        self.client = client or httpx.AsyncClient(
+            timeout=timeout_s, verify=tls if tls is not None else True
+        )
+        self.ca_file = ca_file
+        self._reason_kind = ""
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.rng = rng
@@ -56,7 +72,17 @@ class Shipper:
                 self.endpoint, content=raw, headers={"content-type": CONTENT_TYPE}
             )
         except httpx.HTTPError as exc:
-            self._fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            tls = describe(self.url, exc, self.ca_file)
+            if tls is not None:
+                self._fail(tls, "tls")
+                return False
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if self.url.startswith("https://") and isinstance(
+                exc, httpx.ReadError | httpx.RemoteProtocolError
+            ):
+                # A TLS 1.3 server refusing a client without a certificate just hangs up.
+                reason += MTLS_HINT
+            self._fail(reason)
             return False
         if resp.is_success:
             self.buffer.ack(seq)
@@ -64,6 +90,7 @@ class Shipper:
             if self._failures:
                 log.info("collector reachable again", after_failures=self._failures)
             self._failures = 0
+            self._reason_kind = ""
             return True
         reason = resp.text[:200]
         if resp.status_code in PERMANENT:
@@ -73,9 +100,14 @@ class Shipper:
         self._fail(f"HTTP {resp.status_code}: {reason}")
         return False
 
-    def _fail(self, reason: str) -> None:
-        if self._failures == 0:
-            log.warning("cannot ship, buffering", endpoint=self.endpoint, reason=reason)
+    def _fail(self, reason: str, kind: str = "other") -> None:
+        """Log once per outage (and once more if it turns into a TLS failure or back)."""
+        if self._failures == 0 or kind != self._reason_kind:
+            if kind == "tls":
+                log.error(f"{reason}; batches stay buffered", endpoint=self.endpoint)
+            else:
+                log.warning("cannot ship, buffering", endpoint=self.endpoint, reason=reason)
+        self._reason_kind = kind
         self._failures += 1
 
     async def ship_pending(self) -> bool:

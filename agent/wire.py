@@ -20,6 +20,11 @@ The one module both the agent and the collector use. A batch travels as an envel
 
 The hash of a batch is SHA-256 of its body bytes. Sealing happens once on the agent; every
 retry sends the same bytes, so the collector deduplicates on (agent, seq).
+
+Key rotation: the envelope of the last batch signed by the old key may carry a third entry,
+`"rotate": {"key": <32-byte new Ed25519 public key>, "sig": <64 bytes>}`, where `sig` is the
+old key's signature over `ROTATION_DOMAIN + SHA-256(body) + key`: a statement bound to that
+one batch. From the next seq on the agent signs with the new key (docs/wire-format.md).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 
 import msgpack
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -52,6 +58,22 @@ class WireError(ValueError):
 
 class BadSignature(ValueError):
     """The signature does not verify with the agent's enrolled key."""
+
+
+# Prefix of the message a rotation statement signs, so it can never pass for a batch body.
+ROTATION_DOMAIN = b"dcmeter key rotation v1\0"
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A rotation statement: the agent's next public key (raw 32 bytes), signed by the old."""
+
+    key: bytes
+    sig: bytes
+
+    def public_key(self) -> Ed25519PublicKey:
+        """The announced key as a cryptography object."""
+        return Ed25519PublicKey.from_public_bytes(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,24 +184,62 @@ def seal(batch: Batch, key: Ed25519PrivateKey) -> bytes:
     return envelope(encode_body(batch), key)
 
 
-def envelope(body: bytes, key: Ed25519PrivateKey) -> bytes:
-    """Sign an encoded body and wrap it with its signature."""
-    packed: bytes = msgpack.packb({"body": body, "sig": key.sign(body)}, use_bin_type=True)
+def envelope(
+    body: bytes, key: Ed25519PrivateKey, rotate_to: Ed25519PublicKey | None = None
+) -> bytes:
+    """Sign an encoded body and wrap it with its signature; with `rotate_to`, also announce
+    the agent's next key in a rotation statement signed by `key`."""
+    env: dict[str, Any] = {"body": body, "sig": key.sign(body)}
+    if rotate_to is not None:
+        new = rotate_to.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        env["rotate"] = {"key": new, "sig": key.sign(rotation_message(body, new))}
+    packed: bytes = msgpack.packb(env, use_bin_type=True)
     return packed
+
+
+def rotation_message(body: bytes, new_key: bytes) -> bytes:
+    """What a rotation statement signs: the domain, the batch's hash, the new raw key."""
+    return ROTATION_DOMAIN + batch_hash(body) + new_key
 
 
 def open_envelope(raw: bytes) -> tuple[bytes, bytes]:
     """Split an envelope into (body, signature) or raise WireError."""
+    body, sig, _ = open_signed(raw)
+    return body, sig
+
+
+def open_signed(raw: bytes) -> tuple[bytes, bytes, Rotation | None]:
+    """Split an envelope into (body, signature, rotation statement or None); raise WireError."""
     try:
         env = msgpack.unpackb(raw, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types
         raise WireError(f"envelope is not msgpack: {type(exc).__name__}") from None
-    if not isinstance(env, dict) or set(env) != {"body", "sig"}:
-        raise WireError("envelope must be a map with exactly 'body' and 'sig'")
+    if not isinstance(env, dict) or set(env) - {"rotate"} != {"body", "sig"}:
+        raise WireError("envelope must be a map of 'body', 'sig' and optionally 'rotate'")
     body, sig = env["body"], env["sig"]
     if not isinstance(body, bytes) or not isinstance(sig, bytes) or len(sig) != 64:
         raise WireError("envelope: body must be bytes and sig 64 bytes")
-    return body, sig
+    rot = env.get("rotate")
+    if rot is None:
+        return body, sig, None
+    if (
+        not isinstance(rot, dict)
+        or set(rot) != {"key", "sig"}
+        or not isinstance(rot["key"], bytes)
+        or len(rot["key"]) != 32
+        or not isinstance(rot["sig"], bytes)
+        or len(rot["sig"]) != 64
+    ):
+        raise WireError("envelope: rotate must be {key: 32 bytes, sig: 64 bytes}")
+    return body, sig, Rotation(rot["key"], rot["sig"])
+
+
+def verify_rotation(public_key: Ed25519PublicKey, body: bytes, rotation: Rotation) -> None:
+    """Raise BadSignature unless `rotation` is signed by `public_key` for this `body`."""
+    try:
+        public_key.verify(rotation.sig, rotation_message(body, rotation.key))
+    except InvalidSignature:
+        raise BadSignature("key rotation statement does not verify with the agent's key") from None
 
 
 def verify(public_key: Ed25519PublicKey, body: bytes, sig: bytes) -> None:

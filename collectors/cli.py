@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from collectors.api import create_app
 from collectors.evaluation.site import load_site
 from collectors.ingest import Ingest
 from collectors.store import Store
-from dcmeter import log
+from dcmeter import log, sdnotify
 
 
 def build(path: Path) -> tuple[uvicorn.Server, Store]:
@@ -24,24 +26,65 @@ def build(path: Path) -> tuple[uvicorn.Server, Store]:
     keyring = config.keyring(cfg, path)
     # Per-window folds use the site's interval limit as their margin (collectors/windows.py).
     store = Store(c.store, fold_gap_s=site.quality.max_gap_s)
-    ingest = Ingest(store, keyring, int(c.max_batch_mb * 2**20))
+    ingest = Ingest(store, keyring, int(c.max_batch_mb * 2**20),
+                    reload=lambda: config.keyring(cfg, path))
     app = create_app(store, ingest, site, auth=c.auth)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=c.host, port=c.port, log_config=None, access_log=False)
+        uvicorn.Config(app, host=c.host, port=c.port, log_config=None, access_log=False,
+                       **config.uvicorn_tls(c.tls))
     )
     structlog.get_logger("dcmeter.collector").info(
         "collector starting", host=c.host, port=c.port, store=str(c.store),
         agents=sorted(keyring), site=site.site.name, auth=c.auth,
+        tls="mutual" if c.tls and c.tls.client_ca_file else "on" if c.tls else "off",
     )
     return server, store
 
 
+async def tell_systemd(server: uvicorn.Server, notifier: sdnotify.Notifier) -> None:
+    """READY=1 once uvicorn listens, WATCHDOG=1 from its loop, STOPPING=1 when told to stop."""
+    interval = sdnotify.watchdog_interval()
+    watchdog = None
+    try:
+        # uvicorn polls `should_exit` every 0.1 s in its own main loop; so does this.
+        while not server.started and not server.should_exit:
+            await asyncio.sleep(0.05)
+        if server.started and not server.should_exit:
+            c = server.config
+            notifier.notify("READY=1", f"STATUS=serving on {c.host}:{c.port}")
+            if interval:
+                watchdog = asyncio.create_task(sdnotify.watchdog(notifier, interval))
+        while not server.should_exit:
+            await asyncio.sleep(0.1)
+        notifier.notify("STOPPING=1", "STATUS=stopping")
+    finally:
+        if watchdog:
+            watchdog.cancel()
+
+
+async def serve_notifying(server: uvicorn.Server) -> None:
+    """Run `server`, telling systemd its state through sd_notify (a no-op outside systemd)."""
+    notifier = sdnotify.Notifier()
+    side = asyncio.create_task(tell_systemd(server, notifier))
+    try:
+        await server.serve()
+    finally:
+        side.cancel()
+        await asyncio.gather(side, return_exceptions=True)
+        notifier.close()
+
+
 def cmd_serve(path: Path) -> int:
-    """Run the collector until SIGTERM or SIGINT."""
+    """Run the collector until SIGTERM or SIGINT; a SIGTERM stop exits 0."""
     log.setup(sys.stdout)
     server, store = build(path)
+    # uvicorn restores the handler it found and raises the signal again once it has shut
+    # down: with the default handler SIGTERM would kill the process before the store is
+    # closed. A handler that does nothing lets the store close and the process exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
-        server.run()
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(serve_notifying(server))
     finally:
         store.close()
     return 0

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.keys import parse_public
 from dcmeter.configfile import ConfigError, load_model
+
+
+class TlsSection(BaseModel):
+    """`[collector.tls]`: serve HTTPS; with client_ca_file, require client certificates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cert_file: Path
+    key_file: Path
+    # Mutual TLS: clients must present a certificate signed by this CA.
+    client_ca_file: Path | None = None
 
 
 class CollectorSection(BaseModel):
@@ -25,6 +38,7 @@ class CollectorSection(BaseModel):
     max_batch_mb: float = Field(default=16.0, gt=0, le=1024)
     # Bearer tokens on the windows API (collectors/auth.py); off only on loopback.
     auth: bool = True
+    tls: TlsSection | None = None
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> CollectorSection:
@@ -80,7 +94,51 @@ def load(path: Path) -> CollectorConfig:
     c.site = base / c.site
     if c.keys_dir is not None:
         c.keys_dir = base / c.keys_dir
+    if c.tls is not None:
+        _check_tls(path, c.tls)
     return cfg
+
+
+def _check_tls(path: Path, tls: TlsSection) -> None:
+    """Resolve the TLS files from the config's folder; check they exist and load together."""
+    for name in ("cert_file", "key_file", "client_ca_file"):
+        value = getattr(tls, name)
+        if value is None:
+            continue
+        setattr(tls, name, path.parent / value)
+        try:
+            getattr(tls, name).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: key collector.tls.{name}: bad value {str(value)!r}: cannot read"
+                f" {getattr(tls, name)}: {exc.strerror or exc}"
+            ) from None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{path}: key collector.tls.cert_file: bad value {str(tls.cert_file)!r}: not a PEM"
+            f" certificate matching key_file {str(tls.key_file)!r} ({exc})"
+        ) from None
+    if tls.client_ca_file is not None:
+        try:
+            ctx.load_verify_locations(tls.client_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"{path}: key collector.tls.client_ca_file: bad value"
+                f" {str(tls.client_ca_file)!r}: not PEM CA certificates ({exc})"
+            ) from None
+
+
+def uvicorn_tls(tls: TlsSection | None) -> dict[str, Any]:
+    """The uvicorn.Config arguments serving `tls` (none for plain HTTP)."""
+    if tls is None:
+        return {}
+    args: dict[str, Any] = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
+    if tls.client_ca_file is not None:
+        args |= {"ssl_ca_certs": str(tls.client_ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return args
 
 
 def keyring(cfg: CollectorConfig, path: Path) -> dict[str, Ed25519PublicKey]:

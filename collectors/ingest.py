@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent import wire
+from agent import keys, wire
+from collectors.agent_keys import KeyHistory
 from collectors.store import Store
+from dcmeter.configfile import ConfigError
 
 log = structlog.get_logger("dcmeter.collector.ingest")
 
@@ -25,6 +27,11 @@ class Outcome:
     body: dict[str, Any]
 
 
+# A running collector reads its enrolled keys again (keys_dir) on an unknown agent or a
+# signature that does not verify, at most this often, s: enrolment needs no restart.
+RELOAD_EVERY_S = 5.0
+
+
 @dataclass
 class Ingest:
     """Stateless checks in a fixed order, then one store transaction."""
@@ -34,6 +41,56 @@ class Ingest:
     max_bytes: int
     accepted: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
+    # Reads the enrolled keys again (collectors.config.keyring); None: never.
+    reload: Callable[[], Mapping[str, Ed25519PublicKey]] | None = None
+    history: KeyHistory = field(init=False)
+    _reloaded: float = field(init=False, default=float("-inf"))
+
+    def __post_init__(self) -> None:
+        self.history = KeyHistory(self.store)
+        self.history.enrol(self.keyring)
+
+    def _reload(self) -> bool:
+        """Read the enrolled keys again if allowed now; True if it did."""
+        now = time.monotonic()
+        if self.reload is None or now - self._reloaded < RELOAD_EVERY_S:
+            return False
+        self._reloaded = now
+        try:
+            keyring = self.reload()
+        except ConfigError as exc:
+            log.error("enrolled keys not reloaded", error=str(exc))
+            return False
+        self.keyring = keyring
+        self.history.enrol(keyring)
+        return True
+
+    def _key(self, agent: str, seq: int) -> Ed25519PublicKey | None:
+        return self.history.at(agent, seq) if agent in self.keyring else None
+
+    def _verify(
+        self, batch: wire.Batch, body: bytes, sig: bytes, rotation: wire.Rotation | None
+    ) -> Outcome | None:
+        """Check the agent is enrolled and the signatures verify; a refusal, or None."""
+        key = self._key(batch.agent, batch.seq)
+        if key is None and self._reload():
+            key = self._key(batch.agent, batch.seq)
+        if key is None:
+            return self._refuse(401, "unknown_agent", "agent is not enrolled", batch.agent)
+        try:
+            try:
+                wire.verify(key, body, sig)
+            except wire.BadSignature:
+                again = self._key(batch.agent, batch.seq) if self._reload() else None
+                if again is None:
+                    raise
+                key = again
+                wire.verify(key, body, sig)
+            if rotation is not None:
+                wire.verify_rotation(key, body, rotation)
+        except wire.BadSignature as exc:
+            return self._refuse(403, "bad_signature", str(exc), batch.agent)
+        return None
 
     def _refuse(self, status: int, reason: str, detail: str, agent: str | None) -> Outcome:
         self.rejected[reason] += 1
@@ -50,18 +107,23 @@ class Ingest:
         if len(raw) > self.max_bytes:
             return self.too_large(len(raw))
         try:
-            body, sig = wire.open_envelope(raw)
+            body, sig, rotation = wire.open_signed(raw)
             batch = wire.decode_body(body)
         except wire.WireError as exc:
             return self._refuse(400, "malformed", str(exc), None)
-        key = self.keyring.get(batch.agent)
-        if key is None:
-            return self._refuse(401, "unknown_agent", "agent is not enrolled", batch.agent)
-        try:
-            wire.verify(key, body, sig)
-        except wire.BadSignature as exc:
-            return self._refuse(403, "bad_signature", str(exc), batch.agent)
-        state, chain = self.store.insert_batch(batch, wire.batch_hash(body), raw, time.time_ns())
+        refused = self._verify(batch, body, sig, rotation)
+        if refused is not None:
+            return refused
+        new = None
+        if rotation is not None:
+            new = (keys.public_text(rotation.public_key()), keys.fingerprint(rotation.public_key()))
+        state, chain = self.store.insert_batch(
+            batch, wire.batch_hash(body), raw, time.time_ns(), new
+        )
+        if state == "stored" and new is not None:
+            self.history.refresh()
+            log.info("agent key rotated", agent=batch.agent, from_seq=batch.seq + 1,
+                     key=new[1])
         if state == "conflict":
             return self._refuse(
                 409, "seq_conflict", f"seq {batch.seq} already stored with other content",

@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS runs (
     created_ns INTEGER NOT NULL, UNIQUE (window_id, phase, model, repetition));
 CREATE TABLE IF NOT EXISTS rejections (
     ts_ns INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, agent TEXT);
+CREATE TABLE IF NOT EXISTS agent_keys (
+    agent TEXT NOT NULL, public_key TEXT NOT NULL, valid_from_seq INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL, added_ns INTEGER NOT NULL, via TEXT NOT NULL,
+    PRIMARY KEY (agent, public_key));
 CREATE TABLE IF NOT EXISTS window_folds (
     window_id INTEGER NOT NULL, series_id INTEGER NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (window_id, series_id));
@@ -140,10 +144,15 @@ class Store(TokenTable):
         return "gap"
 
     def insert_batch(
-        self, batch: Batch, digest: bytes, raw: bytes, received_ns: int
+        self, batch: Batch, digest: bytes, raw: bytes, received_ns: int,
+        rotation: tuple[str, str] | None = None,
     ) -> tuple[Stored, str]:
-        """Store a verified batch and its samples once; say whether it was new, and its chain."""
+        """Store a verified batch and its samples once; say whether it was new, and its chain.
+        `rotation` (public key text, fingerprint): the batch announces the agent's next key,
+        recorded in the same transaction as valid from the next seq."""
         with self._tx() as db:
+            if rotation is not None:
+                self._rotated(db, batch, rotation, received_ns)
             row = db.execute(
                 "SELECT hash FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq)
             ).fetchone()
@@ -177,6 +186,63 @@ class Store(TokenTable):
                 ],
             )
         return "stored", chain
+
+    # agents' public keys over time (collectors/agent_keys.py)
+
+    def _rotated(
+        self, db: sqlite3.Connection, batch: Batch, rotation: tuple[str, str], now_ns: int
+    ) -> None:
+        if not db.execute(
+            "SELECT 1 FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq)
+        ).fetchone():
+            db.execute(
+                "INSERT OR IGNORE INTO agent_keys VALUES (?,?,?,?,?,'rotation')",
+                (batch.agent, rotation[0], batch.seq + 1, rotation[1], now_ns),
+            )
+
+    def enrol_key(self, agent: str, public_key: str, fingerprint: str, now_ns: int) -> int | None:
+        """Record an enrolled key unless known: valid from seq 1 for an agent without keys,
+        else from the seq after its last stored batch. Return that seq, None if known."""
+        with self._tx() as db:
+            if db.execute(
+                "SELECT 1 FROM agent_keys WHERE agent = ? AND public_key = ?", (agent, public_key)
+            ).fetchone():
+                return None
+            has = db.execute("SELECT 1 FROM agent_keys WHERE agent = ?", (agent,)).fetchone()
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM batches WHERE agent = ?", (agent,)
+            ).fetchone()
+            start = int(last) + 1 if has else 1
+            db.execute(
+                "INSERT INTO agent_keys VALUES (?,?,?,?,?,'enrolled')",
+                (agent, public_key, start, fingerprint, now_ns),
+            )
+            return start
+
+    def agent_keys(self, agent: str | None = None) -> list[tuple[str, str, int, str, int, str]]:
+        """(agent, public key, valid_from_seq, fingerprint, added_ns, via), in force order."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT agent, public_key, valid_from_seq, fingerprint, added_ns, via"
+                " FROM agent_keys" + (" WHERE agent = ?" if agent else "")
+                + " ORDER BY agent, valid_from_seq, rowid",
+                (agent,) if agent else (),
+            ).fetchall()
+
+    def raw_batches(self, agent: str | None = None) -> Iterator[tuple[str, int, bytes, bytes]]:
+        """Every stored batch as (agent, seq, hash, raw envelope), in order, for audits."""
+        last: tuple[str, int] = ("", 0)
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT agent, seq, hash, raw FROM batches WHERE (agent, seq) > (?, ?)"
+                    + (" AND agent = ?" if agent else "") + " ORDER BY agent, seq LIMIT 256",
+                    (*last, agent) if agent else last,
+                ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = (rows[-1][0], rows[-1][1])
 
     def _series_id(self, db: sqlite3.Connection, batch: Batch, s: int, m: int) -> int:
         src, met = batch.sources[s], batch.metrics[m]

@@ -93,12 +93,27 @@ def _parser() -> argparse.ArgumentParser:
         a.add_argument("-c", "--config", type=Path, required=True, help="agent TOML file")
         if name == "once":
             a.add_argument("--json", action="store_true", help="one JSON object per line")
+        if name == "key":
+            a.add_argument("action", nargs="?", choices=("show", "rotate"), default="show",
+                           help="show (default): print the public key; rotate: make a new"
+                           " key pair the agent announces in its next batch (docs/tls.md)")
 
     coll = sub.add_parser("collector", help="the site collector").add_subparsers(
         dest="collector_command", required=True
     )
     serve = coll.add_parser("serve", help="run the collector")
     serve.add_argument("-c", "--config", type=Path, required=True, help="collector TOML file")
+    enroll = coll.add_parser("enroll", help="enrol an agent's public key into keys_dir")
+    enroll.add_argument("-c", "--config", type=Path, required=True, help="collector TOML file")
+    enroll.add_argument("--agent", required=True, help="the agent's id ([agent] id)")
+    which = enroll.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key-file", type=Path, help="file holding `dcmeter agent key`'s line")
+    which.add_argument("--key", help="the public key, ed25519:BASE64")
+    enroll.add_argument("--replace", action="store_true",
+                        help="replace a different key already enrolled for this agent")
+    verify = coll.add_parser("verify", help="re-verify every stored batch's signature")
+    verify.add_argument("-c", "--config", type=Path, required=True, help="collector TOML file")
+    verify.add_argument("--agent", default=None, help="only this agent's batches")
     from collectors.token_cli import add_token_parser
 
     add_token_parser(coll, "collector", ("engineer", "reader"))
@@ -143,7 +158,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             "once": lambda: agent_cli.cmd_once(args.config, args.json),
             "key": lambda: agent_cli.cmd_key(args.config),
         }
+        if args.agent_command == "key" and args.action == "rotate":
+            from agent.rotation import cmd_rotate
+
+            return cmd_rotate(args.config)
         return handlers[args.agent_command]()
+    if args.command == "collector" and args.collector_command in ("enroll", "verify"):
+        from collectors import keys_cli
+
+        if args.collector_command == "enroll":
+            return keys_cli.cmd_enroll(args.config, args.agent, args.key_file, args.key,
+                                       args.replace)
+        return keys_cli.cmd_verify(args.config, args.agent)
     if args.command == "collector":
         if args.collector_command == "token":
             from collectors import config

@@ -32,6 +32,7 @@ from dcmeter.window_cli import (
     ENV_URL,
     Client,
     CliError,
+    ca_file,
     connection_options,
     read_token,
 )
@@ -431,7 +432,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> int:
     try:
         token = read_token(args.token_file, env)
         url = args.collector or env.get(ENV_URL) or DEFAULT_URL
-        with Client(url, token, args.timeout) as client:
+        with Client(url, token, args.timeout, ca_file(args, env)) as client:
             if args.resend is not None:
                 if args.workload:
                     raise CliError("run: --resend FILE takes no command", 2)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "http://127.0.0.1:8470"
 ENV_URL, ENV_TOKEN = "DCMETER_COLLECTOR", "DCMETER_TOKEN"
+ENV_CA = "DCMETER_CA"  # CA file verifying an https collector (default: the system store)
 KINDS = ("infrastructure", "general", "ai")
 
 
@@ -54,6 +55,9 @@ def connection_options() -> argparse.ArgumentParser:
                         help=f"file holding the bearer token (default ${ENV_TOKEN})")
     common.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
                         help="seconds to wait for the collector (default 10)")
+    common.add_argument("--ca-file", type=Path, default=None, metavar="FILE",
+                        help=f"CA certificates verifying an https collector (default ${ENV_CA},"
+                        " else the system store)")
     return common
 
 
@@ -125,19 +129,41 @@ def read_token(token_file: Path | None, env: Mapping[str, str] = os.environ) -> 
     return token
 
 
+def ca_file(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> Path | None:
+    """The CA file from --ca-file, else $DCMETER_CA, else None (the system store)."""
+    given = getattr(args, "ca_file", None) or env.get(ENV_CA)
+    return Path(given) if given else None
+
+
 class Client:
     """The collector's windows API over httpx; every failure becomes a CliError."""
 
-    def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, token: str | None, timeout: float = 10.0, ca_file: Path | None = None
+    ) -> None:
         import httpx
+
+        from dcmeter.tls import client_context
 
         if not url.startswith(("http://", "https://")):
             raise CliError(f"collector URL {url!r}: give http://HOST:PORT or https://…", 2)
         self.url = url.rstrip("/")
         self.has_token = token is not None
+        self.ca_file = ca_file
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            verify: Any = True if ca_file is None else client_context(ca_file)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise CliError(f"--ca-file {ca_file}: not readable PEM certificates: {exc}",
+                           2) from None
         self.http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers,
-                                 timeout=timeout)
+                                 timeout=timeout, verify=verify)
+
+    def _unreachable(self, exc: Exception) -> CliError:
+        from dcmeter.tls import describe
+
+        return CliError(describe(self.url, exc, self.ca_file)
+                        or f"collector {self.url} unreachable: {exc}")
 
     def __enter__(self) -> Client:
         return self
@@ -154,7 +180,7 @@ class Client:
         except httpx.TimeoutException:
             raise CliError(f"collector {self.url} did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise CliError(f"collector {self.url} unreachable: {exc}") from None
+            raise self._unreachable(exc) from None
         if r.is_success:
             try:
                 return r.json()
@@ -173,7 +199,7 @@ class Client:
         except httpx.TimeoutException:
             raise CliError(f"collector {self.url} did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise CliError(f"collector {self.url} unreachable: {exc}") from None
+            raise self._unreachable(exc) from None
         if r.is_success:
             return r.text
         raise CliError(self._refusal(r))
@@ -401,7 +427,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> int:
     try:
         token = read_token(args.token_file, env)
         url = args.collector or env.get(ENV_URL) or DEFAULT_URL
-        with Client(url, token, args.timeout) as client:
+        with Client(url, token, args.timeout, ca_file(args, env)) as client:
             return COMMANDS[args.window_command](client, args)
     except BrokenPipeError:  # `dcmeter window list --json | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

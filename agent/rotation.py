@@ -1,0 +1,108 @@
+"""Agent key rotation: announce the next key in a batch signed by the current one, then switch.
+
+`dcmeter agent key rotate` leaves a new key in `agent.key.next`. The next batch the agent
+seals is signed by the current key and carries a rotation statement naming the new key
+(agent/wire.py). Once that batch is committed to the buffer, the current key is kept as
+`agent.key.retired-<seq>` (the last seq it signed) and the new key becomes `agent.key`.
+A crash between the commit and the switch is recovered at start: if the newest buffered
+batch already announces the pending key, the switch is completed instead of announced twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import structlog
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import keys, wire
+
+log = structlog.get_logger("dcmeter.agent.keys")
+
+
+def _raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+
+def start_rotation(state_dir: Path) -> tuple[Ed25519PrivateKey, bool]:
+    """Make the next key pair (mode 0600) unless one is pending; return it and whether new."""
+    existed = (state_dir / keys.NEXT_FILE).exists()
+    keys.load_or_create(state_dir)  # an agent without a key has nothing to rotate from
+    return keys.load_or_create(state_dir, keys.NEXT_FILE), not existed
+
+
+class Signer:
+    """Signs batch bodies with the agent key, announcing and then using a pending next key."""
+
+    def __init__(
+        self, state_dir: Path,
+        buffered: Callable[[], Iterable[tuple[int, bytes]]] = lambda: (),
+    ) -> None:
+        """Load the key; `buffered()` gives the (seq, envelope) batches still in the buffer,
+        read only when a rotation is pending at start."""
+        self.state_dir = state_dir
+        self.key = keys.load_or_create(state_dir)
+        self._announced: int | None = None  # seq whose envelope carried the statement
+        self._announcing = False
+        nxt = self._next()
+        if nxt is not None:
+            for seq, raw in buffered():
+                rot = wire.open_signed(raw)[2]
+                if rot is not None and rot.key == _raw(nxt):
+                    self._announced = seq
+            if self._announced is not None:
+                self.sealed(self._announced)
+
+    def _next(self) -> Ed25519PrivateKey | None:
+        path = self.state_dir / keys.NEXT_FILE
+        return keys.load(path) if path.exists() else None
+
+    def envelope(self, body: bytes) -> bytes:
+        """Sign `body`; if a next key is pending, add the rotation statement naming it."""
+        nxt = self._next()
+        self._announcing = nxt is not None
+        return wire.envelope(body, self.key, nxt.public_key() if nxt else None)
+
+    def sealed(self, seq: int) -> None:
+        """Batch `seq` is committed: if it announced the next key, switch to that key now."""
+        if not self._announcing and self._announced != seq:
+            return
+        self._announcing, self._announced = False, None
+        current, nxt = self.state_dir / keys.KEY_FILE, self.state_dir / keys.NEXT_FILE
+        retired = self.state_dir / f"{keys.KEY_FILE}.retired-{seq}"
+        old = keys.fingerprint(self.key.public_key())
+        with contextlib.suppress(FileExistsError):
+            os.link(current, retired)
+        os.replace(nxt, current)
+        self.key = keys.load(current)
+        log.info(
+            "agent key rotated", announced_in_seq=seq, old_key=old,
+            new_key=keys.fingerprint(self.key.public_key()), kept_as=retired.name,
+        )
+
+
+def cmd_rotate(path: Path) -> int:
+    """`dcmeter agent key rotate`: make the next key; the agent announces it in its next batch."""
+    import sys
+
+    from agent import config
+
+    cfg = config.load(path)
+    state = cfg.agent.state_dir
+    current = keys.load_or_create(state)
+    nxt, new = start_rotation(state)
+    print(keys.public_text(nxt.public_key()))
+    what = "new key made" if new else "a rotation is already pending; its key is"
+    print(
+        f"agent {cfg.agent.id}: {what} {keys.fingerprint(nxt.public_key())}; the agent"
+        f" announces it in its next batch, signed by the current key"
+        f" {keys.fingerprint(current.public_key())}, then signs with it",
+        file=sys.stderr,
+    )
+    return 0

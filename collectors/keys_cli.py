@@ -1,0 +1,91 @@
+"""`dcmeter collector enroll` and `dcmeter collector verify`: agents' keys at the collector."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from agent import keys
+from dcmeter.configfile import ConfigError
+
+AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def cmd_enroll(
+    config_path: Path, agent: str, key_file: Path | None, key_text: str | None, replace: bool
+) -> int:
+    """Write the agent's public key to `keys_dir/<agent>.pub`; print its fingerprint."""
+    from collectors import config
+
+    cfg = config.load(config_path)
+    kd = cfg.collector.keys_dir
+    if kd is None:
+        raise ConfigError(
+            f"{config_path}: key collector.keys_dir: (missing): set keys_dir to the folder of"
+            " enrolled agents' <agent-id>.pub files to enrol with this command"
+        )
+    if not AGENT_ID.match(agent):
+        raise ConfigError(
+            f"--agent: bad value {agent!r}: letters, digits, _ . : - (at most 128, not"
+            " starting with a punctuation mark)"
+        )
+    if key_file is not None:
+        try:
+            key_text = key_file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"--key-file {key_file}: {exc.strerror or exc}") from None
+    where = f"--key-file {key_file}" if key_file is not None else "--key"
+    try:
+        key = keys.parse_public(key_text or "")
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: {exc}: give the line `dcmeter agent key` prints (ed25519:BASE64)"
+        ) from None
+    text = keys.public_text(key)
+    target = kd / f"{agent}.pub"
+    if target.exists():
+        try:
+            old = keys.parse_public(target.read_text())
+        except (OSError, ValueError):
+            old = None
+        if old is not None and keys.public_text(old) == text:
+            print(f"agent {agent}: already enrolled with {keys.fingerprint(key)} ({target})")
+            return 0
+        if not replace:
+            shown = keys.fingerprint(old) if old is not None else "an unreadable key"
+            print(
+                f"dcmeter: collector enroll: agent {agent} is enrolled with {shown} in"
+                f" {target}; give --replace to enrol {keys.fingerprint(key)} instead",
+                file=sys.stderr,
+            )
+            return 1
+    kd.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, target)
+    print(f"agent {agent}: enrolled {keys.fingerprint(key)} ({target}); a running collector"
+          " accepts it within a few seconds")
+    return 0
+
+
+def cmd_verify(config_path: Path, agent: str | None) -> int:
+    """Re-verify every stored batch against the key in force at its seq; 1 on any failure."""
+    from collectors import config
+    from collectors.agent_keys import verify_stored
+    from collectors.store import Store
+
+    cfg = config.load(config_path)
+    if not cfg.collector.store.exists():
+        raise ConfigError(f"{config_path}: key collector.store: {cfg.collector.store}: no store")
+    store = Store(cfg.collector.store)
+    try:
+        audit = verify_stored(store, agent, config.keyring(cfg, config_path))
+    finally:
+        store.close()
+    for line in audit.faults:
+        print(f"FAILED {line}")
+    scope = f"agent {agent}" if agent else "all agents"
+    print(f"{scope}: {audit.verified} batches verified, {audit.failed} failed")
+    return 1 if audit.failed else 0
