@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dcmeter.window_cli import (
+from dcmeter.client import (
     DEFAULT_URL,
     ENV_TOKEN,
     ENV_URL,
