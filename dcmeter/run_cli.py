@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,12 +34,19 @@ from dcmeter.client import (
     connection_options,
     read_token,
 )
+from dcmeter.run_records import (
+    FIGURES,
+    REPORT_KEYS,
+    cmd_resend,
+    read_report,
+    spool_append,
+    spooled,
+    warn,
+)
 
 ENV_REPORT, ENV_REPETITION, ENV_WINDOW = (
     "DCMETER_RUN_REPORT", "DCMETER_RUN_REPETITION", "DCMETER_RUN_WINDOW")
 DEFAULT_SPOOL = Path("dcmeter-runs-pending.jsonl")
-FIGURES = ("samples", "tokens", "flops")
-REPORT_KEYS = (*FIGURES, "precision", "quality", "note")
 
 
 def _count(text: str) -> int:
@@ -97,150 +102,6 @@ def add_parser(sub: Any) -> None:
                    help="the workload to run and time")
 
 
-def _quality(value: Any) -> float | dict[str, float]:
-    """The report's `quality` as the Run model takes it: a number or {metric: value}."""
-    def number(v: Any, where: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise ValueError(f"{where}: expected a finite number, got {v!r}")
-        return float(v)
-
-    if not isinstance(value, dict):
-        return number(value, "quality")
-    if isinstance(value.get("metric"), str):  # {"metric": "top1", "value": 0.759, …}
-        return {value["metric"]: number(value.get("value"), "quality.value")}
-    if not value:
-        raise ValueError("quality: an empty object")
-    return {str(k): number(v, f"quality.{k}") for k, v in value.items()}
-
-
-def read_report(path: Path) -> tuple[dict[str, Any], str | None]:
-    """The workload's report: (its keys mapped onto the Run's, None) or ({}, why ignored).
-
-    No file or an empty one is no report, without a warning.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}, None
-    except (OSError, UnicodeDecodeError) as exc:
-        return {}, f"cannot read it: {exc}"
-    if not text.strip():
-        return {}, None
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        return {}, f"not JSON: {exc}"
-    if not isinstance(raw, dict):
-        return {}, f"expected a JSON object with keys {', '.join(REPORT_KEYS)}"
-    out: dict[str, Any] = {}
-    try:
-        for key, value in raw.items():
-            if key not in REPORT_KEYS:
-                raise ValueError(f"unknown key {key!r}; valid: {', '.join(REPORT_KEYS)}")
-            if value is None:
-                continue
-            if key in FIGURES:
-                low = "> 0" if key == "flops" else ">= 0"
-                if (isinstance(value, bool) or not isinstance(value, int | float)
-                        or not math.isfinite(value) or value < 0
-                        or (key == "flops" and value == 0)):
-                    raise ValueError(f"{key}: expected a number {low}, got {value!r}")
-                out[key] = float(value)
-            elif key == "quality":
-                out[key] = _quality(value)
-            elif not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{key}: expected a non-empty string, got {value!r}")
-            else:
-                out[key] = value.strip()
-    except ValueError as exc:
-        return {}, str(exc)
-    return out, None
-
-
-def _warn(text: str) -> None:
-    print(f"dcmeter: {text}", file=sys.stderr, flush=True)
-
-
-def _unreachable(exc: CliError) -> bool:
-    """Whether the collector could not be reached (rather than refused)."""
-    import httpx
-
-    # Client.call raises `from None` inside its except clause: the transport error is the
-    # context of the CliError; a refusal has none.
-    return isinstance(exc.__context__, httpx.TransportError)
-
-
-# The spool: one JSON object per line, {"window": ID, "run": {…}, "error": "why"}.
-
-
-def spool_append(path: Path, window: int, run: Mapping[str, Any], error: str) -> None:
-    """Append one run that could not be posted to the spool file."""
-    line = json.dumps({"window": window, "run": dict(run), "error": error}, ensure_ascii=False)
-    try:
-        with path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
-    except OSError as exc:
-        # The last place the run exists is this process: print it rather than lose it.
-        raise CliError(f"--spool {path}: {exc.strerror or exc}; the run was: {line}") from None
-
-
-def _spooled(path: Path) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    """Each line of the spool file with its entry, None for a line that is not one."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise CliError(f"{path}: {exc.strerror or exc}", 2) from None
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        ok = (isinstance(entry, dict) and isinstance(entry.get("window"), int)
-              and isinstance(entry.get("run"), dict))
-        yield line, entry if ok else None
-
-
-def cmd_resend(c: Client, path: Path) -> int:
-    """Post the spooled runs; keep in the file only those not accepted."""
-    if not path.is_file():
-        raise CliError(f"--resend {path}: no such file", 2)
-    kept: list[str] = []
-    sent = 0
-    down: str | None = None
-    for line, entry in _spooled(path):
-        if entry is None or down is not None:
-            if entry is None:
-                _warn(f"{path}: kept a line that is not a spooled run: {line[:60]}")
-            kept.append(line)
-            continue
-        run = entry["run"]
-        what = f"window {entry['window']}, {run.get('phase')} {run.get('model')}" \
-               f" repetition {run.get('repetition')}"
-        try:
-            c.call("POST", f"/windows/{entry['window']}/runs", json=run)
-            sent += 1
-        except CliError as exc:
-            kept.append(line)
-            if _unreachable(exc):
-                down = str(exc)
-            else:
-                _warn(f"{what}: kept in {path}: {exc}")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{x}\n" for x in kept), encoding="utf-8")
-    os.replace(tmp, path)
-    if down is not None:
-        _warn(f"{down}; {sent} sent, {len(kept)} kept in {path}")
-    elif kept:
-        _warn(f"{sent} sent, {len(kept)} kept in {path}")
-    else:
-        _warn(f"{sent} run(s) sent; {path} is empty")
-    return 1 if kept else 0
-
-
 def find_window(c: Client, wid: int | None) -> int:
     """The AI window to record in: `wid` checked open and ai, else the only open ai window."""
     if wid is None:
@@ -278,7 +139,7 @@ def next_repetition(c: Client, wid: int, phase: str, model: str, spool: Path) ->
     key = model.strip().lower()
     runs = list(c.call("GET", f"/windows/{wid}/runs"))
     with contextlib.suppress(CliError):
-        runs += [e["run"] for _, e in _spooled(spool) if e is not None and e["window"] == wid]
+        runs += [e["run"] for _, e in spooled(spool) if e is not None and e["window"] == wid]
     reps = [int(r.get("repetition", 0)) for r in runs
             if r.get("phase") == phase and str(r.get("model", "")).strip().lower() == key]
     return max(reps, default=0) + 1
@@ -362,7 +223,7 @@ def run_once(c: Client, args: argparse.Namespace, wid: int, rep: int, report: Pa
     fwd.child = None
     found, why = read_report(report)
     if why is not None:
-        _warn(f"repetition {rep}: report file {report} ignored: {why}")
+        warn(f"repetition {rep}: report file {report} ignored: {why}")
     # The options' figures, overridden and completed by the workload's report.
     figures = {k: getattr(args, k) for k in REPORT_KEYS
                if k != "quality" and getattr(args, k) is not None} | found
@@ -379,7 +240,7 @@ def run_once(c: Client, args: argparse.Namespace, wid: int, rep: int, report: Pa
     except ValueError as exc:
         spool_append(args.spool, wid, body, str(exc))
         tally.spooled.append(rep)
-        _warn(f"{what}: not a valid run ({exc}): kept in {args.spool}; fix the line and"
+        warn(f"{what}: not a valid run ({exc}): kept in {args.spool}; fix the line and"
               f" `dcmeter run --resend {args.spool}`")
         return
     try:
@@ -387,10 +248,10 @@ def run_once(c: Client, args: argparse.Namespace, wid: int, rep: int, report: Pa
     except CliError as exc:
         spool_append(args.spool, wid, run, str(exc))
         tally.spooled.append(rep)
-        _warn(f"{what}: not recorded ({exc}): kept in {args.spool}")
+        warn(f"{what}: not recorded ({exc}): kept in {args.spool}")
         return
     tally.recorded.append(rep)
-    _warn(f"{what}: recorded as run {posted.get('id')} in window {wid}")
+    warn(f"{what}: recorded as run {posted.get('id')} in window {wid}")
 
 
 def cmd_run(c: Client, args: argparse.Namespace) -> int:
@@ -403,7 +264,7 @@ def cmd_run(c: Client, args: argparse.Namespace) -> int:
     check_can_post(c, wid)
     first = next_repetition(c, wid, args.phase, args.model, args.spool)
     if not any(getattr(args, k) is not None for k in FIGURES):
-        _warn(f"no --samples, --tokens or --flops: the command must write them to ${ENV_REPORT}")
+        warn(f"no --samples, --tokens or --flops: the command must write them to ${ENV_REPORT}")
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="dcmeter-run-") as tmp, Forwarder() as fwd:
         for rep in range(first, first + args.repeat):
@@ -421,7 +282,7 @@ def cmd_run(c: Client, args: argparse.Namespace) -> int:
     if tally.spooled:
         parts.append(f"{len(tally.spooled)} kept in {args.spool}: send them with"
                      f" `dcmeter run --resend {args.spool}`")
-    _warn(f"{task}: " + "; ".join(parts))
+    warn(f"{task}: " + "; ".join(parts))
     return 1 if tally.failed or tally.spooled or tally.stopped else 0
 
 
@@ -439,5 +300,5 @@ def run(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> int:
                 return cmd_resend(client, args.resend)
             return cmd_run(client, args)
     except CliError as exc:
-        _warn(str(exc))
+        warn(str(exc))
         return exc.code
