@@ -133,9 +133,9 @@ def main() -> None:
           f" {args.period_s:g} s, {args.servers} servers")
     print(f"{'figure':<28}{'method':<18}{'measured':>16}{'true':>16}{'error':>11}  goal")
     for row in rows:
-        goal = "" if row["met"] is None else ("met" if row["met"] else "MISSED")
+        verdict = "" if row["met"] is None else ("met" if row["met"] else "MISSED")
         print(f"{row['figure']:<28}{row['method']:<18}{row['measured']:>16.6f}"
-              f"{row['true']:>16.6f}{row['error']:>+10.4%}  {goal}")
+              f"{row['true']:>16.6f}{row['error']:>+10.4%}  {verdict}")
     if args.json is not None:
         args.json.write_text(json.dumps({
             "hours": args.hours, "interval_s": args.interval, "profile": args.profile,
