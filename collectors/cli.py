@@ -12,6 +12,7 @@ import uvicorn
 
 from collectors import config
 from collectors.api import create_app
+from collectors.db import masked
 from collectors.evaluation.site import load_site
 from collectors.ingest import Ingest
 from collectors.store import Store
@@ -34,7 +35,7 @@ def build(path: Path) -> tuple[uvicorn.Server, Store]:
                        **config.uvicorn_tls(c.tls))
     )
     structlog.get_logger("dcmeter.collector").info(
-        "collector starting", host=c.host, port=c.port, store=str(c.store),
+        "collector starting", host=c.host, port=c.port, store=masked(c.store),
         agents=sorted(keyring), site=site.site.name, auth=c.auth,
         tls="mutual" if c.tls and c.tls.client_ca_file else "on" if c.tls else "off",
     )

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.keys import parse_public
+from collectors.db import is_url, masked
 from dcmeter.configfile import ConfigError, load_model
 
 
@@ -32,13 +33,20 @@ class CollectorSection(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8470, ge=0, le=65535)
-    store: Path = Path("/var/lib/dcmeter/collector.sqlite")
+    # A SQLite file, or a `postgresql://user[:password]@host:port/db` URL (collectors/db.py).
+    store: Path | str = Path("/var/lib/dcmeter/collector.sqlite")
     site: Path = Path("/etc/dcmeter/site.toml")
     keys_dir: Path | None = None
     max_batch_mb: float = Field(default=16.0, gt=0, le=1024)
     # Bearer tokens on the windows API (collectors/auth.py); off only on loopback.
     auth: bool = True
     tls: TlsSection | None = None
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _path_or_url(cls, v: object) -> object:
+        """A URL stays text (checked by `load`, which can mask it); else a SQLite path."""
+        return Path(v) if isinstance(v, str) and "://" not in v else v
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> CollectorSection:
@@ -90,7 +98,13 @@ def load(path: Path) -> CollectorConfig:
     cfg = load_model(path, CollectorConfig)
     c = cfg.collector
     base = path.parent
-    c.store = base / c.store
+    if isinstance(c.store, Path):
+        c.store = base / c.store
+    elif not is_url(c.store):
+        raise ConfigError(
+            f"{path}: key collector.store: bad value {masked(c.store)!r}: not a supported URL:"
+            " give a SQLite file path or a postgresql://user@host:port/db URL"
+        )
     c.site = base / c.site
     if c.keys_dir is not None:
         c.keys_dir = base / c.keys_dir

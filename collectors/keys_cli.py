@@ -77,7 +77,7 @@ def cmd_verify(config_path: Path, agent: str | None) -> int:
     from collectors.store import Store
 
     cfg = config.load(config_path)
-    if not cfg.collector.store.exists():
+    if isinstance(cfg.collector.store, Path) and not cfg.collector.store.exists():
         raise ConfigError(f"{config_path}: key collector.store: {cfg.collector.store}: no store")
     store = Store(cfg.collector.store)
     try:

@@ -1,10 +1,14 @@
-"""The collector's store: verified batches, their samples, windows. SQLite (one file)."""
+"""The collector's store: verified batches, their samples, windows.
+
+SQLite (one file, the default) or PostgreSQL (a `postgresql://` URL), through the small
+dialect layer of collectors/db.py: one schema, one list of migrations, one set of queries.
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
+import time
 from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,17 +18,22 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.wire import GENESIS, Batch
+from collectors import db as dbm
+from collectors.db import Connection, Migration
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.series import Series
 from collectors.store_folds import WindowFolds
 from collectors.token_table import TOKENS_SCHEMA, TokenTable
 
+# The first release's tables, in SQLite's words (collectors/db.py translates them for
+# PostgreSQL). `{rowid}`: the tables read in insertion order get an explicit `rowid` column on
+# PostgreSQL; SQLite has its implicit one.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     agent TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, prev BLOB NOT NULL,
     sealed_ns INTEGER NOT NULL, received_ns INTEGER NOT NULL, samples INTEGER NOT NULL,
     chain TEXT NOT NULL, clock_synced INTEGER, clock_max_error_s REAL, raw BLOB NOT NULL,
-    PRIMARY KEY (agent, seq));
+    PRIMARY KEY (agent, seq){rowid});
 CREATE INDEX IF NOT EXISTS batches_sealed ON batches(sealed_ns);
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, agent TEXT NOT NULL,
@@ -48,11 +57,11 @@ CREATE TABLE IF NOT EXISTS runs (
     start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, body TEXT NOT NULL,
     created_ns INTEGER NOT NULL, UNIQUE (window_id, phase, model, repetition));
 CREATE TABLE IF NOT EXISTS rejections (
-    ts_ns INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, agent TEXT);
+    ts_ns INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, agent TEXT{rowid});
 CREATE TABLE IF NOT EXISTS agent_keys (
     agent TEXT NOT NULL, public_key TEXT NOT NULL, valid_from_seq INTEGER NOT NULL,
     fingerprint TEXT NOT NULL, added_ns INTEGER NOT NULL, via TEXT NOT NULL,
-    PRIMARY KEY (agent, public_key));
+    PRIMARY KEY (agent, public_key){rowid});
 CREATE TABLE IF NOT EXISTS window_folds (
     window_id INTEGER NOT NULL, series_id INTEGER NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (window_id, series_id));
@@ -88,28 +97,49 @@ WINDOW_COLUMNS = "id, kind, start_ns, end_ns, note, opened_by, scope"
 WINDOW_ADDED = (("opened_by", "TEXT"), ("scope", "TEXT"))
 
 
+def _first_tables(db: Connection) -> None:
+    db.ddl(SCHEMA + TOKENS_SCHEMA)
+
+
+def _window_columns(db: Connection) -> None:
+    have = db.columns("windows")
+    for name, kind in WINDOW_ADDED:
+        if name not in have:
+            db.execute(f"ALTER TABLE windows ADD COLUMN {name} {kind}")
+
+
+# The store's schema history, applied in order on both dialects (collectors/db.py migrate);
+# a new step is appended here with the next version. Each is idempotent on a SQLite file made
+# before `schema_version` existed (version 0).
+MIGRATIONS = (
+    Migration(1, "batches, samples, windows, runs, keys, folds, tokens", _first_tables),
+    Migration(2, "windows.opened_by and windows.scope", _window_columns),
+)
+
+
 def _window(row: Sequence[Any]) -> Window:
     scope = None if row[6] is None else tuple(json.loads(row[6]))
     return Window(row[0], row[1], row[2], row[3], row[4], row[5], scope)
 
 
 class Store(TokenTable):
-    """One SQLite database in WAL mode; every write is one transaction."""
+    """One database connection (SQLite in WAL mode, or PostgreSQL); every write is one
+    transaction, and every use of the connection is serialised by one lock."""
 
-    def __init__(self, path: Path, *, fold_gap_s: float = 900.0) -> None:
-        """Open (or create) the store at `path`; `fold_gap_s` is the site's max_gap_s, the
-        margin and interval limit the gauge folds of general windows are kept for."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA + TOKENS_SCHEMA)
-        have = {r[1] for r in self._db.execute("PRAGMA table_info(windows)")}
-        for name, kind in WINDOW_ADDED:
-            if name not in have:
-                self._db.execute(f"ALTER TABLE windows ADD COLUMN {name} {kind}")
+    def __init__(self, location: Path | str, *, fold_gap_s: float = 900.0) -> None:
+        """Open (or create) the store at `location`: a SQLite file path, or a
+        `postgresql://user@host:port/db` URL (psycopg 3, the `postgresql` extra);
+        `fold_gap_s` is the site's max_gap_s, the margin and interval limit the gauge folds of
+        general windows are kept for. StoreError (a ConfigError) if it cannot be opened."""
+        self._db: Connection = dbm.connect(location)
+        try:
+            dbm.migrate(self._db, MIGRATIONS, time.time_ns())
+        except BaseException:
+            self._db.close()
+            raise
+        self.dialect = self._db.dialect
         self._lock = threading.Lock()
-        self._series: dict[str, int] = dict(self._db.execute("SELECT key, id FROM series"))
+        self._series: dict[str, int] = self._series_ids()
         self._folds = WindowFolds(fold_gap_s)
         self._load_folds()
 
@@ -117,20 +147,21 @@ class Store(TokenTable):
         """Close the database."""
         self._db.close()
 
+    def _series_ids(self) -> dict[str, int]:
+        return {str(k): int(i) for k, i in self._db.execute("SELECT key, id FROM series")}
+
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                with self._db.transaction():
+                    yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
-                self._series = dict(self._db.execute("SELECT key, id FROM series"))
+                self._series = self._series_ids()
                 self._load_folds()
                 raise
-            self._db.execute("COMMIT")
 
-    def _chain(self, db: sqlite3.Connection, batch: Batch) -> str:
+    def _chain(self, db: Connection, batch: Batch) -> str:
         """How this batch links to the agent's previous one: ok, break, dropped or gap."""
         row = db.execute(
             "SELECT hash FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq - 1)
@@ -176,7 +207,7 @@ class Store(TokenTable):
                     sid = pairs[(s, m)] = self._series_id(db, batch, s, m)
                 rows.append((sid, ts, v, batch.seq))
             self._folds.fold_rows(db, [(r[0], r[1], r[2]) for r in rows], received_ns)
-            db.executemany("INSERT INTO samples VALUES (?,?,?,?)", rows)
+            db.append_rows("samples", 4, rows)
             db.executemany(
                 "INSERT INTO dropped VALUES (?,?,?,?,?,?,?)",
                 [
@@ -190,13 +221,13 @@ class Store(TokenTable):
     # agents' public keys over time (collectors/agent_keys.py)
 
     def _rotated(
-        self, db: sqlite3.Connection, batch: Batch, rotation: tuple[str, str], now_ns: int
+        self, db: Connection, batch: Batch, rotation: tuple[str, str], now_ns: int
     ) -> None:
         if not db.execute(
             "SELECT 1 FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq)
         ).fetchone():
             db.execute(
-                "INSERT OR IGNORE INTO agent_keys VALUES (?,?,?,?,?,'rotation')",
+                "INSERT INTO agent_keys VALUES (?,?,?,?,?,'rotation') ON CONFLICT DO NOTHING",
                 (batch.agent, rotation[0], batch.seq + 1, rotation[1], now_ns),
             )
 
@@ -244,7 +275,7 @@ class Store(TokenTable):
             yield from rows
             last = (rows[-1][0], rows[-1][1])
 
-    def _series_id(self, db: sqlite3.Connection, batch: Batch, s: int, m: int) -> int:
+    def _series_id(self, db: Connection, batch: Batch, s: int, m: int) -> int:
         src, met = batch.sources[s], batch.metrics[m]
         spec = met.spec
         row = (
@@ -255,12 +286,11 @@ class Store(TokenTable):
         key = json.dumps(row)
         sid = self._series.get(key)
         if sid is None:
-            cur = db.execute(
+            sid = self._series[key] = db.insert_returning_id(
                 "INSERT INTO series(key, agent, source, protocol, address, source_labels,"
                 " accuracy, metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (key, *row),
             )
-            sid = self._series[key] = int(cur.lastrowid or 0)
         return sid
 
     def record_rejection(self, ts_ns: int, status: int, reason: str, agent: str | None) -> None:
@@ -288,6 +318,8 @@ class Store(TokenTable):
         """Every series of the given source ids by series id, with its samples in [t0, t1];
         those in `skip` without samples (their figures come from their gauge folds)."""
         out: dict[int, Series] = {}
+        if not sources:  # `IN ()` is SQLite's, not PostgreSQL's
+            return out
         with self._lock:
             marks = ",".join("?" * len(sources))
             meta = self._db.execute(
@@ -335,8 +367,10 @@ class Store(TokenTable):
         with self._lock:
             q = self._db.execute
             rows = q(
-                "SELECT agent, COUNT(*), MIN(seq), MAX(seq), SUM(clock_synced = 1),"
-                " SUM(clock_synced = 0), SUM(clock_synced IS NULL), MAX(clock_max_error_s)"
+                "SELECT agent, COUNT(*), MIN(seq), MAX(seq),"
+                " SUM(CASE WHEN clock_synced = 1 THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN clock_synced = 0 THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN clock_synced IS NULL THEN 1 ELSE 0 END), MAX(clock_max_error_s)"
                 " FROM batches WHERE sealed_ns BETWEEN ? AND ? GROUP BY agent ORDER BY agent",
                 (t0_ns, t1_ns),
             ).fetchall()
@@ -383,13 +417,12 @@ class Store(TokenTable):
         """Open a window starting at `start_ns`."""
         scope_t = None if scope is None else tuple(scope)
         with self._tx() as db:
-            cur = db.execute(
+            wid = db.insert_returning_id(
                 "INSERT INTO windows(kind, start_ns, end_ns, note, created_ns, opened_by, scope)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (kind, start_ns, None, note, now_ns, opened_by,
                  None if scope_t is None else json.dumps(scope_t)),
             )
-            wid = int(cur.lastrowid or 0)
             w = Window(wid, kind, start_ns, None, note, opened_by, scope_t)
             if kind == "general":
                 self._folds.opened(w)
@@ -467,12 +500,12 @@ class Store(TokenTable):
             if row is not None:
                 found = StoredRun(int(row[0]), wid, json.loads(row[1]))
                 return ("duplicate" if row[1] == text else "conflict"), found
-            cur = db.execute(
+            rid = db.insert_returning_id(
                 "INSERT INTO runs(window_id, phase, model, repetition, start_ns, end_ns, body,"
                 " created_ns) VALUES (?,?,?,?,?,?,?,?)",
                 (*key, start_ns, end_ns, text, now_ns),
             )
-            return "stored", StoredRun(int(cur.lastrowid or 0), wid, body)
+            return "stored", StoredRun(rid, wid, body)
 
     def runs(self, wid: int) -> list[StoredRun]:
         """The runs of a window, by start time."""
@@ -492,9 +525,10 @@ class Store(TokenTable):
         """
         with self._lock:
             cur = self._db.execute(
-                "SELECT agent, COUNT(*) AS batches, SUM(samples) AS samples,"
+                "SELECT agent, COUNT(*) AS batches, CAST(SUM(samples) AS BIGINT) AS samples,"
                 " MAX(sealed_ns) AS last_sealed_ns, MAX(received_ns) AS last_received_ns,"
-                " SUM(chain = 'break') AS breaks, MAX(rowid) AS last_rowid FROM batches"
+                " SUM(CASE WHEN chain = 'break' THEN 1 ELSE 0 END) AS breaks,"
+                " MAX(rowid) AS last_rowid FROM batches"
                 " WHERE rowid > ? GROUP BY agent ORDER BY agent",
                 (after_rowid,),
             )

@@ -10,7 +10,6 @@ reads them through `Store.window_folds`.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from collectors.evaluation.general import A5_MAX_INTERVAL_S
 from collectors.evaluation.loads import UTIL_UNITS
 
 if TYPE_CHECKING:
+    from collectors.db import Connection
     from collectors.store import Window
 
 # The metric folded; how long a closed window's folds stay in memory, beyond the margin,
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 FOLD_METRIC = "cpu_util_pct"
 FOLD_KEEP_NS = 3600 * 10**9
 FOLD_SEED_LIMIT = 100
+# A fold's state, written over the one stored (an upsert both SQLite and PostgreSQL read).
+UPSERT_FOLD = (
+    "INSERT INTO window_folds VALUES (?,?,?) ON CONFLICT (window_id, series_id)"
+    " DO UPDATE SET state = excluded.state"
+)
 
 
 def ns_s(ts_ns: int) -> float:
@@ -53,7 +58,7 @@ class WindowFolds:
         self.gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
         self.until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
 
-    def load(self, db: sqlite3.Connection, general: Iterable[Window]) -> None:
+    def load(self, db: Connection, general: Iterable[Window]) -> None:
         """Hold in memory the folds of the general windows still folding (from the table)."""
         self.windows, self.folds, self.gone, self.until = {}, {}, {}, {}
         last_rx = db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
@@ -74,7 +79,7 @@ class WindowFolds:
         self.windows[w.id] = w
         self.folds[w.id] = {}
 
-    def closed(self, db: sqlite3.Connection, wid: int, end_ns: int) -> None:
+    def closed(self, db: Connection, wid: int, end_ns: int) -> None:
         """Close the folds of a window that was just closed at `end_ns`."""
         if wid not in self.windows:
             return
@@ -82,7 +87,7 @@ class WindowFolds:
         for fold in self.folds[wid].values():
             fold.close(end_ns / 1e9)
         db.executemany(
-            "INSERT OR REPLACE INTO window_folds VALUES (?,?,?)",
+            UPSERT_FOLD,
             [(wid, sid, json.dumps(f.to_state())) for sid, f in self.folds[wid].items()],
         )
 
@@ -107,7 +112,7 @@ class WindowFolds:
         self.windows.pop(w.id, None)
         self.folds.pop(w.id, None)
 
-    def _scale_of(self, db: sqlite3.Connection, sid: int) -> float | None:
+    def _scale_of(self, db: Connection, sid: int) -> float | None:
         """The fraction per unit of a series folded (a `cpu_util_pct` gauge), else None."""
         if sid not in self.scale:
             row = db.execute(
@@ -117,7 +122,7 @@ class WindowFolds:
             self.scale[sid] = UTIL_UNITS.get(row[2].strip().lower()) if ok else None
         return self.scale[sid]
 
-    def _new_fold(self, db: sqlite3.Connection, w: Window, sid: int, scale: float) -> GaugeFold:
+    def _new_fold(self, db: Connection, w: Window, sid: int, scale: float) -> GaugeFold:
         """A fold of `sid` for `w`, seeded with the samples already stored in its span (before
         the batch at hand); beyond FOLD_SEED_LIMIT of them it is left to the raw path."""
         fold = GaugeFold(w.start_ns / 1e9, None if w.end_ns is None else w.end_ns / 1e9, scale,
@@ -135,7 +140,7 @@ class WindowFolds:
         return fold
 
     def fold_rows(
-        self, db: sqlite3.Connection, rows: Sequence[tuple[int, int, float]], received_ns: int
+        self, db: Connection, rows: Sequence[tuple[int, int, float]], received_ns: int
     ) -> None:
         """Fold (series id, ts ns, value) rows, in arrival order, into the gauge folds of the
         general windows whose span holds them; write the changed folds in `db`'s transaction.
@@ -171,4 +176,4 @@ class WindowFolds:
         late = [(wid, sid) for wid, (lo, hi) in self.gone.items()
                 for sid, pts in by.items() if any(lo <= t <= hi for t, _ in pts)]
         db.executemany("DELETE FROM window_folds WHERE window_id = ? AND series_id = ?", late)
-        db.executemany("INSERT OR REPLACE INTO window_folds VALUES (?,?,?)", changed)
+        db.executemany(UPSERT_FOLD, changed)

@@ -6,10 +6,10 @@ a unique name and when it was made.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 TOKENS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -31,10 +31,12 @@ class StoredToken:
 class TokenTable:
     """Token methods for a store class that has `_db`, `_lock` and a `_tx()` transaction."""
 
-    _db: sqlite3.Connection
+    # A sqlite3.Connection (the central's store) or a collectors.db.Connection (the
+    # collector's, SQLite or PostgreSQL): both take `execute(sql, params)` with `?` marks.
+    _db: Any
     _lock: threading.Lock
 
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _tx(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -68,4 +70,4 @@ class TokenTable:
     def revoke_token(self, name: str) -> bool:
         """Delete a token by name; False if there is none."""
         with self._tx() as db:
-            return db.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount == 1
+            return bool(db.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount == 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -90,6 +91,7 @@ def test_openapi_declares_the_bearer_scheme(collector: Collector) -> None:
 
 
 def test_store_keeps_only_the_hash(tmp_path: Path) -> None:
+    # SQLite only: it reads the store's file bytes back (no token in them).
     store = Store(tmp_path / "c.sqlite")
     name, token = create_token(store, "reader")
     again, other = create_token(store, "reader")
@@ -107,9 +109,11 @@ def test_store_keeps_only_the_hash(tmp_path: Path) -> None:
     assert token_hash(token).encode() in raw
 
 
-def test_auth_off_serves_without_token(tmp_path: Path) -> None:
+def test_auth_off_serves_without_token(
+    tmp_path: Path, store_location: Callable[[str], Path | str]
+) -> None:
     (tmp_path / "site.toml").write_text(SITE_TOML)
-    store = Store(tmp_path / "c.sqlite")
+    store = Store(store_location("c"))
     app = create_app(store, Ingest(store, {}, 1 << 20), load_site(tmp_path / "site.toml"),
                      auth=False)
     try:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -47,6 +47,7 @@ class SiteCollector:
     """A site collector on a fixed loopback port that can be stopped and started again."""
 
     root: Path
+    location: Path | str  # of the site's collector store
     port: int = field(default_factory=free_port)
     hits: list[str] = field(default_factory=list)
     server: uvicorn.Server | None = None
@@ -55,7 +56,7 @@ class SiteCollector:
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "site.toml").write_text(SITE_TOML)
-        self.store = Store(self.root / "collector.sqlite")
+        self.store = Store(self.location)
         self.key = Ed25519PrivateKey.generate()
         self.tokens = {r: create_token(self.store, r)[1] for r in ("engineer", "reader")}
 
@@ -125,9 +126,11 @@ class SiteCollector:
 
 
 @pytest.fixture
-def sites(tmp_path: Path) -> Iterator[dict[str, SiteCollector]]:
+def sites(
+    tmp_path: Path, store_location: Callable[[str], Path | str]
+) -> Iterator[dict[str, SiteCollector]]:
     """Sites a and b, each fed with an hour of power, a closed and an open window."""
-    out = {n: SiteCollector(tmp_path / n) for n in ("a", "b")}
+    out = {n: SiteCollector(tmp_path / n, store_location(n)) for n in ("a", "b")}
     try:
         for s in out.values():
             s.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,10 +136,10 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, store_location: Callable[[str], Path | str]) -> Iterator[Site]:
     """A collector with a [general] site file whose clock stands at NOW; two agents enrolled."""
     (tmp_path / "site.toml").write_text(SITE)
-    store = Store(tmp_path / "collector.sqlite")
+    store = Store(store_location("collector"))
     keys = {a: Ed25519PrivateKey.generate() for a in ("agent-1", "agent-2")}
     ingest = Ingest(store, {a: k.public_key() for a, k in keys.items()}, max_bytes=1 << 20)
     app = create_app(store, ingest, load_site(tmp_path / "site.toml"), clock=lambda: int(NOW * 1e9))

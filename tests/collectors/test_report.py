@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import StoreLocations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import wire
@@ -91,10 +92,12 @@ def fill(store: Store, hours: float, every_min: int) -> None:
         store.insert_batch(batch, prev, body, ts_ns)
 
 
-def stored_window(tmp_path: Path, kind: str, hours: float, every_min: int
-                  ) -> tuple[dict[str, Any], ReportSeries]:
-    """The result and plot series of a closed window over a store filled by `fill`."""
-    store = Store(tmp_path / f"{kind}.db")
+def stored_window(locations: StoreLocations, tmp_path: Path, kind: str, hours: float,
+                  every_min: int) -> tuple[dict[str, Any], ReportSeries]:
+    """The result and plot series of a closed window over a store filled by `fill` (on the
+    `--store` backend; a PostgreSQL database is dropped once read)."""
+    location = locations.new(tmp_path / f"{kind}.db")
+    store = Store(location)
     try:
         fill(store, hours, every_min)
         w = store.open_window(kind, int(T0 * 1e9), f"{kind} test window", int(T0 * 1e9))
@@ -105,6 +108,7 @@ def stored_window(tmp_path: Path, kind: str, hours: float, every_min: int
         return window_result(store, SITE, closed, now), report_series(store, SITE, closed, now)
     finally:
         store.close()
+        locations.drop(location)
 
 
 def ai_window() -> tuple[dict[str, Any], ReportSeries]:
@@ -165,13 +169,19 @@ SECTIONS = ("site", "window", "indicators", "uncertainty", "quality", "plots", "
 
 
 @pytest.fixture(scope="module")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], ReportSeries]:
-    return stored_window(tmp_path_factory.mktemp("infra"), "infrastructure", 2.0, 1)
+def infra(
+    tmp_path_factory: pytest.TempPathFactory, store_locations: StoreLocations
+) -> tuple[dict[str, Any], ReportSeries]:
+    return stored_window(store_locations, tmp_path_factory.mktemp("infra"), "infrastructure",
+                         2.0, 1)
 
 
 @pytest.fixture(scope="module")
-def general(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], ReportSeries]:
-    return stored_window(tmp_path_factory.mktemp("general"), "general", 12.0, 15)
+def general(
+    tmp_path_factory: pytest.TempPathFactory, store_locations: StoreLocations
+) -> tuple[dict[str, Any], ReportSeries]:
+    return stored_window(store_locations, tmp_path_factory.mktemp("general"), "general",
+                         12.0, 15)
 
 
 def test_labels_cover_the_same_keys_in_both_languages() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,10 +44,12 @@ class AiCollector:
 
 
 @pytest.fixture
-def ai_collector(tmp_path: Path) -> Iterator[AiCollector]:
+def ai_collector(
+    tmp_path: Path, store_location: Callable[[str], Path | str]
+) -> Iterator[AiCollector]:
     """A collector on 127.0.0.1 whose site file has an [ai] section; agent 'agent-1' enrolled."""
     (tmp_path / "site.toml").write_text(AI_SITE)
-    store = Store(tmp_path / "collector.sqlite")
+    store = Store(store_location("collector"))
     key = Ed25519PrivateKey.generate()
     ingest = Ingest(store, {"agent-1": key.public_key()}, max_bytes=1 << 20)
     app = create_app(store, ingest, load_site(tmp_path / "site.toml"))
@@ -171,10 +173,12 @@ def test_infrastructure_windows_take_no_runs_and_no_ai_section_is_reported(
 
 
 def test_an_older_database_gains_the_runs_table(tmp_path: Path) -> None:
+    # SQLite only: a store file from an older release (PostgreSQL stores start versioned).
     path = tmp_path / "c.sqlite"
     Store(path).close()
-    db = sqlite3.connect(path)  # as a database made before runs existed
+    db = sqlite3.connect(path)  # as a database made before runs (and schema versions) existed
     db.execute("DROP TABLE runs")
+    db.execute("DROP TABLE schema_version")
     db.commit()
     db.close()
     store = Store(path)

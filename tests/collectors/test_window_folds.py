@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,7 @@ class Site1:
     store: Store
     site: Site
     token: str
-    path: Path
+    path: Path | str  # the store's location (reopened by a test)
     key: Ed25519PrivateKey
     prev: bytes = GENESIS
     seq: int = 0
@@ -87,11 +87,11 @@ class Site1:
 
 
 @pytest.fixture
-def general(tmp_path: Path) -> Iterator[Site1]:
+def general(tmp_path: Path, store_location: Callable[[str], Path | str]) -> Iterator[Site1]:
     """A collector on 127.0.0.1 evaluating a general site, agent 'agent-1' enrolled."""
     (tmp_path / "site.toml").write_text(SITE)
     site = load_site(tmp_path / "site.toml")
-    path = tmp_path / "collector.sqlite"
+    path = store_location("collector")
     store = Store(path, fold_gap_s=site.quality.max_gap_s)
     key = Ed25519PrivateKey.generate()
     app = create_app(store, Ingest(store, {"agent-1": key.public_key()}, 1 << 20), site)

@@ -63,6 +63,7 @@ def test_a_bad_scope_is_refused_and_nothing_opened(
 
 
 def test_a_store_from_before_scopes_gains_the_columns(tmp_path: Path) -> None:
+    # SQLite only: a store file from an older release (PostgreSQL stores start versioned).
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE windows (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
