@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from collectors.db import Connection
 from collectors.evaluation.evaluate import evaluate
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
@@ -86,29 +87,32 @@ def fill_store(path: Path, series: list[Series], start: float, end: float) -> tu
     store = Store(path)
     w = store.open_window("general", int(start * 1e9), "benchmark", int(start * 1e9))
     store.close_window(w.id, int(end * 1e9))
+    with store._tx() as db:  # the benchmark writes the collector's tables directly
+        fold_s = _fill(store, db, series, end)
+    store.close()
+    return Store(path), fold_s
+
+
+def _fill(store: Store, db: Connection, series: list[Series], end: float) -> float:
+    """Insert the series and fold them as insert_batch would; return the fold time (s)."""
     fold_s = 0.0
-    db = store._db  # the benchmark writes the collector's tables directly
-    db.execute("BEGIN")
     for s in series:
         row = ("bench", s.source, "bench", "", json.dumps(dict(s.labels), sort_keys=True),
                s.accuracy, s.metric, s.unit, s.kind, s.modulus, "{}")
-        cur = db.execute(
+        sid = db.insert_returning_id(
             "INSERT INTO series(key, agent, source, protocol, address, source_labels, accuracy,"
             " metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (json.dumps(row), *row),
         )
-        sid = int(cur.lastrowid or 0)
         rows = [(sid, round(t * 1e9), v)
                 for t, v in zip(np.asarray(s.ts).tolist(), np.asarray(s.values).tolist(),
                                 strict=True)]
         t = time.perf_counter()
         # insert_batch's fold step, before the rows are stored, in the same transaction
-        store._fold_rows(db, rows, int(end * 1e9))
+        store._folds.fold_rows(db, rows, int(end * 1e9))
         fold_s += time.perf_counter() - t
         db.executemany("INSERT INTO samples VALUES (?,?,?,0)", rows)
-    db.execute("COMMIT")
-    store.close()
-    return Store(path), fold_s
+    return fold_s
 
 
 def main() -> None:
