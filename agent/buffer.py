@@ -5,16 +5,23 @@ batch row in one transaction; a batch row is deleted only once the collector ack
 it. A crash or power loss at any point therefore loses nothing and duplicates nothing.
 When the sealed batches exceed the size bound, the oldest are dropped and a record of
 exactly what was dropped rides in the next batch, so the gap is visible at the collector.
+A buffer file SQLite finds damaged at open is moved aside and what is still readable is
+salvaged into a new one (agent/buffer_salvage.py). While the file cannot be written (disk
+full, I/O error), `Held` keeps the readings in memory, up to a bound.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import structlog
+
+from agent.buffer_salvage import Damaged, corrupt, move_aside, salvage
 from agent.samples import MetricSpec, Reading, SourceInfo
 from agent.wire import (
     GENESIS,
@@ -23,6 +30,7 @@ from agent.wire import (
     Dropped,
     MetricEntry,
     batch_hash,
+    decode_body,
     encode_body,
     open_envelope,
     pack_arrays,
@@ -46,6 +54,13 @@ CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v BLOB);
 """
 
 Sealer = Callable[[bytes], bytes]  # body -> envelope (signs it)
+Tick = list[tuple[SourceInfo, Reading]]
+
+log = structlog.get_logger("dcmeter.agent.buffer")
+
+# Readings held in memory while the buffer file cannot be written (disk full, I/O error):
+# about 20 MB; 100 targets of 5 metrics at 60 s for more than 3 hours.
+HELD_MAX_READINGS = 100_000
 
 
 def _source_key(s: SourceInfo) -> str:
@@ -64,16 +79,23 @@ class Buffer:
         self.path = path
         self.agent_id = agent_id
         self.max_bytes = max_bytes
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db = connect(path, check=True)
+        except Damaged as exc:
+            aside = move_aside(path)
+            self._db = connect(path, check=False)
+            salvage(aside, self._db, agent_id, str(exc))
         self._src_idx: dict[str, int] = dict(self._db.execute("SELECT key, idx FROM sources"))
         self._met_idx: dict[str, int] = dict(self._db.execute("SELECT key, idx FROM metrics"))
 
     def close(self) -> None:
         """Close the database; everything committed stays."""
         self._db.close()
+
+    def _rollback(self) -> None:
+        # SQLite has already rolled back after some errors (disk full, I/O error).
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _intern(self, table: str, cache: dict[str, int], key: str) -> int:
         idx = cache.get(key)
@@ -94,7 +116,7 @@ class Buffer:
             self._db.executemany("INSERT INTO samples(ts, src, met, value) VALUES (?,?,?,?)", rows)
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             # Interned ids of a rolled-back transaction are gone: forget the cache.
             self._src_idx = dict(self._db.execute("SELECT key, idx FROM sources"))
             self._met_idx = dict(self._db.execute("SELECT key, idx FROM metrics"))
@@ -121,8 +143,12 @@ class Buffer:
             dropped = self._db.execute(
                 "SELECT first_seq, last_seq, samples, first_ts, last_ts FROM dropped"
             ).fetchall()
-            if not rows and not dropped:
-                self._db.execute("ROLLBACK")
+            # Drop records alone make a batch only when no batch waits: otherwise they ride
+            # in the next batch of samples (a drop never cascades into more batches).
+            if not rows and (not dropped or self._db.execute(
+                "SELECT 1 FROM batches LIMIT 1"
+            ).fetchone()):
+                self._rollback()
                 return None
             seq = self.last_seq() + 1
             prev = self._state("last_hash", GENESIS)
@@ -143,7 +169,7 @@ class Buffer:
             )
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         self._enforce_bound()
         return seq
@@ -185,26 +211,58 @@ class Buffer:
         return encode_body(batch), batch
 
     def _enforce_bound(self) -> None:
-        """Drop the oldest sealed batches while they exceed `max_bytes`; record the drop."""
+        """Drop the oldest sealed batches while they exceed `max_bytes`; record the drop.
+
+        A dropped batch may itself carry records of earlier drops: they are kept, so the
+        next batch reports every batch ever dropped, as contiguous seq ranges. A batch of drop
+        records alone (no samples, a few hundred bytes) is never dropped.
+        """
         (total,) = self._db.execute("SELECT COALESCE(SUM(LENGTH(raw)), 0) FROM batches").fetchone()
         if total <= self.max_bytes:
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for seq, size, n, first, last in self._db.execute(
-                "SELECT seq, LENGTH(raw), samples, first_ts, last_ts FROM batches ORDER BY seq"
+                "SELECT seq, LENGTH(raw), samples, first_ts, last_ts FROM batches"
+                " WHERE samples > 0 ORDER BY seq"
             ).fetchall():
                 if total <= self.max_bytes:
                     break
+                (raw,) = self._db.execute(
+                    "SELECT raw FROM batches WHERE seq = ?", (seq,)
+                ).fetchone()
                 self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
-                self._db.execute(
-                    "INSERT INTO dropped VALUES (?,?,?,?,?)", (seq, seq, n, first or 0, last or 0)
+                carried = decode_body(open_envelope(raw)[0]).dropped
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO dropped VALUES (?,?,?,?,?)",
+                    [(d.first_seq, d.last_seq, d.samples, d.first_ts_ns, d.last_ts_ns)
+                     for d in [*carried, Dropped(seq, seq, n, first or 0, last or 0)]],
                 )
                 total -= size
+            self._coalesce_drops()
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _coalesce_drops(self) -> None:
+        """Merge drop records of consecutive seqs into one (inside the caller's transaction)."""
+        rows = self._db.execute(
+            "SELECT first_seq, last_seq, samples, first_ts, last_ts FROM dropped"
+            " ORDER BY first_seq"
+        ).fetchall()
+        merged: list[list[int]] = []
+        for first, last, n, t0, t1 in rows:
+            if merged and merged[-1][1] + 1 == first:
+                m = merged[-1]
+                # A time of 0 stands for "no samples" (a batch of drop records only).
+                times = [t for t in (m[3], m[4], t0, t1) if t]
+                m[1:] = [last, m[2] + n, min(times, default=0), max(times, default=0)]
+            else:
+                merged.append([first, last, n, t0, t1])
+        if len(merged) < len(rows):
+            self._db.execute("DELETE FROM dropped")
+            self._db.executemany("INSERT INTO dropped VALUES (?,?,?,?,?)", merged)
 
     def pending(self, limit: int = 16) -> list[tuple[int, bytes]]:
         """The oldest sealed batches not yet acknowledged, as (seq, envelope bytes)."""
@@ -219,12 +277,17 @@ class Buffer:
     def reject(self, seq: int, status: int, reason: str) -> None:
         """Set aside a batch the collector refuses for good, keeping its bytes."""
         self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute(
-            "INSERT OR REPLACE INTO rejected SELECT seq, raw, ?, ? FROM batches WHERE seq = ?",
-            (status, reason, seq),
-        )
-        self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO rejected SELECT seq, raw, ?, ? FROM batches"
+                " WHERE seq = ?",
+                (status, reason, seq),
+            )
+            self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def counts(self) -> dict[str, int]:
         """Unsealed samples, pending batches, rejected batches and dropped records."""
@@ -235,6 +298,81 @@ class Buffer:
             "rejected": q("SELECT COUNT(*) FROM rejected").fetchone()[0],
             "dropped": q("SELECT COUNT(*) FROM dropped").fetchone()[0],
         }
+
+
+def connect(path: Path, *, check: bool) -> sqlite3.Connection:
+    """Open the buffer file in WAL mode with its tables; with `check`, raise Damaged if
+    SQLite finds it corrupt (a full `quick_check`: its cost grows with the file)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+        if check:
+            found = [str(r[0]) for r in db.execute("PRAGMA quick_check(3)")]
+            if found != ["ok"]:
+                raise Damaged("; ".join(found).replace("\n", "; "))
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        if corrupt(exc):
+            raise Damaged(str(exc)) from exc
+        raise
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+class Held:
+    """Ticks the buffer could not take (disk full, I/O error), kept in memory until it can.
+
+    The first failure is logged once with its reason and the recovery once with what was
+    written. Beyond `max_readings` the oldest held ticks are dropped: counted, logged once.
+    """
+
+    def __init__(self, max_readings: int = HELD_MAX_READINGS) -> None:
+        self.max_readings = max_readings
+        self.ticks: deque[Tick] = deque()
+        self.readings = 0
+        self.failing: str | None = None  # the reason the buffer cannot be written
+        self.lost = 0
+        self.lost_ns: list[int] = []  # first and last timestamp of what was lost
+
+    def commit(self, buffer: Buffer, tick: Tick, then: Callable[[], None]) -> bool:
+        """Commit the held ticks and `tick`, oldest first, then call `then` (sealing);
+        return False, holding what was not committed, if the buffer cannot be written."""
+        if tick:
+            self.ticks.append(tick)
+            self.readings += len(tick)
+        try:
+            while self.ticks:
+                buffer.append(self.ticks[0])
+                self.readings -= len(self.ticks.popleft())
+            then()
+        except sqlite3.Error as exc:
+            self._failed(buffer, exc)
+            return False
+        if self.failing is not None:
+            log.info("buffer writable again, held readings written", path=str(buffer.path),
+                     lost_readings=self.lost, lost_span_ns=self.lost_ns or None)
+            self.failing, self.lost, self.lost_ns = None, 0, []
+        return True
+
+    def _failed(self, buffer: Buffer, exc: sqlite3.Error) -> None:
+        if self.failing is None:
+            self.failing = f"{type(exc).__name__}: {exc}"
+            log.error("cannot write the buffer (disk full?): holding readings in memory",
+                      path=str(buffer.path), reason=self.failing, held=self.readings,
+                      max_readings=self.max_readings)
+        while self.readings > self.max_readings and len(self.ticks) > 1:
+            old = self.ticks.popleft()
+            self.readings -= len(old)
+            if not self.lost:
+                log.error("too many readings held in memory: dropping the oldest",
+                          max_readings=self.max_readings)
+            self.lost += len(old)
+            times = [r.ts_ns for _, r in old] + self.lost_ns
+            self.lost_ns = [min(times), max(times)] if times else []
 
 
 def envelope_body(raw: bytes) -> bytes:

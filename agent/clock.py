@@ -1,11 +1,25 @@
-"""Whether the kernel believes its clock is synchronised (adjtimex), for each batch."""
+"""The agent's clock: whether the kernel believes it synchronised (adjtimex), and its steps.
+
+A step (NTP or an operator setting the time) is told from time passing by comparing the
+wall clock with the monotonic clock between two checks. After a backward step the wall
+clock reads times already used: `OrderGuard` holds back a series' readings until its clock
+passes the last time that series was stamped, so no series ever goes back in time and no
+counter increase is counted twice (docs/design-decisions.md, "Clock steps").
+"""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import time
+from collections.abc import Callable, Iterable
 
+from agent.samples import Reading, SourceInfo
 from agent.wire import ClockStatus
+
+# Wall minus monotonic time between two checks beyond this, s, is a step: NTP slews at most
+# 500 ppm (30 ms a minute), so anything near a second was set, not slewed.
+STEP_TOLERANCE_S = 1.0
 
 _STA_UNSYNC = 0x0040
 _TIME_ERROR = 5
@@ -48,3 +62,66 @@ def clock_status() -> ClockStatus:
         return ClockStatus()
     synced = state != _TIME_ERROR and not tx.status & _STA_UNSYNC
     return ClockStatus(synced=synced, max_error_s=tx.maxerror / 1e6)
+
+
+class StepWatch:
+    """Tell a step of the wall clock from time passing: wall and monotonic time compared."""
+
+    def __init__(
+        self,
+        tolerance_s: float = STEP_TOLERANCE_S,
+        wall_ns: Callable[[], int] = time.time_ns,
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.tolerance_s = tolerance_s
+        self._wall, self._mono = wall_ns, mono_ns
+        self._last: tuple[int, int] | None = None
+        self._pending: float | None = None
+
+    def check(self) -> float | None:
+        """Return the step since the previous check in s (negative: backwards), or None.
+        A step is also kept until `take()`, so the next batch reports it."""
+        wall, mono = self._wall(), self._mono()
+        step = None
+        if self._last is not None:
+            drift = ((wall - self._last[0]) - (mono - self._last[1])) / 1e9
+            if abs(drift) > self.tolerance_s:
+                step = drift
+                self._pending = (self._pending or 0.0) + drift
+        self._last = (wall, mono)
+        return step
+
+    def take(self) -> float | None:
+        """The steps seen since the last take, summed in s; None if none."""
+        pending, self._pending = self._pending, None
+        return pending
+
+    def restore(self, step: float) -> None:
+        """Keep a taken step for the next batch (nothing was sealed this time)."""
+        self._pending = step + (self._pending or 0.0)
+
+
+SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+class OrderGuard:
+    """Let through only readings stamped after the last reading of the same series."""
+
+    def __init__(self) -> None:
+        self._last: dict[SeriesKey, int] = {}
+        self.held = 0  # readings held back so far (a backward step's overlap)
+
+    def keep(
+        self, tick: Iterable[tuple[SourceInfo, Reading]]
+    ) -> list[tuple[SourceInfo, Reading]]:
+        """The readings of `tick` that move their series forward in time, in order."""
+        out = []
+        for info, r in tick:
+            key = (info.id, r.metric.name, tuple(sorted(r.labels.items())))
+            last = self._last.get(key)
+            if last is not None and r.ts_ns <= last:
+                self.held += 1
+                continue
+            self._last[key] = r.ts_ns
+            out.append((info, r))
+        return out

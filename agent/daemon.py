@@ -9,6 +9,7 @@ when a stop begins. A stop writes everything held in memory to the buffer within
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import time
 from collections.abc import Callable
@@ -18,8 +19,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from agent import config, keys
-from agent.buffer import Buffer
-from agent.clock import clock_status
+from agent.buffer import Buffer, Held
+from agent.clock import OrderGuard, StepWatch, clock_status
 from agent.config import AgentConfig
 from agent.rotation import Signer
 from agent.samples import now_ns
@@ -82,12 +83,17 @@ class Agent:
         a = cfg.agent
         self.cfg = cfg
         self.buffer = Buffer(a.state_dir / BUFFER_FILE, a.id, int(a.buffer_max_mb * 2**20))
+        self.held = Held()  # readings the buffer could not take yet (disk full)
         # Signs batches; switches to a rotated key once announced (agent/rotation.py).
         self.signer = Signer(a.state_dir, lambda: self.buffer.pending(2**31))
         self.sources = cfg.build_sources()
         self.poller = Poller(self.sources, [s.timeout_s for s in cfg.sources])
         self.shipper = make_shipper(self.buffer, cfg)
         self.clock = clock
+        # Wall-clock steps: flagged in the next batch; a series never goes back in time.
+        self.steps = StepWatch()
+        self.order = OrderGuard()
+        self._watch: asyncio.Task[None] | None = None
         self.notifier = notifier or sdnotify.Notifier()
         self.stop_event = asyncio.Event()
         self.ticks = 0
@@ -101,12 +107,23 @@ class Agent:
     def _sealer(self, body: bytes) -> bytes:
         return self.signer.envelope(body)
 
-    def seal(self) -> None:
-        """Seal everything buffered into batches."""
+    def _clock(self, stepped_s: float | None) -> ClockStatus:
+        """The clock status to seal with; a step widens the error bound to its size."""
+        c = self.clock()
+        if stepped_s is None:
+            return c
+        bound = max(c.max_error_s or 0.0, abs(stepped_s))
+        return dataclasses.replace(c, max_error_s=bound, stepped_s=stepped_s)
+
+    def seal(self, stepped_s: float | None = None) -> None:
+        """Seal everything buffered into batches; the first carries `stepped_s`, if any."""
         while seq := self.buffer.seal(
-            self._sealer, self.clock(), now_ns(), self.cfg.agent.batch_max_samples
+            self._sealer, self._clock(stepped_s), now_ns(), self.cfg.agent.batch_max_samples
         ):
             self.signer.sealed(seq)
+            stepped_s = None
+        if stepped_s is not None:  # nothing sealed (all held back): the next batch says it
+            self.steps.restore(stepped_s)
 
     def status(self) -> str:
         """One line for `systemctl status`: sources, failures, what waits in the buffer."""
@@ -126,14 +143,34 @@ class Agent:
             self._tick_task = asyncio.current_task()
             try:
                 readings = await self.poller.poll()
-                self.buffer.append(readings)
-                self.seal()
+                self._stepped(self.steps.check())
+                # Disk full: held in memory, written once the buffer takes them again.
+                self.held.commit(self.buffer, self.order.keep(readings),
+                                 lambda: self.seal(self.steps.take()))
                 self.ticks += 1
             finally:
                 self._tick_task = None
             self.notifier.notify("STATUS=" + self.status())
         if self.shipper:
             self.shipper.wake()
+
+    def _stepped(self, step: float | None) -> None:
+        """Log a wall-clock step and put the ticks back on the stepped clock's multiples."""
+        if step is None:
+            return
+        log.warning("wall clock stepped", stepped_s=round(step, 3),
+                    held_back=self.order.held)
+        if self._scheduler:
+            interval = self.cfg.agent.interval_s
+            self._scheduler.reschedule_job("poll", trigger=IntervalTrigger(
+                seconds=interval, start_date=next_aligned(time.time(), interval)))
+
+    async def _watch_clock(self) -> None:
+        """Check for steps between ticks: after a backward step the scheduler, which waits
+        on wall-clock times, would otherwise not tick again until the clock caught up."""
+        while True:
+            await asyncio.sleep(min(self.cfg.agent.interval_s, 5.0))
+            self._stepped(self.steps.check())
 
     def _start_shipping(self) -> None:
         if self.shipper:
@@ -215,8 +252,10 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-        self.seal()  # whatever a previous run committed but did not seal
+        self.held.commit(self.buffer, [], self.seal)  # what a previous run did not seal
         self._scheduler = start_ticks(self.tick, self.cfg.agent.interval_s, time.time())
+        self.steps.check()
+        self._watch = asyncio.create_task(self._watch_clock())
         self._start_shipping()
         interval = sdnotify.watchdog_interval()
         watchdog = (
@@ -238,6 +277,8 @@ class Agent:
             self.notifier.notify("STOPPING=1", "STATUS=stopping: writing readings to the buffer")
             if watchdog:
                 watchdog.cancel()
+            if self._watch:
+                self._watch.cancel()
             await self._drain()
 
     async def _drain(self) -> None:
@@ -256,7 +297,9 @@ class Agent:
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
         await self._stop_shipping()
-        self.seal()
+        if not self.held.commit(self.buffer, [], self.seal) and self.held.readings:
+            log.error("readings held in memory lost at stop: the buffer cannot be written",
+                      readings=self.held.readings, reason=self.held.failing)
         await close_sources(self.sources)
         log.info("agent stopped", ticks=self.ticks, stop_s=round(time.monotonic() - started, 3),
                  **self.buffer.counts())

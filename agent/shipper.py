@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -85,7 +86,11 @@ class Shipper:
             self._fail(reason)
             return False
         if resp.is_success:
-            self.buffer.ack(seq)
+            try:
+                self.buffer.ack(seq)
+            except sqlite3.Error as exc:  # disk full: sent again later, stored once
+                self._fail(f"batch {seq} stored but not deleted from the buffer: {exc}")
+                return False
             self.shipped += 1
             if self._failures:
                 log.info("collector reachable again", after_failures=self._failures)
@@ -95,7 +100,11 @@ class Shipper:
         reason = resp.text[:200]
         if resp.status_code in PERMANENT:
             log.error("batch refused, set aside", seq=seq, status=resp.status_code, reason=reason)
-            self.buffer.reject(seq, resp.status_code, reason)
+            try:
+                self.buffer.reject(seq, resp.status_code, reason)
+            except sqlite3.Error as exc:
+                self._fail(f"batch {seq} refused but not set aside in the buffer: {exc}")
+                return False
             return True
         self._fail(f"HTTP {resp.status_code}: {reason}")
         return False

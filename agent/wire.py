@@ -8,7 +8,8 @@ The one module both the agent and the collector use. A batch travels as an envel
     seq        sequence number, strictly +1 per batch from 1, never reused
     prev       SHA-256 of the previous batch's body (32 zero bytes before seq 1)
     sealed_ns  seal time, ns since the Unix epoch (UTC)
-    clock      {"synced": bool | None, "max_error_s": float | None}
+    clock      {"synced": bool | None, "max_error_s": float | None[, "stepped_s": float]}
+               stepped_s (only when the agent saw its wall clock step): the step in s
     sources    [[id, protocol, address, {labels}, accuracy | None], ...]
     metrics    [[name, unit, "gauge" | "counter", modulus | None, {labels}], ...]
     ts         int64 little-endian array: sample times, ns since the Unix epoch (UTC)
@@ -78,10 +79,16 @@ class Rotation:
 
 @dataclass(frozen=True, slots=True)
 class ClockStatus:
-    """Whether the agent's clock was NTP-synchronised when it sealed, and its error bound."""
+    """Whether the agent's clock was NTP-synchronised when it sealed, and its error bound.
+
+    `stepped_s`: the agent saw its wall clock step by this much (s, negative: backwards)
+    since the previous batch; None: no step seen. Travels only when set, so batches without
+    it are byte-identical to those of agents that predate it.
+    """
 
     synced: bool | None = None
     max_error_s: float | None = None
+    stepped_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +164,7 @@ def encode_body(batch: Batch) -> bytes:
             "seq": batch.seq,
             "prev": batch.prev,
             "sealed_ns": batch.sealed_ns,
-            "clock": {"synced": batch.clock.synced, "max_error_s": batch.clock.max_error_s},
+            "clock": _clock(batch.clock),
             "sources": [
                 [s.id, s.protocol, s.address, dict(s.labels), s.accuracy] for s in batch.sources
             ],
@@ -177,6 +184,13 @@ def encode_body(batch: Batch) -> bytes:
         use_bin_type=True,
     )
     return packed
+
+
+def _clock(c: ClockStatus) -> dict[str, Any]:
+    out: dict[str, Any] = {"synced": c.synced, "max_error_s": c.max_error_s}
+    if c.stepped_s is not None:
+        out["stepped_s"] = c.stepped_s
+    return out
 
 
 def seal(batch: Batch, key: Ed25519PrivateKey) -> bytes:
@@ -318,7 +332,7 @@ def decode_body(body: bytes) -> Batch:
         raise WireError(f"body is not msgpack: {type(exc).__name__}") from None
     if not isinstance(m, dict):
         raise WireError("body must be a map")
-    if m.get("v") != VERSION:
+    if isinstance(m.get("v"), bool) or m.get("v") != VERSION:  # msgpack true == 1 in Python
         raise WireError(f"body: unsupported version {m.get('v')!r}, expected {VERSION}")
     agent = _need(m, "agent", str)
     seq = _need(m, "seq", int)
@@ -350,7 +364,11 @@ def decode_body(body: bytes) -> Batch:
         seq,
         prev,
         sealed_ns,
-        ClockStatus(synced, _opt_float(clock.get("max_error_s"), "clock")),
+        ClockStatus(
+            synced,
+            _opt_float(clock.get("max_error_s"), "clock"),
+            _opt_float(clock.get("stepped_s"), "clock.stepped_s"),
+        ),
         sources,
         metrics,
         ts,

@@ -31,6 +31,12 @@ class Outcome:
 # signature that does not verify, at most this often, s: enrolment needs no restart.
 RELOAD_EVERY_S = 5.0
 
+# How far ahead of the collector's clock a batch's sample and seal times may be, ns: later
+# times would land in windows not yet opened (an agent clock far off, or a forgery): 400
+# "time_out_of_range", nothing stored. Past times are accepted: a buffer may ship days late,
+# and a window only reads the samples of its own span.
+MAX_AHEAD_NS = 24 * 3600 * 10**9
+
 
 @dataclass
 class Ingest:
@@ -43,6 +49,8 @@ class Ingest:
     rejected: Counter[str] = field(default_factory=Counter)
     # Reads the enrolled keys again (collectors.config.keyring); None: never.
     reload: Callable[[], Mapping[str, Ed25519PublicKey]] | None = None
+    # The collector's wall clock, ns since the epoch (the time rule's reference).
+    clock: Callable[[], int] = time.time_ns
     history: KeyHistory = field(init=False)
     _reloaded: float = field(init=False, default=float("-inf"))
 
@@ -92,6 +100,18 @@ class Ingest:
             return self._refuse(403, "bad_signature", str(exc), batch.agent)
         return None
 
+    def _times(self, batch: wire.Batch) -> Outcome | None:
+        """Refuse a batch with a sample or seal time more than 24 h ahead of the collector."""
+        latest = max(batch.sealed_ns, max(batch.ts) if len(batch.ts) else 0)
+        if latest <= self.clock() + MAX_AHEAD_NS:
+            return None
+        return self._refuse(
+            400, "time_out_of_range",
+            "sample or seal time more than 24 h ahead of the collector's clock;"
+            " check the agent's clock (NTP)",
+            batch.agent,
+        )
+
     def _refuse(self, status: int, reason: str, detail: str, agent: str | None) -> Outcome:
         self.rejected[reason] += 1
         self.store.record_rejection(time.time_ns(), status, reason, agent)
@@ -103,7 +123,8 @@ class Ingest:
         return self._refuse(413, "too_large", f"{size} > {self.max_bytes} bytes", None)
 
     def __call__(self, raw: bytes) -> Outcome:
-        """Check size, envelope, body, agent, signature, then store; answer accordingly."""
+        """Check size, envelope, body, agent, signature, times, then store; answer
+        accordingly."""
         if len(raw) > self.max_bytes:
             return self.too_large(len(raw))
         try:
@@ -111,7 +132,7 @@ class Ingest:
             batch = wire.decode_body(body)
         except wire.WireError as exc:
             return self._refuse(400, "malformed", str(exc), None)
-        refused = self._verify(batch, body, sig, rotation)
+        refused = self._verify(batch, body, sig, rotation) or self._times(batch)
         if refused is not None:
             return refused
         new = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agent import wire
+from agent.clock import STEP_TOLERANCE_S
 from collectors.evaluation.evaluate import evaluate, source_ids
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.general import A5_MAX_INTERVAL_S, evaluate_general
@@ -22,10 +24,39 @@ from collectors.store_folds import FOLD_METRIC
 
 KINDS = ("infrastructure", "general", "ai")
 SUPPORTED = ("infrastructure", "general", "ai")
+# A drop record an agent reported: (first_seq, last_seq, samples, first_ts_ns, last_ts_ns).
+Drop = tuple[int, int, int, int, int]
+
+
+def clock_steps(
+    store: Store, agents: Sequence[Mapping[str, Any]]
+) -> dict[str, list[tuple[int, float]]]:
+    """Per agent, the (seq, stepped_s) of its batches in `agents`' seq ranges that report a
+    wall-clock step. The agent widens a stepped batch's error bound to the step, so only
+    agents whose bound reached STEP_TOLERANCE_S have their stored batches read."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for a in agents:
+        if a["max_error_s"] is None or a["max_error_s"] < STEP_TOLERANCE_S:
+            continue
+        steps = out[a["agent"]] = []
+        for _, seq, _, raw in store.raw_batches(a["agent"]):
+            if seq > a["last_seq"]:
+                break
+            if seq < a["first_seq"]:
+                continue
+            try:
+                stepped = wire.decode_body(wire.open_envelope(raw)[0]).clock.stepped_s
+            except wire.WireError:  # stored without its envelope (imports, tests): no record
+                continue
+            if stepped is not None:
+                steps.append((seq, stepped))
+    return out
 
 
 def chain_and_clock(
-    agents: Sequence[Mapping[str, Any]], t0_ns: int, t1_ns: int, max_interval_s: float
+    agents: Sequence[Mapping[str, Any]], t0_ns: int, t1_ns: int, max_interval_s: float,
+    steps: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+    drops: Mapping[str, Sequence[Drop]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[str], bool]:
     """Check the batches sealed in [t0, t1], per agent as `Store.chain_summary` reports them.
 
@@ -35,7 +66,12 @@ def chain_and_clock(
     (the agent discarded batches when its buffer was full) are issues: the lost samples show
     as gaps in the per-series figures. Clock: a batch sealed while the agent reported its
     clock unsynchronised is an issue; a known clock error bound above `max_interval_s`
-    invalidates (timestamps could then move samples across the interval limit).
+    invalidates (timestamps could then move samples across the interval limit). A wall-clock
+    step the agent reported (`steps`, per agent: (seq, stepped_s)) is an issue: the agent
+    kept each series moving forward in time, but times around the step are shifted by it.
+    `drops` (per agent, as `dropped_records` reads them): a "gap" whose previous batch an
+    agent reported dropped is a "dropped" link, and each agent's block says how many samples
+    were dropped and when (`dropped_samples`, `dropped_spans`).
     Returns the `chain` and `clock` blocks, the issues and whether the store side is valid.
     """
     chain_agents: dict[str, dict[str, Any]] = {}
@@ -43,12 +79,13 @@ def chain_and_clock(
     issues: list[str] = []
     valid = True
     for a in agents:
+        a = _with_drops(a, (drops or {}).get(a["agent"], ()))
         agent, n = a["agent"], a["batches"]
         breaks, gaps, open_gaps, dropped = a["breaks"], a["gaps"], a["gaps_open"], a["dropped"]
         chain_agents[agent] = {
             k: a[k]
             for k in ("batches", "first_seq", "last_seq", "breaks", "gaps", "gaps_open",
-                      "dropped")
+                      "dropped", "dropped_samples", "dropped_spans")
         }
         if breaks:
             valid = False
@@ -67,18 +104,32 @@ def chain_and_clock(
                 f"agent {agent}: batch(es) before {_seqs(filled)} arrived late; that link of"
                 " the chain was not verified"
             )
-        if dropped:
+        if dropped or a["dropped_spans"]:
+            spans = "; ".join(
+                f"batches {d['first_seq']}-{d['last_seq']}: {d['samples']} samples read"
+                f" {d['from']} to {d['to']}" for d in a["dropped_spans"][:10]
+            )
+            before = f" before {_seqs(dropped)}" if dropped else ""
             issues.append(
-                f"agent {agent}: the agent dropped batches before {_seqs(dropped)}"
-                " (buffer full); their samples are missing"
+                f"agent {agent}: the agent dropped batches{before}"
+                f" (buffer full): {a['dropped_samples']} samples missing"
+                + (f" ({spans})" if spans else "")
             )
         max_error = a["max_error_s"]
+        stepped = list((steps or {}).get(agent, ()))
         clock_agents[agent] = {
             "synced": a["synced"],
             "unsynced": a["unsynced"],
             "unknown": a["unknown"],
             "max_error_s": max_error,
+            "steps": [{"seq": q, "stepped_s": s} for q, s in stepped],
         }
+        if stepped:
+            shown = ", ".join(f"{s:+g} s at batch {q}" for q, s in stepped[:10])
+            issues.append(
+                f"agent {agent}: wall clock stepped ({shown}); each series kept moving forward"
+                " in time, but sample times around the step are off by up to its size"
+            )
         if a["unsynced"]:
             issues.append(
                 f"agent {agent}: clock not synchronised (NTP) in {a['unsynced']} of"
@@ -99,10 +150,45 @@ def chain_and_clock(
     }
     clock = {
         "checked": True,
-        "ok": all(not a["unsynced"] for a in clock_agents.values()),
+        "ok": all(not a["unsynced"] and not a["steps"] for a in clock_agents.values()),
         "agents": clock_agents,
     }
     return chain, clock, issues, valid
+
+
+def dropped_records(store: Store, t0_ns: int, t1_ns: int) -> dict[str, list[Drop]]:
+    """Per agent, the drop records (first_seq, last_seq, samples, first_ts_ns, last_ts_ns)
+    the agents reported whose dropped samples were read in [t0, t1], oldest first."""
+    # One read-only query of the store's `dropped` table, under the store's own lock.
+    with store._lock:
+        rows = store._db.execute(
+            "SELECT DISTINCT agent, first_seq, last_seq, samples, first_ts, last_ts FROM dropped"
+            " WHERE last_ts >= ? AND first_ts <= ? ORDER BY agent, first_seq",
+            (t0_ns, t1_ns),
+        ).fetchall()
+    out: dict[str, list[Drop]] = {}
+    for agent, first_seq, last_seq, samples, first_ts, last_ts in rows:
+        out.setdefault(str(agent), []).append(
+            (int(first_seq), int(last_seq), int(samples), int(first_ts), int(last_ts))
+        )
+    return out
+
+
+def _with_drops(a: Mapping[str, Any], drops: Sequence[Drop]) -> dict[str, Any]:
+    """`a` with its gaps after dropped batches counted as "dropped" links, and the drops."""
+    after_drop = {s for s in a["gaps"] if any(d[0] <= s - 1 <= d[1] for d in drops)}
+    return {
+        **a,
+        "gaps": [s for s in a["gaps"] if s not in after_drop],
+        "gaps_open": [s for s in a["gaps_open"] if s not in after_drop],
+        "dropped": sorted({*a["dropped"], *after_drop}),
+        "dropped_samples": sum(d[2] for d in drops),
+        "dropped_spans": [
+            {"first_seq": d[0], "last_seq": d[1], "samples": d[2],
+             "from": rfc3339(d[3] / 1e9), "to": rfc3339(d[4] / 1e9)}
+            for d in drops
+        ],
+    }
 
 
 def _seqs(seqs: Sequence[int]) -> str:
@@ -168,8 +254,10 @@ def window_result(
     quality = result["quality"]
     # The agent seals a batch right after each poll, so the batches sealed in the span the
     # samples were read from hold them. Series carry no agent: every agent is checked.
+    summary = store.chain_summary(t0_ns, t1_ns)
     chain, clock, issues, ok = chain_and_clock(
-        store.chain_summary(t0_ns, t1_ns), t0_ns, t1_ns, site.quality.max_gap_s
+        summary, t0_ns, t1_ns, site.quality.max_gap_s, clock_steps(store, summary),
+        dropped_records(store, t0_ns, t1_ns),
     )
     quality["chain"], quality["clock"] = chain, clock
     quality["issues"].extend(issues)
