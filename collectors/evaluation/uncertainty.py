@@ -117,7 +117,8 @@ def sum_rel(parts: Sequence[tuple[float, float]]) -> float:
     √(Σ (value·rel)²) / |Σ value|; 0 for an exact sum, infinity for a zero sum of uncertain
     parts. Negative values (a difference) are allowed.
     """
-    absolute = math.sqrt(math.fsum((v * r) ** 2 for v, r in parts))
+    # hypot scales before squaring: tiny bounds (1e-168) do not underflow to subnormals.
+    absolute = math.hypot(*(v * r for v, r in parts))
     total = abs(math.fsum(v for v, _ in parts))
     if absolute == 0.0:
         return 0.0
@@ -135,7 +136,7 @@ def sum_rel_worst(parts: Sequence[tuple[float, float]]) -> float:
 
 def ratio_rel(*rels: float) -> float:
     """Return the relative uncertainty of a product or quotient: root sum of squares."""
-    return math.sqrt(math.fsum(r * r for r in rels))
+    return math.hypot(*rels)
 
 
 def ratio_rel_worst(*rels: float) -> float:
