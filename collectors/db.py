@@ -127,8 +127,15 @@ class Connection:
         """Run an INSERT into a table with an `id` key; return the new row's id."""
         raise NotImplementedError
 
-    def append_rows(self, table: str, columns: int, rows: Sequence[Sequence[Any]]) -> None:
-        """Append rows of `columns` values (the table's first columns) in bulk."""
+    def insert_returning_ids(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """Run an INSERT into a table with an `id` key once per row; the new ids in order."""
+        return [self.insert_returning_id(sql, row) for row in rows]
+
+    def append_rows(
+        self, table: str, columns: int, rows: Sequence[Sequence[Any]], numeric: bool = False
+    ) -> None:
+        """Append rows of `columns` values (the table's first columns) in bulk; `numeric`:
+        every value is an int or a finite float (a faster path where the dialect has one)."""
         marks = ",".join("?" * columns)
         self.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
@@ -161,6 +168,10 @@ class SqliteConnection(Connection):
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint the WAL into the database every 16,384 pages (64 MiB) rather than 1,000:
+        # fewer fsyncs under ingest. Durability is unchanged (a committed transaction is in
+        # the WAL either way); a crash leaves at most that much WAL to replay on open.
+        self.db.execute("PRAGMA wal_autocheckpoint=16384")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         """Run one statement with `?` placeholders."""
@@ -254,12 +265,35 @@ class PgConnection(Connection):
         assert row is not None
         return int(row[0])
 
-    def append_rows(self, table: str, columns: int, rows: Sequence[Sequence[Any]]) -> None:
-        """Append rows with COPY (several times faster than INSERTs for a batch's samples)."""
+    def insert_returning_ids(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """Run an INSERT … RETURNING id per row, pipelined (one round trip, not one a row)."""
+        if not rows:
+            return []
+        ids = []
+        with self._live().cursor() as cur:
+            cur.executemany(_pg_sql(sql) + " RETURNING id", rows, returning=True)
+            while True:
+                row = cur.fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
+                if not cur.nextset():
+                    break
+        return ids
+
+    def append_rows(
+        self, table: str, columns: int, rows: Sequence[Sequence[Any]], numeric: bool = False
+    ) -> None:
+        """Append rows with COPY (several times faster than INSERTs for a batch's samples);
+        `numeric` rows go as one block of COPY text, formatted by `%` in C rather than row by
+        row (repr of a float is its shortest exact decimal: PostgreSQL reads it back exactly)."""
         if not rows:
             return
         names = ",".join(self.column_order(table)[:columns])
         with self._live().cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            if numeric:
+                line = "\t".join(["%r"] * columns) + "\n"
+                copy.write("".join(map(line.__mod__, rows)))
+                return
             for row in rows:
                 copy.write_row(row)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,6 +141,11 @@ class Store(TokenTable):
         self.dialect = self._db.dialect
         self._lock = threading.Lock()
         self._series: dict[str, int] = self._series_ids()
+        # (source identity, metric identity) -> series id: a cache over `_series` that
+        # spares the JSON key of a known series (collectors/store.py _sample_series).
+        self._pair_ids: dict[tuple[tuple[Any, ...], tuple[Any, ...]], int] = {}
+        # Per agent, its last batch's layout (tables, src and met columns) and series ids.
+        self._shapes: dict[str, tuple[tuple[Any, ...], list[int]]] = {}
         self._folds = WindowFolds(fold_gap_s)
         self._load_folds()
 
@@ -158,6 +164,7 @@ class Store(TokenTable):
                     yield self._db
             except BaseException:
                 self._series = self._series_ids()
+                self._pair_ids, self._shapes = {}, {}
                 self._load_folds()
                 raise
 
@@ -199,15 +206,15 @@ class Store(TokenTable):
                     batch.clock.max_error_s, raw,
                 ),
             )
-            pairs: dict[tuple[int, int], int] = {}
-            rows = []
-            for ts, s, m, v in zip(batch.ts, batch.src, batch.met, batch.val, strict=True):
-                sid = pairs.get((s, m))
-                if sid is None:
-                    sid = pairs[(s, m)] = self._series_id(db, batch, s, m)
-                rows.append((sid, ts, v, batch.seq))
-            self._folds.fold_rows(db, [(r[0], r[1], r[2]) for r in rows], received_ns)
-            db.append_rows("samples", 4, rows)
+            sids = self._sample_series(db, batch)
+            if self._folds.windows or self._folds.gone:  # else fold_rows has nothing to do
+                self._folds.fold_rows(
+                    db, list(zip(sids, batch.ts, batch.val, strict=True)), received_ns
+                )
+            db.append_rows(
+                "samples", 4, list(zip(sids, batch.ts, batch.val, repeat(batch.seq, len(sids)),
+                                       strict=True)), numeric=True,
+            )
             db.executemany(
                 "INSERT INTO dropped VALUES (?,?,?,?,?,?,?)",
                 [
@@ -275,23 +282,76 @@ class Store(TokenTable):
             yield from rows
             last = (rows[-1][0], rows[-1][1])
 
-    def _series_id(self, db: Connection, batch: Batch, s: int, m: int) -> int:
-        src, met = batch.sources[s], batch.metrics[m]
-        spec = met.spec
-        row = (
-            batch.agent, src.id, src.protocol, src.address,
-            json.dumps(dict(src.labels), sort_keys=True), src.accuracy, spec.name, spec.unit,
-            spec.kind, spec.modulus, json.dumps(dict(met.labels), sort_keys=True),
-        )
-        key = json.dumps(row)
-        sid = self._series.get(key)
-        if sid is None:
-            sid = self._series[key] = db.insert_returning_id(
-                "INSERT INTO series(key, agent, source, protocol, address, source_labels,"
-                " accuracy, metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (key, *row),
+    def _sample_series(self, db: Connection, batch: Batch) -> list[int]:
+        """The series id of every sample of `batch`, in order. Columnar: each (source,
+        metric) pair the batch uses is resolved once, through an in-memory map keyed by the
+        pair's identity (no JSON on a hit); the per-sample work is numpy indexing."""
+        if not len(batch):
+            return []
+        # An agent sends the same tables and layout tick after tick: reuse the last column.
+        shape = (batch.sources, batch.metrics, batch.src.tobytes(), batch.met.tobytes())
+        last = self._shapes.get(batch.agent)
+        if last is not None and last[0] == shape:
+            return last[1]
+        n_met = len(batch.metrics)
+        codes = np.frombuffer(batch.src, dtype=np.uint32).astype(np.int64) * n_met
+        codes += np.frombuffer(batch.met, dtype=np.uint32)
+        pairs, where = np.unique(codes, return_inverse=True)
+        src_keys: dict[int, tuple[Any, ...]] = {}
+        met_keys: dict[int, tuple[Any, ...]] = {}
+        ids: list[int] = []
+        missing: dict[tuple[tuple[Any, ...], tuple[Any, ...]], list[int]] = {}
+        for code in pairs.tolist():
+            s, m = divmod(code, n_met)
+            if s not in src_keys:
+                src = batch.sources[s]
+                src_keys[s] = (batch.agent, src.id, src.protocol, src.address,
+                               tuple(sorted(src.labels.items())), src.accuracy)
+            if m not in met_keys:
+                met = batch.metrics[m]
+                spec = met.spec
+                met_keys[m] = (spec.name, spec.unit, spec.kind, spec.modulus,
+                               tuple(sorted(met.labels.items())))
+            ident = (src_keys[s], met_keys[m])
+            sid = self._pair_ids.get(ident)
+            if sid is None:
+                missing.setdefault(ident, []).append(len(ids))
+                sid = s * n_met + m  # replaced below by the series id
+            ids.append(sid)
+        if missing:
+            found = self._series_ids_of(db, batch, [divmod(ids[at[0]], n_met)
+                                                    for at in missing.values()])
+            for (ident, at), sid in zip(missing.items(), found, strict=True):
+                self._pair_ids[ident] = sid
+                for i in at:
+                    ids[i] = sid
+        out: list[int] = np.asarray(ids, dtype=np.int64)[where].tolist()
+        self._shapes[batch.agent] = (shape, out)
+        return out
+
+    def _series_ids_of(
+        self, db: Connection, batch: Batch, pairs: Sequence[tuple[int, int]]
+    ) -> list[int]:
+        """The series ids of (source index, metric index) pairs of `batch`, each a distinct
+        series; those not stored yet are inserted, in one pipelined statement."""
+        keyed = []
+        for s, m in pairs:
+            src, met = batch.sources[s], batch.metrics[m]
+            spec = met.spec
+            row = (
+                batch.agent, src.id, src.protocol, src.address,
+                json.dumps(dict(src.labels), sort_keys=True), src.accuracy, spec.name,
+                spec.unit, spec.kind, spec.modulus, json.dumps(dict(met.labels), sort_keys=True),
             )
-        return sid
+            keyed.append((json.dumps(row), row))
+        new = list({key: (key, *row) for key, row in keyed if key not in self._series}.values())
+        made = db.insert_returning_ids(
+            "INSERT INTO series(key, agent, source, protocol, address, source_labels,"
+            " accuracy, metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            new,
+        )
+        self._series.update(zip((r[0] for r in new), made, strict=True))
+        return [self._series[key] for key, _ in keyed]
 
     def record_rejection(self, ts_ns: int, status: int, reason: str, agent: str | None) -> None:
         """Keep a line for every refused batch (never its content)."""

@@ -1,0 +1,387 @@
+"""Collector ingest rate, end to end, against the raw insert rate of the same store.
+
+    .venv/bin/python bench/ingest.py [--samples 1000000] [--sizes 1000,10000] [--senders 4]
+        [--backends sqlite,postgresql] [--profile FILE] [--json FILE]
+
+For each backend (a SQLite file; PostgreSQL on a private cluster this script starts with
+initdb/pg_ctl and stops, default durability) and each batch size, in one run:
+
+  raw      the same sample rows appended straight into the store's `samples` table (with its
+           index), one transaction per batch: `executemany` on SQLite, `COPY` of ready-made
+           text on PostgreSQL; the rows are built before the clock starts.
+  store    `Store.insert_batch` on the decoded batches, no HTTP, no signature.
+  e2e      a real collector: `dcmeter collector serve` (collectors.cli.cmd_serve) in its own
+           process on a loopback socket, and `--senders` sender processes, each one agent
+           posting its pre-signed batches in seq order over one keep-alive httpx connection.
+
+A batch is one poll of `size / 10` targets × 10 metrics by one agent (1,000 samples: 100
+targets; 10,000: 1,000 targets), ticks 60 s apart. Prints samples/s for each and the ratio
+e2e / raw; `--profile FILE` also runs the SQLite e2e case of the largest size once more under
+cProfile in the collector process and prints where its time went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import multiprocessing as mp
+import os
+import platform
+import pstats
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import keys, wire
+from agent.samples import MetricSpec, SourceInfo
+from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from collectors.db import SqliteConnection
+from collectors.store import Store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from store_insert import private_postgres
+
+T0 = 1_793_491_200  # 2026-11-01T00:00:00Z
+METRICS = 10
+SITE_TOML = """
+[site]
+name = "bench"
+region = "east-2023"
+
+[energy]
+total = ["meter-total"]
+it = ["meter-it"]
+it_point = "it_pdu"
+"""
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model, memory, Python, date."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "")
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cores": os.cpu_count(), "cpu": model, "memory_gib": round(mem, 1),
+            "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def agent_batches(agent: str, key: Ed25519PrivateKey, n: int, size: int) -> list[bytes]:
+    """`n` sealed, hash-chained batches of `size` samples: one tick of size/10 targets."""
+    targets = size // METRICS
+    sources = [SourceInfo(f"{agent}-t{t:04d}", "ipmi", f"10.0.{t // 250}.{t % 250}",
+                          {"kind": "compute", "rack": f"r{t // 40}"}, None)
+               for t in range(targets)]
+    metrics = [MetricEntry(MetricSpec(f"m{m}_w", "W")) for m in range(METRICS)]
+    src = [s for s in range(targets) for _ in range(METRICS)]
+    met = [m for _ in range(targets) for m in range(METRICS)]
+    out, prev = [], GENESIS
+    for i in range(n):
+        ts = (T0 + 60 * i) * 10**9
+        val = [100.0 + s + m / 10 + i % 7 for s, m in zip(src, met, strict=True)]
+        arrays = wire.pack_arrays([ts + s * 1000 for s in src], src, met, val)
+        b = Batch(agent, i + 1, prev, ts + 5 * 10**9, ClockStatus(True, 0.001), sources,
+                  metrics, *arrays)
+        body = wire.encode_body(b)
+        out.append(wire.envelope(body, key))
+        prev = wire.batch_hash(body)
+    return out
+
+
+def workload(samples: int, size: int, senders: int) -> tuple[dict[str, Ed25519PrivateKey],
+                                                           dict[str, list[bytes]]]:
+    """Agents (one per sender) and their sealed batches, `samples` in all (rounded up)."""
+    per = max(1, -(-samples // (size * senders)))
+    agent_keys = {f"agent-{a}": Ed25519PrivateKey.generate() for a in range(senders)}
+    return agent_keys, {a: agent_batches(a, k, per, size) for a, k in agent_keys.items()}
+
+
+def decoded(envs: dict[str, list[bytes]]) -> list[tuple[Batch, bytes, bytes]]:
+    """(batch, hash, raw) of every envelope, agents interleaved as they would arrive."""
+    out = []
+    for group in zip(*envs.values(), strict=True):
+        for raw in group:
+            body, _ = wire.open_envelope(raw)
+            out.append((wire.decode_body(body), wire.batch_hash(body), raw))
+    return out
+
+
+# --- (a) raw bulk insert ---------------------------------------------------------------
+
+def raw_rows(todo: list[tuple[Batch, bytes, bytes]]) -> list[list[tuple[int, int, float, int]]]:
+    """The `samples` rows of each batch, series ids as the store would number them."""
+    ids: dict[tuple[str, int, int], int] = {}
+    out = []
+    for b, _, _ in todo:
+        rows = []
+        for ts, s, m, v in zip(b.ts, b.src, b.met, b.val, strict=True):
+            sid = ids.setdefault((b.agent, s, m), len(ids) + 1)
+            rows.append((sid, ts, v, b.seq))
+        out.append(rows)
+    return out
+
+
+def raw_sqlite(path: Path, batches: list[list[tuple[int, int, float, int]]]) -> float:
+    """Append the rows with executemany, one transaction per batch, with the store's own
+    connection settings (collectors/db.py: WAL, synchronous=NORMAL, …); seconds."""
+    Store(path).close()  # the schema and its index
+    db = SqliteConnection(path).db  # the store's own connection settings
+    t = time.perf_counter()
+    for rows in batches:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO samples VALUES (?,?,?,?)", rows)
+        db.execute("COMMIT")
+    spent = time.perf_counter() - t
+    db.close()
+    return spent
+
+
+def raw_postgresql(url: str, batches: list[list[tuple[int, int, float, int]]]) -> float:
+    """COPY the rows as ready-made text, one transaction per batch; seconds."""
+    import psycopg
+
+    Store(url).close()
+    texts = ["".join(f"{s}\t{t}\t{v!r}\t{q}\n" for s, t, v, q in rows).encode()
+             for rows in batches]
+    with psycopg.connect(url) as db:
+        t = time.perf_counter()
+        for text in texts:
+            with db.cursor() as cur, cur.copy(
+                "COPY samples (series, ts, value, seq) FROM STDIN"
+            ) as copy:
+                copy.write(text)
+            db.commit()
+        return time.perf_counter() - t
+
+
+# --- (b) Store.insert_batch ------------------------------------------------------------
+
+def store_direct(location: Path | str, todo: list[tuple[Batch, bytes, bytes]]) -> float:
+    """insert_batch every decoded batch into a new store; seconds."""
+    store = Store(location)
+    t = time.perf_counter()
+    for b, digest, raw in todo:
+        state, _ = store.insert_batch(b, digest, raw, b.sealed_ns)
+        assert state == "stored", state
+    spent = time.perf_counter() - t
+    store.close()
+    return spent
+
+
+# --- (c) end to end --------------------------------------------------------------------
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(folder: Path, store: Path | str, agent_keys: dict[str, Ed25519PrivateKey],
+                 port: int) -> Path:
+    """A collector.toml (auth on, loopback) enrolling the agents, and its site file."""
+    (folder / "site.toml").write_text(SITE_TOML)
+    store_text = str(store)
+    lines = ["[collector]", 'host = "127.0.0.1"', f"port = {port}", f'store = "{store_text}"',
+             'site = "site.toml"', "max_batch_mb = 64", ""]
+    for agent, key in agent_keys.items():
+        lines += ["[[agents]]", f'id = "{agent}"',
+                  f'public_key = "{keys.public_text(key.public_key())}"', ""]
+    path = folder / "collector.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+@contextmanager
+def collector(config: Path, port: int, profile: Path | None = None) -> Iterator[None]:
+    """Run `dcmeter collector serve` (under cProfile with `profile`) until the block ends."""
+    cmd = [sys.executable, __file__, "--serve", str(config)]
+    if profile is not None:
+        cmd += ["--profile", str(profile)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise SystemExit(f"collector did not start: {proc.stderr.read().decode()[-2000:]}"
+                                 if proc.stderr else "collector did not start") from None
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def sender(url: str, envs: list[bytes], start: Any, out: Any) -> None:
+    """Post one agent's batches in order over one keep-alive connection; report the times."""
+    headers = {"content-type": "application/x-msgpack"}
+    with httpx.Client(base_url=url, timeout=120) as client:
+        client.get("/openapi.json")  # open the keep-alive connection before the clock
+        start.wait()
+        t0 = time.perf_counter()
+        for raw in envs:
+            r = client.post("/api/v1/batches", content=raw, headers=headers)
+            if r.status_code != 200 or r.json()["status"] != "stored":
+                out.put(("error", f"{r.status_code} {r.text[:200]}"))
+                return
+        out.put((t0, time.perf_counter()))
+
+
+def end_to_end(folder: Path, store: Path | str, agent_keys: dict[str, Ed25519PrivateKey],
+               envs: dict[str, list[bytes]], profile: Path | None = None) -> float:
+    """Post every agent's batches concurrently to a new collector; seconds from the first
+    post to the last answer."""
+    port = free_port()
+    config = write_config(folder, store, agent_keys, port)
+    ctx = mp.get_context("fork")
+    start, out = ctx.Barrier(len(envs) + 1), ctx.Queue()
+    with collector(config, port, profile):
+        procs = [ctx.Process(target=sender, args=(f"http://127.0.0.1:{port}", e, start, out))
+                 for e in envs.values()]
+        for p in procs:
+            p.start()
+        start.wait()
+        results = [out.get(timeout=3600) for _ in procs]
+        for p in procs:
+            p.join()
+    errors = [r[1] for r in results if r[0] == "error"]
+    if errors:
+        raise SystemExit(f"a batch was refused: {errors[0]}")
+    return max(r[1] for r in results) - min(r[0] for r in results)
+
+
+def serve(config: Path, profile: Path | None) -> None:
+    """The collector process: `dcmeter collector serve CONFIG`, optionally profiled."""
+    from collectors.cli import cmd_serve
+
+    if profile is None:
+        cmd_serve(config)
+        return
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        cmd_serve(config)
+    finally:
+        prof.disable()
+        prof.dump_stats(profile)
+
+
+# --- the run ---------------------------------------------------------------------------
+
+def new_database(admin_url: str, name: str) -> str:
+    """Create database `name` on the private server; its URL."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def bench_backend(backend: str, sizes: list[int], args: argparse.Namespace, tmp: Path,
+                  pg_url: str | None) -> list[dict[str, Any]]:
+    """Raw, store and e2e rates of one backend for each batch size."""
+    rows = []
+    for size in sizes:
+        agent_keys, envs = workload(args.samples, size, args.senders)
+        todo = decoded(envs)
+        n = sum(len(b) for b, _, _ in todo)
+
+        def location(tag: str, size: int = size) -> Path | str:
+            if backend == "sqlite":
+                return tmp / f"{tag}-{size}.sqlite"
+            assert pg_url is not None
+            return new_database(pg_url, f"{tag}_{size}")
+
+        rows_raw = raw_rows(todo)
+        raw_s = (raw_sqlite(location("raw"), rows_raw)  # type: ignore[arg-type]
+                 if backend == "sqlite" else raw_postgresql(str(location("raw")), rows_raw))
+        del rows_raw
+        store_s = store_direct(location("store"), todo)
+        folder = tmp / f"e2e-{backend}-{size}"
+        folder.mkdir()
+        e2e_s = end_to_end(folder, location("e2e"), agent_keys, envs)
+        row = {"backend": backend, "batch_samples": size, "batches": len(todo), "samples": n,
+               "raw_per_s": round(n / raw_s), "store_per_s": round(n / store_s),
+               "e2e_per_s": round(n / e2e_s), "e2e_over_raw": round(raw_s / e2e_s, 3)}
+        print(f"  {backend} {size}: raw {row['raw_per_s']:,}/s, insert_batch"
+              f" {row['store_per_s']:,}/s, e2e {row['e2e_per_s']:,}/s", flush=True)
+        rows.append(row)
+        for f in tmp.glob("*.sqlite*"):
+            f.unlink()
+    return rows
+
+
+def profile_e2e(tmp: Path, size: int, args: argparse.Namespace) -> str:
+    """Run the SQLite e2e case once under cProfile; the top of the profile as text."""
+    agent_keys, envs = workload(args.samples, size, args.senders)
+    folder = tmp / "profile"
+    folder.mkdir()
+    end_to_end(folder, tmp / "profile.sqlite", agent_keys, envs, args.profile)
+    text = io.StringIO()
+    stats = pstats.Stats(str(args.profile), stream=text)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    return text.getvalue()
+
+
+def main() -> None:
+    """Parse arguments, run every case, print the table, write the JSON."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=int, default=1_000_000, help="per case (default 1 M)")
+    p.add_argument("--sizes", default="1000,10000", help="samples per batch, comma-separated")
+    p.add_argument("--senders", type=int, default=4, help="concurrent agents (processes)")
+    p.add_argument("--backends", default="sqlite,postgresql")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="also profile the SQLite e2e case; cProfile stats written here")
+    p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    p.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve is not None:
+        serve(args.serve, args.profile)
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    backends = args.backends.split(",")
+    bad = set(backends) - {"sqlite", "postgresql"}
+    if bad or any(s < METRICS or s % METRICS for s in sizes):
+        raise SystemExit("--backends takes sqlite and/or postgresql; --sizes multiples of 10")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="dcmeter-ingest-") as tmp_name:
+        tmp = Path(tmp_name)
+        os.chmod(tmp, 0o755)
+        if "sqlite" in backends:
+            rows += bench_backend("sqlite", sizes, args, tmp, None)
+        if "postgresql" in backends:
+            with private_postgres() as url:
+                rows += bench_backend("postgresql", sizes, args, tmp, url)
+        prof = profile_e2e(tmp, max(sizes), args) if args.profile else None
+    head = ("backend", "batch", "samples", "raw /s", "insert_batch /s", "e2e /s", "e2e/raw")
+    print(f"{head[0]:<11}{head[1]:>7}{head[2]:>11}{head[3]:>13}{head[4]:>17}{head[5]:>12}"
+          f"{head[6]:>9}")
+    for r in rows:
+        print(f"{r['backend']:<11}{r['batch_samples']:>7,}{r['samples']:>11,}"
+              f"{r['raw_per_s']:>13,}{r['store_per_s']:>17,}{r['e2e_per_s']:>12,}"
+              f"{r['e2e_over_raw']:>9.2f}")
+    if prof is not None:
+        print(prof)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"machine": machine(), "senders": args.senders,
+                                         "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
