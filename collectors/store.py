@@ -112,9 +112,15 @@ def _window_columns(db: Connection) -> None:
 # The store's schema history, applied in order on both dialects (collectors/db.py migrate);
 # a new step is appended here with the next version. Each is idempotent on a SQLite file made
 # before `schema_version` existed (version 0).
+def _batch_steps(db: Connection) -> None:
+    if "clock_stepped_s" not in db.columns("batches"):
+        db.execute("ALTER TABLE batches ADD COLUMN clock_stepped_s REAL")
+
+
 MIGRATIONS = (
     Migration(1, "batches, samples, windows, runs, keys, folds, tokens", _first_tables),
     Migration(2, "windows.opened_by and windows.scope", _window_columns),
+    Migration(3, "batches.clock_stepped_s: the agent's wall-clock step", _batch_steps),
 )
 
 
@@ -198,12 +204,14 @@ class Store(TokenTable):
                 return ("duplicate" if row[0] == digest else "conflict"), ""
             chain = self._chain(db, batch)
             db.execute(
-                "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO batches(agent, seq, hash, prev, sealed_ns, received_ns, samples,"
+                " chain, clock_synced, clock_max_error_s, raw, clock_stepped_s)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     batch.agent, batch.seq, digest, batch.prev, batch.sealed_ns, received_ns,
                     len(batch), chain,
                     None if batch.clock.synced is None else int(batch.clock.synced),
-                    batch.clock.max_error_s, raw,
+                    batch.clock.max_error_s, raw, batch.clock.stepped_s,
                 ),
             )
             sids = self._sample_series(db, batch)
@@ -454,6 +462,20 @@ class Store(TokenTable):
             if chain == "gap" and not before:
                 a["gaps_open"].append(seq)
         return list(out.values())
+
+    def clock_steps(self, t0_ns: int, t1_ns: int) -> dict[str, list[tuple[int, float]]]:
+        """Per agent, (seq, stepped_s) of the batches sealed in [t0, t1] that report a
+        wall-clock step (agent/clock.py); batches stored before schema version 3 report none."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT agent, seq, clock_stepped_s FROM batches WHERE sealed_ns BETWEEN ? AND ?"
+                " AND clock_stepped_s IS NOT NULL ORDER BY agent, seq",
+                (t0_ns, t1_ns),
+            ).fetchall()
+        out: dict[str, list[tuple[int, float]]] = {}
+        for agent, seq, stepped in rows:
+            out.setdefault(agent, []).append((int(seq), float(stepped)))
+        return out
 
     def samples(self) -> Iterable[tuple[str, str, int, float]]:
         """Every stored sample as (source, metric, ts_ns, value): for audits and tests."""

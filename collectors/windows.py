@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent import wire
-from agent.clock import STEP_TOLERANCE_S
 from collectors.evaluation.evaluate import evaluate, source_ids
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.general import A5_MAX_INTERVAL_S, evaluate_general
@@ -26,31 +24,6 @@ KINDS = ("infrastructure", "general", "ai")
 SUPPORTED = ("infrastructure", "general", "ai")
 # A drop record an agent reported: (first_seq, last_seq, samples, first_ts_ns, last_ts_ns).
 Drop = tuple[int, int, int, int, int]
-
-
-def clock_steps(
-    store: Store, agents: Sequence[Mapping[str, Any]]
-) -> dict[str, list[tuple[int, float]]]:
-    """Per agent, the (seq, stepped_s) of its batches in `agents`' seq ranges that report a
-    wall-clock step. The agent widens a stepped batch's error bound to the step, so only
-    agents whose bound reached STEP_TOLERANCE_S have their stored batches read."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for a in agents:
-        if a["max_error_s"] is None or a["max_error_s"] < STEP_TOLERANCE_S:
-            continue
-        steps = out[a["agent"]] = []
-        for _, seq, _, raw in store.raw_batches(a["agent"]):
-            if seq > a["last_seq"]:
-                break
-            if seq < a["first_seq"]:
-                continue
-            try:
-                stepped = wire.decode_body(wire.open_envelope(raw)[0]).clock.stepped_s
-            except wire.WireError:  # stored without its envelope (imports, tests): no record
-                continue
-            if stepped is not None:
-                steps.append((seq, stepped))
-    return out
 
 
 def chain_and_clock(
@@ -256,7 +229,7 @@ def window_result(
     # samples were read from hold them. Series carry no agent: every agent is checked.
     summary = store.chain_summary(t0_ns, t1_ns)
     chain, clock, issues, ok = chain_and_clock(
-        summary, t0_ns, t1_ns, site.quality.max_gap_s, clock_steps(store, summary),
+        summary, t0_ns, t1_ns, site.quality.max_gap_s, store.clock_steps(t0_ns, t1_ns),
         dropped_records(store, t0_ns, t1_ns),
     )
     quality["chain"], quality["clock"] = chain, clock
