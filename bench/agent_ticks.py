@@ -1,0 +1,66 @@
+"""Run the agent's own tick (read all sources, commit, seal, sign) on aligned instants, timed.
+
+    .venv/bin/python bench/agent_ticks.py AGENT.toml --cycles 10 --interval 10
+
+Run by bench/poll_cycle.py in a process of its own, so its CPU and RSS are the agent's
+alone. `agent.daemon.Agent` is built from the config as `dcmeter agent run` builds it; its
+`tick()` is awaited on wall-clock multiples of `--interval` (as the scheduler would fire it)
+and timed: wall (time.perf_counter) and CPU of the whole process, all threads included
+(time.process_time), during the tick (`cpu_s`) and since the end of the previous tick
+(`cpu_interval_s`: adds what runs between ticks, such as BMC session keep-alives). One JSON
+line per tick: index, wall_s, cpu_s, cpu_interval_s, sources that failed in that tick.
+The first tick imports nothing (vendor modules are imported when the sources are built) but
+opens every BMC session and Modbus connection, makes the SNMP engine and walks the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from agent import config
+from agent.daemon import Agent, close_sources
+from dcmeter import log
+
+
+async def drive(path: Path, cycles: int, interval_s: float) -> None:
+    """Build the agent, run `cycles` + 1 ticks, print one JSON line per tick."""
+    agent = Agent(config.load(path))
+    print(json.dumps({"ready": True, "sources": len(agent.sources)}), flush=True)
+    last_cpu = time.process_time()
+    try:
+        for i in range(cycles + 1):
+            now = time.time()
+            await asyncio.sleep(math.floor(now / interval_s + 1) * interval_s - now)
+            before = dict(agent.poller.failures)
+            c0, t0 = time.process_time(), time.perf_counter()
+            await agent.tick()
+            wall, c1 = time.perf_counter() - t0, time.process_time()
+            failed = sorted(s for s, n in agent.poller.failures.items() if n > before.get(s, 0))
+            print(json.dumps({"tick": i, "wall_s": wall, "cpu_s": c1 - c0,
+                              "cpu_interval_s": c1 - last_cpu, "failed": failed}), flush=True)
+            last_cpu = c1
+    finally:
+        await close_sources(agent.sources)
+        agent.buffer.close()
+
+
+def main() -> int:
+    """Parse arguments and drive the ticks."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--cycles", type=int, default=10)
+    ap.add_argument("--interval", type=float, default=10.0)
+    args = ap.parse_args()
+    log.setup(sys.stderr)  # stdout carries the tick lines only
+    asyncio.run(drive(args.config, args.cycles, args.interval))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
