@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import store_insert as si  # noqa: E402
+import store_insert as si
 
-from collectors.store import Store  # noqa: E402
+from collectors.store import Store
 
 
 def main() -> None:
