@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.sources import REGISTRY, Source, SourceConfig, config_class, import_vendor_modules
-from dcmeter.configfile import ConfigError, load_model, read_toml
+from dcmeter.configfile import ConfigError, load_model, read_toml, resolve_files
 from dcmeter.tls import client_context
 
 
@@ -105,18 +105,7 @@ def load(path: Path) -> AgentConfig:
 
 def _check_tls(path: Path, c: CollectorSection) -> None:
     """Resolve the TLS files from the config's folder and check they load."""
-    for name in ("ca_file", "client_cert_file", "client_key_file"):
-        value = getattr(c, name)
-        if value is None:
-            continue
-        setattr(c, name, path.parent / value)
-        try:
-            getattr(c, name).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"{path}: key collector.{name}: bad value {str(value)!r}: cannot read"
-                f" {getattr(c, name)}: {exc.strerror or exc}"
-            ) from None
+    resolve_files(path, c, ("ca_file", "client_cert_file", "client_key_file"), "collector")
     if (c.client_cert_file is None) != (c.client_key_file is None):
         raise ConfigError(
             f"{path}: key collector.client_cert_file: mutual TLS needs both client_cert_file"

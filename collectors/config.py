@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agent.keys import parse_public
 from collectors.db import is_url, masked
-from dcmeter.configfile import ConfigError, load_model
+from dcmeter.configfile import ConfigError, load_model, resolve_files
 
 
 class TlsSection(BaseModel):
@@ -115,18 +115,7 @@ def load(path: Path) -> CollectorConfig:
 
 def _check_tls(path: Path, tls: TlsSection) -> None:
     """Resolve the TLS files from the config's folder; check they exist and load together."""
-    for name in ("cert_file", "key_file", "client_ca_file"):
-        value = getattr(tls, name)
-        if value is None:
-            continue
-        setattr(tls, name, path.parent / value)
-        try:
-            getattr(tls, name).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"{path}: key collector.tls.{name}: bad value {str(value)!r}: cannot read"
-                f" {getattr(tls, name)}: {exc.strerror or exc}"
-            ) from None
+    resolve_files(path, tls, ("cert_file", "key_file", "client_ca_file"), "collector.tls")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         ctx.load_cert_chain(tls.cert_file, tls.key_file)

@@ -70,3 +70,21 @@ def load_model(
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(path, exc, prefix)) from None
+
+
+def resolve_files(path: Path, section: Any, names: tuple[str, ...], key: str) -> None:
+    """Take each file setting `names` of `section` (None: unset) from the config's folder,
+    set it back resolved, and check it can be read; `key` prefixes the names in errors."""
+    for name in names:
+        value = getattr(section, name)
+        if value is None:
+            continue
+        resolved = path.parent / value
+        setattr(section, name, resolved)
+        try:
+            resolved.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: key {key}.{name}: bad value {str(value)!r}: cannot read"
+                f" {resolved}: {exc.strerror or exc}"
+            ) from None

@@ -204,12 +204,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
+def running(server: uvicorn.Server, scheme: str = "http") -> Iterator[str]:
+    """Run a built uvicorn server in a thread until the block ends; yield its base URL."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -217,10 +213,19 @@ def serve(app: Any) -> Iterator[str]:
         assert time.monotonic() < deadline, "collector did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{scheme}://127.0.0.1:{server.config.port}"
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None,
+                            access_log=False)
+    with running(uvicorn.Server(config)) as url:
+        yield url
 
 
 @dataclass

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 import structlog
 import uvicorn
-from conftest import SITE_TOML, free_port
+from conftest import SITE_TOML, free_port, running
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -96,20 +93,9 @@ def pki(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@contextmanager
-def running(server: uvicorn.Server) -> Iterator[str]:
-    """Run a built collector in a thread; yield its https base URL."""
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "collector did not start"
-        time.sleep(0.02)
-    try:
-        yield f"https://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def https(server: uvicorn.Server) -> AbstractContextManager[str]:
+    """Run a built collector in a thread (conftest.running); yield its https base URL."""
+    return running(server, "https")
 
 
 def collector_config(d: Path, key: Ed25519PrivateKey, mutual: bool = False) -> Path:
@@ -160,7 +146,7 @@ def test_agent_refuses_a_collector_it_cannot_verify_and_keeps_its_batches(pki: P
     buffer = Buffer(pki / "state" / "buffer.sqlite", "agent-1")
     fill(buffer, key, 4)
     try:
-        with running(server) as url:
+        with https(server) as url:
             wrong = agent_config_file(pki, url, key, 'ca_file = "other-ca.pem"\n')
             with structlog.testing.capture_logs() as logs:
                 assert ship_with(wrong, buffer, attempts=3) == [False, False, False]
@@ -191,7 +177,7 @@ def test_mutual_tls_refuses_clients_without_a_certificate(pki: Path) -> None:
     fill(buffer, key, 2)
     ca = pki / "ca.pem"
     try:
-        with running(server) as url:
+        with https(server) as url:
             anonymous_ctx = client_context(ca)
             with httpx.Client(verify=anonymous_ctx) as anonymous, pytest.raises(httpx.HTTPError):
                 anonymous.get(f"{url}/api/v1/health")
@@ -218,7 +204,7 @@ def test_window_cli_over_https_with_a_ca_file(
 ) -> None:
     server, store = collector_cli.build(collector_config(pki, Ed25519PrivateKey.generate()))
     try:
-        with running(server) as url:
+        with https(server) as url:
             capsys.readouterr()  # the collector's start line
             base = ["window", "list", "--collector", url, "--json"]
             assert main([*base, "--ca-file", str(pki / "ca.pem")]) == 0
