@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS window_folds (
 """
 
 Stored = Literal["stored", "duplicate", "conflict"]
+# A drop record an agent reported: (first_seq, last_seq, samples, first_ts_ns, last_ts_ns).
+Drop = tuple[int, int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,6 +477,22 @@ class Store(TokenTable):
         out: dict[str, list[tuple[int, float]]] = {}
         for agent, seq, stepped in rows:
             out.setdefault(agent, []).append((int(seq), float(stepped)))
+        return out
+
+    def dropped_records(self, t0_ns: int, t1_ns: int) -> dict[str, list[Drop]]:
+        """Per agent, the drop records (first_seq, last_seq, samples, first_ts_ns, last_ts_ns)
+        the agents reported whose dropped samples were read in [t0, t1], oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT agent, first_seq, last_seq, samples, first_ts, last_ts"
+                " FROM dropped WHERE last_ts >= ? AND first_ts <= ? ORDER BY agent, first_seq",
+                (t0_ns, t1_ns),
+            ).fetchall()
+        out: dict[str, list[Drop]] = {}
+        for agent, first_seq, last_seq, samples, first_ts, last_ts in rows:
+            out.setdefault(str(agent), []).append(
+                (int(first_seq), int(last_seq), int(samples), int(first_ts), int(last_ts))
+            )
         return out
 
     def samples(self) -> Iterable[tuple[str, str, int, float]]:

@@ -17,13 +17,11 @@ from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
 from collectors.scope import scoped
-from collectors.store import Store, Window
+from collectors.store import Drop, Store, Window
 from collectors.store_folds import FOLD_METRIC
 
 KINDS = ("infrastructure", "general", "ai")
 SUPPORTED = ("infrastructure", "general", "ai")
-# A drop record an agent reported: (first_seq, last_seq, samples, first_ts_ns, last_ts_ns).
-Drop = tuple[int, int, int, int, int]
 
 
 def chain_and_clock(
@@ -42,7 +40,7 @@ def chain_and_clock(
     invalidates (timestamps could then move samples across the interval limit). A wall-clock
     step the agent reported (`steps`, per agent: (seq, stepped_s)) is an issue: the agent
     kept each series moving forward in time, but times around the step are shifted by it.
-    `drops` (per agent, as `dropped_records` reads them): a "gap" whose previous batch an
+    `drops` (per agent, as `Store.dropped_records` reads them): a "gap" whose previous batch an
     agent reported dropped is a "dropped" link, and each agent's block says how many samples
     were dropped and when (`dropped_samples`, `dropped_spans`).
     Returns the `chain` and `clock` blocks, the issues and whether the store side is valid.
@@ -129,24 +127,6 @@ def chain_and_clock(
     return chain, clock, issues, valid
 
 
-def dropped_records(store: Store, t0_ns: int, t1_ns: int) -> dict[str, list[Drop]]:
-    """Per agent, the drop records (first_seq, last_seq, samples, first_ts_ns, last_ts_ns)
-    the agents reported whose dropped samples were read in [t0, t1], oldest first."""
-    # One read-only query of the store's `dropped` table, under the store's own lock.
-    with store._lock:
-        rows = store._db.execute(
-            "SELECT DISTINCT agent, first_seq, last_seq, samples, first_ts, last_ts FROM dropped"
-            " WHERE last_ts >= ? AND first_ts <= ? ORDER BY agent, first_seq",
-            (t0_ns, t1_ns),
-        ).fetchall()
-    out: dict[str, list[Drop]] = {}
-    for agent, first_seq, last_seq, samples, first_ts, last_ts in rows:
-        out.setdefault(str(agent), []).append(
-            (int(first_seq), int(last_seq), int(samples), int(first_ts), int(last_ts))
-        )
-    return out
-
-
 def _with_drops(a: Mapping[str, Any], drops: Sequence[Drop]) -> dict[str, Any]:
     """`a` with its gaps after dropped batches counted as "dropped" links, and the drops."""
     after_drop = {s for s in a["gaps"] if any(d[0] <= s - 1 <= d[1] for d in drops)}
@@ -230,7 +210,7 @@ def window_result(
     summary = store.chain_summary(t0_ns, t1_ns)
     chain, clock, issues, ok = chain_and_clock(
         summary, t0_ns, t1_ns, site.quality.max_gap_s, store.clock_steps(t0_ns, t1_ns),
-        dropped_records(store, t0_ns, t1_ns),
+        store.dropped_records(t0_ns, t1_ns),
     )
     quality["chain"], quality["clock"] = chain, clock
     quality["issues"].extend(issues)

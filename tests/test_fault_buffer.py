@@ -47,7 +47,6 @@ from test_fault_collector_down import (
 from agent import wire
 from agent.buffer import Buffer, envelope_body
 from agent.samples import MetricSpec, Reading, SourceInfo
-from collectors.windows import dropped_records
 
 PAGE = 4096
 
@@ -88,7 +87,7 @@ def test_buffer_full_drops_oldest_and_the_collector_shows_the_gap(
             col.start()
             assert col.store
             store = col.store
-            wait_for(lambda: bool(dropped_records(store, 0, 2**62)) and not any(
+            wait_for(lambda: bool(store.dropped_records(0, 2**62)) and not any(
                 buffer_counts(buffer)[t] for t in ("batches", "dropped")), 20,
                 "the kept batches and the drop record to arrive")
             samples = col.samples()
@@ -97,7 +96,7 @@ def test_buffer_full_drops_oldest_and_the_collector_shows_the_gap(
         stored = Counter((s, m, t) for s, m, t, _ in samples)
         assert max(stored.values()) == 1, "a sample stored twice"
         missing = sorted(polled.keys() - stored.keys(), key=lambda k: k[2])
-        all_drops = dropped_records(store, 0, 2**62)[AGENT]
+        all_drops = store.dropped_records(0, 2**62)[AGENT]
         drops = [d for d in all_drops if d[2]]  # a batch of drop records only has no times
         # Exactly what was dropped is recorded: its samples, its time span.
         assert missing, "nothing was dropped"
