@@ -21,6 +21,7 @@ from collectors.ingest import Ingest, Outcome
 from collectors.metrics import add_metrics
 from collectors.report import render_html, report_series
 from collectors.scope import scope_error, scoped
+from collectors.sources_api import sources_router
 from collectors.store import Store, StoredRun, Window
 from collectors.windows import SUPPORTED, window_result
 
@@ -256,5 +257,6 @@ def create_app(
         """Liveness and store counts."""
         return {"status": "ok", **store.counts()}
 
+    app.include_router(sources_router(store, tokens, lambda: ingest.keyring, clock))
     add_metrics(app, store, site, clock)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 
 import structlog
@@ -15,6 +16,7 @@ from collectors.api import create_app
 from collectors.db import masked
 from collectors.evaluation.site import load_site
 from collectors.ingest import Ingest
+from collectors.series_table import SeriesLimits
 from collectors.store import Store
 from dcmeter import log, sdnotify
 
@@ -26,7 +28,10 @@ def build(path: Path) -> tuple[uvicorn.Server, Store]:
     site = load_site(c.site)
     keyring = config.keyring(cfg, path)
     # Per-window folds use the site's interval limit as their margin (collectors/windows.py).
-    store = Store(c.store, fold_gap_s=site.quality.max_gap_s)
+    store = Store(c.store, fold_gap_s=site.quality.max_gap_s,
+                  limits=SeriesLimits(c.max_series_per_agent, c.max_series_per_source))
+    for conflict in store.bind_sources(config.source_bindings(cfg), time.time_ns()):
+        structlog.get_logger("dcmeter.collector").warning("source binding kept", detail=conflict)
     ingest = Ingest(store, keyring, int(c.max_batch_mb * 2**20),
                     reload=lambda: config.keyring(cfg, path))
     app = create_app(store, ingest, site, auth=c.auth)

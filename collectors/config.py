@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -38,6 +38,9 @@ class CollectorSection(BaseModel):
     site: Path = Path("/etc/dcmeter/site.toml")
     keys_dir: Path | None = None
     max_batch_mb: float = Field(default=16.0, gt=0, le=1024)
+    # Caps on what one agent can make the collector keep (collectors/series_table.py).
+    max_series_per_agent: int = Field(default=50_000, ge=1, le=10_000_000)
+    max_series_per_source: int = Field(default=4_096, ge=1, le=1_000_000)
     # Bearer tokens on the windows API (collectors/auth.py); off only on loopback.
     auth: bool = True
     tls: TlsSection | None = None
@@ -69,6 +72,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+SourceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+
+
 class EnrolledAgent(BaseModel):
     """`[[agents]]`: an agent allowed to send batches, by id and public key."""
 
@@ -76,6 +82,9 @@ class EnrolledAgent(BaseModel):
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     public_key: str
+    # The only source ids this agent may report, bound to it at start (collectors/
+    # ownership.py); absent: any source no other agent owns, bound on first delivery.
+    sources: list[SourceId] | None = None
 
     @field_validator("public_key")
     @classmethod
@@ -142,6 +151,11 @@ def uvicorn_tls(tls: TlsSection | None) -> dict[str, Any]:
     if tls.client_ca_file is not None:
         args |= {"ssl_ca_certs": str(tls.client_ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
     return args
+
+
+def source_bindings(cfg: CollectorConfig) -> dict[str, list[str]]:
+    """Per agent that lists them in `[[agents]]`, the only sources it may report."""
+    return {a.id: list(a.sources) for a in cfg.agents if a.sources is not None}
 
 
 def keyring(cfg: CollectorConfig, path: Path) -> dict[str, Ed25519PublicKey]:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import keys, wire
 from collectors.agent_keys import KeyHistory
+from collectors.ownership import Refused
 from collectors.store import Store
 from dcmeter.configfile import ConfigError
 
@@ -138,9 +139,12 @@ class Ingest:
         new = None
         if rotation is not None:
             new = (keys.public_text(rotation.public_key()), keys.fingerprint(rotation.public_key()))
-        state, chain = self.store.insert_batch(
-            batch, wire.batch_hash(body), raw, time.time_ns(), new
-        )
+        try:
+            state, chain = self.store.insert_batch(
+                batch, wire.batch_hash(body), raw, time.time_ns(), new
+            )
+        except Refused as exc:  # a source of another agent, or over a series cap
+            return self._refuse(exc.status, exc.reason, exc.detail, batch.agent)
         if state == "stored" and new is not None:
             self.history.refresh()
             log.info("agent key rotated", agent=batch.agent, from_seq=batch.seq + 1,

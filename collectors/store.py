@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
@@ -23,6 +23,13 @@ from collectors import db as dbm
 from collectors.db import Connection, Migration
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.series import Series
+from collectors.ownership import Owners, Refused, migrate_owners
+from collectors.series_table import (
+    SeriesLimits,
+    SeriesTable,
+    migrate_series_identity,
+    source_changes,
+)
 from collectors.store_folds import WindowFolds
 from collectors.token_table import TOKENS_SCHEMA, TokenTable
 
@@ -123,6 +130,9 @@ MIGRATIONS = (
     Migration(1, "batches, samples, windows, runs, keys, folds, tokens", _first_tables),
     Migration(2, "windows.opened_by and windows.scope", _window_columns),
     Migration(3, "batches.clock_stepped_s: the agent's wall-clock step", _batch_steps),
+    Migration(4, "series keyed by identity; source_meta: sources' metadata over time",
+              migrate_series_identity),
+    Migration(5, "source_owners: which agent owns which source, over time", migrate_owners),
 )
 
 
@@ -135,11 +145,15 @@ class Store(TokenTable):
     """One database connection (SQLite in WAL mode, or PostgreSQL); every write is one
     transaction, and every use of the connection is serialised by one lock."""
 
-    def __init__(self, location: Path | str, *, fold_gap_s: float = 900.0) -> None:
+    def __init__(
+        self, location: Path | str, *, fold_gap_s: float = 900.0,
+        limits: SeriesLimits | None = None,
+    ) -> None:
         """Open (or create) the store at `location`: a SQLite file path, or a
         `postgresql://user@host:port/db` URL (psycopg 3, the `postgresql` extra);
         `fold_gap_s` is the site's max_gap_s, the margin and interval limit the gauge folds of
-        general windows are kept for. StoreError (a ConfigError) if it cannot be opened."""
+        general windows are kept for; `limits` caps the series per agent and per source.
+        StoreError (a ConfigError) if it cannot be opened."""
         self._db: Connection = dbm.connect(location)
         try:
             dbm.migrate(self._db, MIGRATIONS, time.time_ns())
@@ -148,9 +162,12 @@ class Store(TokenTable):
             raise
         self.dialect = self._db.dialect
         self._lock = threading.Lock()
-        self._series: dict[str, int] = self._series_ids()
-        # (source identity, metric identity) -> series id: a cache over `_series` that
-        # spares the JSON key of a known series (collectors/store.py _sample_series).
+        self._table = SeriesTable(limits)
+        self._table.load(self._db)
+        self.owners = Owners()
+        self.owners.load(self._db)
+        # (source identity, metric identity) -> series id: a cache over the series table's
+        # keys that spares the JSON key of a known series (collectors/store.py _sample_series).
         self._pair_ids: dict[tuple[tuple[Any, ...], tuple[Any, ...]], int] = {}
         # Per agent, its last batch's layout (tables, src and met columns) and series ids.
         self._shapes: dict[str, tuple[tuple[Any, ...], list[int]]] = {}
@@ -161,17 +178,18 @@ class Store(TokenTable):
         """Close the database."""
         self._db.close()
 
-    def _series_ids(self) -> dict[str, int]:
-        return {str(k): int(i) for k, i in self._db.execute("SELECT key, id FROM series")}
-
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         with self._lock:
             try:
                 with self._db.transaction():
                     yield self._db
+            except Refused:
+                self.owners.load(self._db)  # a first-delivery binding may have been rolled back
+                raise
             except BaseException:
-                self._series = self._series_ids()
+                self._table.load(self._db)
+                self.owners.load(self._db)
                 self._pair_ids, self._shapes = {}, {}
                 self._load_folds()
                 raise
@@ -195,7 +213,9 @@ class Store(TokenTable):
     ) -> tuple[Stored, str]:
         """Store a verified batch and its samples once; say whether it was new, and its chain.
         `rotation` (public key text, fingerprint): the batch announces the agent's next key,
-        recorded in the same transaction as valid from the next seq."""
+        recorded in the same transaction as valid from the next seq. Refused (ownership.py,
+        series_table.py) if the agent does not own a source it reports or would pass a
+        series cap: then nothing of the batch is stored."""
         with self._tx() as db:
             if rotation is not None:
                 self._rotated(db, batch, rotation, received_ns)
@@ -204,6 +224,7 @@ class Store(TokenTable):
             ).fetchone()
             if row is not None:
                 return ("duplicate" if row[0] == digest else "conflict"), ""
+            self.owners.check(db, batch, received_ns)  # Refused: nothing of it is written
             chain = self._chain(db, batch)
             db.execute(
                 "INSERT INTO batches(agent, seq, hash, prev, sealed_ns, received_ns, samples,"
@@ -216,7 +237,7 @@ class Store(TokenTable):
                     batch.clock.max_error_s, raw, batch.clock.stepped_s,
                 ),
             )
-            sids = self._sample_series(db, batch)
+            sids = self._sample_series(db, batch, received_ns)
             if self._folds.windows or self._folds.gone:  # else fold_rows has nothing to do
                 self._folds.fold_rows(
                     db, list(zip(sids, batch.ts, batch.val, strict=True)), received_ns
@@ -292,7 +313,7 @@ class Store(TokenTable):
             yield from rows
             last = (rows[-1][0], rows[-1][1])
 
-    def _sample_series(self, db: Connection, batch: Batch) -> list[int]:
+    def _sample_series(self, db: Connection, batch: Batch, received_ns: int) -> list[int]:
         """The series id of every sample of `batch`, in order. Columnar: each (source,
         metric) pair the batch uses is resolved once, through an in-memory map keyed by the
         pair's identity (no JSON on a hit); the per-sample work is numpy indexing."""
@@ -329,8 +350,8 @@ class Store(TokenTable):
                 sid = s * n_met + m  # replaced below by the series id
             ids.append(sid)
         if missing:
-            found = self._series_ids_of(db, batch, [divmod(ids[at[0]], n_met)
-                                                    for at in missing.values()])
+            found = self._table.ids_of(db, batch, [divmod(ids[at[0]], n_met)
+                                                   for at in missing.values()], received_ns)
             for (ident, at), sid in zip(missing.items(), found, strict=True):
                 self._pair_ids[ident] = sid
                 for i in at:
@@ -338,30 +359,6 @@ class Store(TokenTable):
         out: list[int] = np.asarray(ids, dtype=np.int64)[where].tolist()
         self._shapes[batch.agent] = (shape, out)
         return out
-
-    def _series_ids_of(
-        self, db: Connection, batch: Batch, pairs: Sequence[tuple[int, int]]
-    ) -> list[int]:
-        """The series ids of (source index, metric index) pairs of `batch`, each a distinct
-        series; those not stored yet are inserted, in one pipelined statement."""
-        keyed = []
-        for s, m in pairs:
-            src, met = batch.sources[s], batch.metrics[m]
-            spec = met.spec
-            row = (
-                batch.agent, src.id, src.protocol, src.address,
-                json.dumps(dict(src.labels), sort_keys=True), src.accuracy, spec.name,
-                spec.unit, spec.kind, spec.modulus, json.dumps(dict(met.labels), sort_keys=True),
-            )
-            keyed.append((json.dumps(row), row))
-        new = list({key: (key, *row) for key, row in keyed if key not in self._series}.values())
-        made = db.insert_returning_ids(
-            "INSERT INTO series(key, agent, source, protocol, address, source_labels,"
-            " accuracy, metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            new,
-        )
-        self._series.update(zip((r[0] for r in new), made, strict=True))
-        return [self._series[key] for key, _ in keyed]
 
     def record_rejection(self, ts_ns: int, status: int, reason: str, agent: str | None) -> None:
         """Keep a line for every refused batch (never its content)."""
@@ -393,21 +390,29 @@ class Store(TokenTable):
         with self._lock:
             marks = ",".join("?" * len(sources))
             meta = self._db.execute(
-                f"SELECT id, source, source_labels, accuracy, metric, unit, kind, modulus, labels"
-                f" FROM series WHERE source IN ({marks}) ORDER BY id",
+                f"SELECT id, agent, source, source_labels, accuracy, metric, unit, kind,"
+                f" modulus, labels FROM series WHERE source IN ({marks}) ORDER BY id",
                 tuple(sources),
             ).fetchall()
-            for sid, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
+            for sid, agent, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
+                # Only the owner's samples count, for the spans it owned the source.
+                spans = self.owners.series_spans(agent, source)
+                if spans == []:
+                    continue
                 merged = {**json.loads(slabels), **json.loads(labels)}
-                if sid in skip:
+                if sid in skip and spans is None:
                     out[sid] = Series(source, metric, unit, kind, (), (), modulus, merged, acc)
                     continue
+                owned, args = "", [sid, t0_ns, t1_ns]
+                if spans is not None:
+                    owned = " AND (" + " OR ".join(["(ts >= ? AND ts < ?)"] * len(spans)) + ")"
+                    args += [t for span in spans for t in span]
                 # Whole seconds and nanoseconds apart: both exact in a float64.
                 pts = np.array(
                     self._db.execute(
                         "SELECT ts / 1000000000, ts % 1000000000, value FROM samples"
-                        " WHERE series = ? AND ts BETWEEN ? AND ? ORDER BY ts",
-                        (sid, t0_ns, t1_ns),
+                        " WHERE series = ? AND ts BETWEEN ? AND ?" + owned + " ORDER BY ts",
+                        tuple(args),
                     ).fetchall(),
                     dtype=np.float64,
                 ).reshape(-1, 3)
@@ -416,6 +421,30 @@ class Store(TokenTable):
                     modulus, merged, acc,
                 )
         return out
+
+    def source_changes(
+        self, sources: Sequence[str], t0_ns: int, t1_ns: int
+    ) -> list[dict[str, Any]]:
+        """Metadata changes of `sources` that took effect in [t0, t1] (series_table.py)."""
+        with self._lock:
+            return source_changes(self._db, sources, t0_ns, t1_ns)
+
+    # source ownership (collectors/ownership.py)
+
+    def bind_sources(self, bindings: Mapping[str, Sequence[str]], now_ns: int) -> list[str]:
+        """Let each agent in `bindings` report only its listed sources, binding those nobody
+        owns to it; return the conflicts (listed for one agent, owned by another)."""
+        self.owners.allowed = {a: frozenset(s) for a, s in bindings.items()}
+        with self._tx() as db:
+            return self.owners.enrol(db, bindings, now_ns)
+
+    def move_source(
+        self, source: str, agent: str, from_ns: int, by_name: str, reason: str, now_ns: int
+    ) -> None:
+        """Give `source` to `agent` from sample time `from_ns` on, or confirm its binding
+        (ownership.py Owners.move); ValueError if that would rewrite history."""
+        with self._tx() as db:
+            self.owners.move(db, source, agent, from_ns, by_name, reason, now_ns)
 
     def batches(self, agent: str | None = None) -> list[dict[str, Any]]:
         """Batch metadata (no samples), oldest first."""

@@ -16,6 +16,7 @@ from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
+from collectors.ownership import CONFIRMED
 from collectors.scope import scoped
 from collectors.store import Drop, Store, Window
 from collectors.store_folds import FOLD_METRIC
@@ -161,6 +162,43 @@ def _folded(
             if f.usable(start, end, interval, gap)}
 
 
+def _provenance(
+    store: Store, sources: Sequence[str], t0_ns: int, t1_ns: int, quality: dict[str, Any]
+) -> None:
+    """Add to `quality` who owned each source over the span (`owners`: only the owner's
+    samples were read; `confirmed`: false for a binding made on first delivery that no
+    engineer confirmed yet) and the sources' metadata changes (`source_changes`), with an
+    issue for a source that changed owner and for each reconfigured instrument."""
+    owners: dict[str, list[dict[str, Any]]] = {}
+    for source in sources:
+        spans = [s for s in store.owners.spans(source)
+                 if s.from_ns <= t1_ns and (s.until_ns is None or s.until_ns > t0_ns)]
+        owners[source] = [{"agent": s.agent, "via": s.via, "confirmed": s.via in CONFIRMED,
+                           "from": _opt_time(s.from_ns), "until": _opt_time(s.until_ns)}
+                          for s in spans]
+        if len({s.agent for s in spans}) > 1:
+            quality["issues"].append(
+                f"source {source}: owned by {' then '.join(s.agent for s in spans)} in this"
+                " window; each agent's samples count only for the span it owned the source"
+            )
+    quality["owners"] = owners
+    changes = store.source_changes(sources, t0_ns, t1_ns)
+    quality["source_changes"] = [
+        {**{k: v for k, v in c.items() if k != "ts_ns"}, "at": rfc3339(c["ts_ns"] / 1e9)}
+        for c in changes
+    ]
+    for c in changes:
+        what = ", ".join(f"{k} {b!r} -> {a!r}" for k, (b, a) in c["changed"].items())
+        quality["issues"].append(
+            f"source {c['source']} (agent {c['agent']}) reconfigured at"
+            f" {rfc3339(c['ts_ns'] / 1e9)}: {what}"
+        )
+
+
+def _opt_time(ns: int | None) -> str | None:
+    return None if ns is None or ns <= 0 else rfc3339(ns / 1e9)
+
+
 def window_result(
     store: Store, site: Site, w: Window, now_ns: int, *, use_folds: bool = True
 ) -> dict[str, Any]:
@@ -215,6 +253,7 @@ def window_result(
     quality["chain"], quality["clock"] = chain, clock
     quality["issues"].extend(issues)
     quality["valid"] = quality["valid"] and ok
+    _provenance(store, source_ids(kind, site), t0_ns, t1_ns, quality)
     if w.end_ns is None:
         quality["issues"].append(f"window still open: result as of {rfc3339(now_ns / 1e9)}")
     return result

@@ -90,4 +90,11 @@ def test_offline_evaluate_equals_the_collector_result(tmp_path: Path, collector:
     assert offline["quality"].pop("clock")["checked"] is False
     assert online["quality"].pop("chain")["checked"] is True
     assert online["quality"].pop("clock")["checked"] is True
+    assert online["quality"].pop("owners") == {
+        "meter-total": [{"agent": "agent-1", "via": "first_delivery", "confirmed": False,
+                         "from": None, "until": None}],
+        "meter-it": [{"agent": "agent-1", "via": "first_delivery", "confirmed": False,
+                      "from": None, "until": None}],
+    }
+    assert online["quality"].pop("source_changes") == []
     assert online == offline

@@ -120,10 +120,11 @@ def site_batch(seq: int, prev: bytes, ticks: range) -> Batch:
 
 
 def pdu_batch(seq: int, prev: bytes, agent: str = "agent-2") -> Batch:
-    """A small batch of a source the site file does not use."""
+    """A small batch of a source the site file does not use (one per agent: each source
+    belongs to one agent)."""
     n = 4
     ts = [int((NOW - 600 + seq * 60 + i) * 1e9) for i in range(n)]
-    return Batch(agent, seq, prev, ts[-1], ClockStatus(), [SourceInfo("pdu-9", "snmp", "x")],
+    return Batch(agent, seq, prev, ts[-1], ClockStatus(), [SourceInfo(f"pdu-{agent}", "snmp", "x")],
                  [MetricEntry(MetricSpec("power_w", "W"))],
                  *wire.pack_arrays(ts, [0] * n, [0] * n, [500.0] * n))
 
