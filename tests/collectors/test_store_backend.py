@@ -149,3 +149,46 @@ def test_the_collector_logs_its_store_without_the_password(
     store.close()
     out = capsys.readouterr().out
     assert "collector starting" in out and masked(where) in out and "s3cr3t" not in out
+
+
+def test_a_store_from_before_ownership_merges_reconfigured_series_and_binds_sources(
+    store_location: Callable[[str], Path | str],
+) -> None:
+    """Schema 3 → 5: a meter whose address changed had two series (the old key held the
+    address); they become one, with both spans of samples, and each source is bound to the
+    agent that delivered it first."""
+    where = store_location("s")
+    store = Store(where)
+    db = store._db
+    with db.transaction():
+        for table in ("source_meta", "source_owners"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("DELETE FROM schema_version WHERE version > 3")
+        rows = [
+            ("old-1", "rack-a", "meter-it", "10.0.0.1:502/1", 0.005),
+            ("old-2", "rack-a", "meter-it", "10.0.0.9:502/1", 0.002),
+            ("old-3", "rack-b", "meter-it", "x", None),  # a later second agent: not the owner
+        ]
+        for key, agent, source, address, acc in rows:
+            db.execute(
+                "INSERT INTO series(key, agent, source, protocol, address, source_labels,"
+                " accuracy, metric, unit, kind, modulus, labels) VALUES"
+                " (?,?,?,'modbus',?,'{}',?,'energy_import_kwh','kWh','counter',NULL,'{}')",
+                (key, agent, source, address, acc),
+            )
+        ids = [i for (i,) in db.execute("SELECT id FROM series ORDER BY id")]
+        db.executemany("INSERT INTO samples VALUES (?,?,?,?)",
+                       [(ids[0], 1, 10.0, 1), (ids[1], 2, 11.0, 2), (ids[2], 3, 99.0, 1)])
+    store.close()
+    store = Store(where)
+    try:
+        series = store._db.execute(
+            "SELECT id, agent, address, accuracy FROM series ORDER BY id").fetchall()
+        assert [tuple(r) for r in series] == [(ids[0], "rack-a", "10.0.0.9:502/1", 0.002),
+                                              (ids[2], "rack-b", "x", None)]
+        got = store.series(["meter-it"], 0, 10)
+        assert len(got) == 1 and list(got[0].values) == [10.0, 11.0]  # rack-b's not read
+        assert [s.agent for s in store.owners.spans("meter-it")] == ["rack-a"]
+        assert store.owners.spans("meter-it")[0].via == "migration"
+    finally:
+        store.close()
