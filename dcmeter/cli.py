@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dcmeter import __version__, run_cli, window_cli
+from dcmeter import __version__, run_cli, source_cli, window_cli
 from dcmeter.configfile import ConfigError
 
 
@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     add_token_parser(coll, "collector", ("engineer", "reader"))
 
     window_cli.add_parser(sub)
+    source_cli.add_parser(sub)
     run_cli.add_parser(sub)
     from collectors import central
 
@@ -191,6 +192,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return window_cli.run(args)
     if args.command == "run":
         return run_cli.run(args)
+    if args.command == "source":
+        return source_cli.run(args)
     if args.command == "evaluate":
         return cmd_evaluate(args)
     if args.command == "simulate":
