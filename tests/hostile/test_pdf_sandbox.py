@@ -21,10 +21,11 @@ from collectors.report_print import render_pdf, render_png
 
 
 def need(tool: str) -> str:
-    """The path of `tool`, or skip the test where it is not installed."""
+    """A Debian tool the tests require (installed by .ci/run): fail, never skip, without it."""
     found = shutil.which(tool)
     if found is None:
-        pytest.skip(f"{tool} is not installed")
+        pytest.fail(f"{tool} is not installed: the sandbox tests need it (apt-get install"
+                    " chromium poppler-utils; .ci/run does)")
     return found
 
 
