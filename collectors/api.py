@@ -6,15 +6,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.keys import fingerprint
 from collectors.auth import Auth, Principal
 from collectors.evaluation.ai_runs import Run
+from collectors.evaluation.int64 import INT64_MAX, StoreTime
 from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from collectors.evaluation.site import Site
 from collectors.ingest import Ingest, Outcome
@@ -26,6 +27,8 @@ from collectors.store import Store, StoredRun, Window
 from collectors.windows import SUPPORTED, window_result
 
 MSGPACK = "application/x-msgpack"
+# A window id in a route: beyond a 64-bit column it is a 422 naming the bound, not a 500.
+WindowId = Annotated[int, Path(ge=1, le=INT64_MAX, description="window id")]
 
 
 class WindowOpen(BaseModel):
@@ -34,7 +37,7 @@ class WindowOpen(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["infrastructure", "general", "ai"]
-    start: datetime | None = None
+    start: StoreTime | None = None
     note: str | None = None
     scope: list[str] | None = Field(
         default=None, min_length=1,
@@ -48,7 +51,7 @@ class WindowStop(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    end: datetime | None = None
+    end: StoreTime | None = None
 
 
 def _ns(dt: datetime) -> int:
@@ -192,7 +195,7 @@ def create_app(
         return w
 
     @app.post("/api/v1/windows/{wid}/stop", dependencies=[write])
-    def stop_window(wid: int, body: WindowStop | None = None) -> dict[str, Any]:
+    def stop_window(wid: WindowId, body: WindowStop | None = None) -> dict[str, Any]:
         """Close an open window, now or at a given end time."""
         w = _get(wid)
         end = _ns(body.end) if body and body.end else clock()
@@ -205,13 +208,13 @@ def create_app(
         return _summary(_get(wid))
 
     @app.get("/api/v1/windows/{wid}", dependencies=[read])
-    def get_window(wid: int) -> dict[str, Any]:
+    def get_window(wid: WindowId) -> dict[str, Any]:
         """The window's current result (as of now while it is open)."""
         return window_result(store, site, _get(wid), clock())
 
     @app.get("/api/v1/windows/{wid}/report", dependencies=[read], response_model=None)
     def get_report(
-        wid: int, lang: Literal["en", "zh"] = "en", format: Literal["html", "json"] = "html"
+        wid: WindowId, lang: Literal["en", "zh"] = "en", format: Literal["html", "json"] = "html"
     ) -> HTMLResponse | dict[str, Any]:
         """The window's evaluation report (docs/report.md): a self-contained HTML page, or its
         data as JSON (the result and the plot series)."""
@@ -224,7 +227,7 @@ def create_app(
         return HTMLResponse(render_html(result, series, lang, prints))
 
     @app.post("/api/v1/windows/{wid}/runs", status_code=201, dependencies=[write])
-    def post_run(wid: int, run: Run) -> JSONResponse:
+    def post_run(wid: WindowId, run: Run) -> JSONResponse:
         """Record one run of an AI window (201; 200 for the same run again; 409 if it differs)."""
         w = _get(wid)
         if w.kind != "ai":
@@ -247,7 +250,7 @@ def create_app(
         return JSONResponse({"status": status, **_run(stored)}, status_code=code)
 
     @app.get("/api/v1/windows/{wid}/runs", dependencies=[read])
-    def list_runs(wid: int) -> list[dict[str, Any]]:
+    def list_runs(wid: WindowId) -> list[dict[str, Any]]:
         """The runs recorded in a window, by start time."""
         _get(wid)
         return [_run(r) for r in store.runs(wid)]

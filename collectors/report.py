@@ -3,20 +3,16 @@
 `report_series` evaluates the window's consecutive sub-intervals with the shared
 `evaluate()`, so every plotted point is computed exactly as the result is; `render_html`
 lays out the result and those series (collectors/report_html.py); `render_pdf` and
-`render_png` print the page with headless Chromium.
+`render_png` print the page with sandboxed headless Chromium (collectors/report_print.py).
 """
 
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,17 +22,16 @@ from collectors.evaluation.jsonl import parse_rfc3339
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
 from collectors.report_html import LABELS, page
+from collectors.report_print import ReportError as ReportError
+from collectors.report_print import chromium_binary as chromium_binary
+from collectors.report_print import render_pdf as render_pdf
+from collectors.report_print import render_png as render_png
 from collectors.store import Store, Window
 
 Lang = Literal["en", "zh"]
 Point = tuple[float, float | None]
 POINTS = 48  # sub-intervals over a window
 LOAD_KINDS = ("compute", "storage", "network")
-CHROMIUM = ("chromium", "chromium-browser")
-
-
-class ReportError(RuntimeError):
-    """A report could not be made; the message says why and what to do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,49 +327,3 @@ def render_html(
         threshold = (f"{L['advanced']} ≥ {advanced:g}", advanced) if advanced else None
         plots.append(bar_chart(L["p_aee"], bars, threshold, L["no_data"], L["invalid_run"]))
     return page(result, plots, lang, fingerprints or {})
-
-
-def chromium_binary() -> str:
-    """The path of headless Chromium (`chromium` or `chromium-browser` on PATH)."""
-    for name in CHROMIUM:
-        found = shutil.which(name)
-        if found:
-            return found
-    raise ReportError(
-        "chromium not found (looked for 'chromium' and 'chromium-browser' on PATH): install"
-        " the Debian package 'chromium' to render PDF reports, or use --format html"
-    )
-
-
-def _chromium(html: str, args: Sequence[str], out: Path, timeout_s: float) -> None:
-    binary = chromium_binary()
-    with tempfile.TemporaryDirectory(prefix="dcmeter-report-") as tmp:
-        page_file = Path(tmp) / "report.html"
-        page_file.write_text(html, encoding="utf-8")
-        cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", *args,
-               page_file.as_uri()]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                                  check=False)
-        except subprocess.TimeoutExpired as e:
-            raise ReportError(f"chromium did not finish within {timeout_s:g} s") from e
-    if done.returncode != 0 or not out.exists() or out.stat().st_size == 0:
-        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
-        raise ReportError(f"chromium failed (exit {done.returncode}) writing {out}: {tail[0]}")
-
-
-def render_pdf(html: str, out: Path, timeout_s: float = 120.0) -> None:
-    """Print `html` to the PDF file `out` with headless Chromium (A4, backgrounds kept)."""
-    out = out.resolve()
-    out.unlink(missing_ok=True)
-    _chromium(html, [f"--print-to-pdf={out}"], out, timeout_s)
-
-
-def render_png(html: str, out: Path, width: int = 1200, height: int = 3000,
-               timeout_s: float = 120.0) -> None:
-    """Screenshot `html` to the PNG file `out` with headless Chromium (width x height px)."""
-    out = out.resolve()
-    out.unlink(missing_ok=True)
-    _chromium(html, [f"--screenshot={out}", f"--window-size={width},{height}",
-                     "--hide-scrollbars"], out, timeout_s)

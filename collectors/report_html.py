@@ -101,6 +101,12 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
+# The report is self-contained: inline styles and SVG, no script, nothing fetched. The policy
+# says so to whatever opens it (a browser, the PDF printer); 'none' also refuses file: URLs.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:;"
+       " base-uri 'none'; form-action 'none'")
+CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+
 CSS = """
 body{font-family:"Noto Sans CJK SC","Noto Sans SC","Noto Sans",sans-serif;color:#222;
 margin:24px auto;max-width:1100px;font-size:13px;line-height:1.45}
@@ -369,5 +375,5 @@ def page(result: Mapping[str, Any], plots: Sequence[str], lang: str,
             + p.site_window() + p.indicators() + p.uncertainty() + p.quality()
             + p.h2("plots") + "".join(plots) + p.evidence())
     html_lang = "zh-CN" if lang == "zh" else "en"
-    return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">'
+    return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">{CSP_META}'
             f"<title>{title}</title><style>{CSS}</style></head><body>{body}</body></html>\n")

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+# C0 and C1 controls (ESC starts every terminal escape sequence) and the bidirectional
+# overrides that reorder what a terminal shows: none belongs in a name, label or note.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(value: object) -> str:
+    """`value` as text Rich prints literally: markup escaped, each control character shown as
+    U+FFFD (replaced, not dropped, so `meter\\x1b-it` cannot pass for `meter-it`)."""
+    return escape(_CONTROL.sub("\ufffd", str(value)))
+
+
+def plain_list(values: Iterable[object]) -> str:
+    """`values` joined with ", ", each as `plain` makes it."""
+    return ", ".join(plain(v) for v in values)
+
+
+def result_console(**kwargs: Any) -> Console:
+    """A Console for results: no highlighting, no `:emoji:` codes turned into pictures."""
+    return Console(highlight=False, emoji=False, **kwargs)
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -14,7 +36,7 @@ def _fmt(v: Any, digits: int = 4) -> str:
         return "—"
     if isinstance(v, float):
         return f"{v:.{digits}f}"
-    return str(v)
+    return plain(v)
 
 
 def print_result(
@@ -22,10 +44,11 @@ def print_result(
     console: Console | None = None,
 ) -> None:
     """Print the indicators, their provenance and the data quality of one result."""
-    out = console or Console()
+    out = console or result_console()
     w = result["window"]
     out.print(
-        f"[bold]Window[/bold] {w.get('id', '')} {w['start']} → {w['end']} ({w['hours']:.4f} h)"
+        f"[bold]Window[/bold] {plain(w.get('id', ''))} {plain(w['start'])} → {plain(w['end'])}"
+        f" ({w['hours']:.4f} h)"
     )
     t = Table("indicator", "measured", *(["true (simulator)", "error"] if truth else []))
     rows = [
@@ -54,8 +77,8 @@ def print_result(
         r = src.get(role) or {}
         if r.get("sources"):
             out.print(
-                f"  {role}: {', '.join(r['sources'])} · method {r.get('method')} · "
-                f"points {', '.join(r.get('points') or []) or '—'}"
+                f"  {role}: {plain_list(r['sources'])} · method {plain(r.get('method'))} · "
+                f"points {plain_list(r.get('points') or []) or '—'}"
             )
     _print_uncertainty(out, result.get("uncertainty"))
     if result.get("kind") == "general":
@@ -66,7 +89,7 @@ def print_result(
     colour = "green" if q["valid"] else "red"
     out.print(f"Quality: [{colour}]{'valid' if q['valid'] else 'NOT valid'}[/{colour}]")
     for issue in q["issues"]:
-        out.print(f"  - {issue}", markup=False)  # issues quote "[general]" and the like
+        out.print(f"  - {plain(issue)}")  # issues quote "[general]" and agents' names
 
 
 def _sci(v: Any) -> str:
@@ -105,7 +128,7 @@ def _print_ai(out: Console, r: Mapping[str, Any]) -> None:
         for run in runs:
             flops = run.get("flops")
             t.add_row(
-                str(run.get("phase")), str(run.get("model")), _fmt(run.get("repetition")),
+                plain(run.get("phase")), plain(run.get("model")), _fmt(run.get("repetition")),
                 _fmt(flops / 1e9 if isinstance(flops, int | float) else None, 1),
                 _fmt(run.get("energy_wh"), 3), _fmt(run.get("aee_gflops_per_wh"), 2),
                 "yes" if run.get("valid") else "no",

@@ -84,9 +84,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from dcmeter.render import result_console
 
-    return Console(highlight=False)
+    return result_console()
 
 
 def _print_json(data: Any, compact: bool = False) -> None:
@@ -120,6 +120,8 @@ def cmd_list(c: Client, args: argparse.Namespace) -> int:
     """List windows, newest first, filtered."""
     from rich.table import Table
 
+    from dcmeter.render import plain
+
     params = {k: getattr(args, k) for k in ("kind", "state", "since", "until")}
     rows = c.call("GET", "/windows", params={k: v for k, v in params.items() if v is not None})
     if args.json:
@@ -130,8 +132,8 @@ def cmd_list(c: Client, args: argparse.Namespace) -> int:
         return 0
     t = Table("id", "kind", "state", "start", "end", "note")
     for w in rows:
-        t.add_row(str(w["id"]), w["kind"], w["state"], w["start"], w["end"] or "—",
-                  w["note"] or "")
+        t.add_row(plain(w["id"]), plain(w["kind"]), plain(w["state"]), plain(w["start"]),
+                  plain(w["end"] or "—"), plain(w["note"] or ""))
     _console().print(t)
     return 0
 
@@ -158,26 +160,28 @@ def progress_line(kind: str, hours: float, state: str) -> tuple[str, float | Non
 
 def status_view(result: Mapping[str, Any], width: int, colour: bool) -> RenderableType:
     """The status of one window: progress, coverage per source, the indicators as they stand."""
-    from rich.console import Console, Group
+    from rich.console import Group
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
 
-    from dcmeter.render import print_result
+    from dcmeter.render import plain, print_result, result_console
 
+    # Every string from the collector may carry an agent's or a user's text: `plain` it.
     w = result["window"]
     parts: list[RenderableType] = [
-        Text.from_markup(f"[bold]Window {w.get('id')}[/bold] · {w.get('kind')} · "
-                         f"{w.get('state')}" + (f" · {w['note']}" if w.get("note") else ""))
+        Text.from_markup(f"[bold]Window {plain(w.get('id'))}[/bold] · {plain(w.get('kind'))} · "
+                         f"{plain(w.get('state'))}"
+                         + (f" · {plain(w['note'])}" if w.get("note") else ""))
     ]
     text, fraction = progress_line(str(w.get("kind")), float(w.get("hours") or 0.0),
                                    str(w.get("state")))
     row = Table.grid(padding=(0, 1))
     if fraction is None:
-        row.add_row("Elapsed", text)
+        row.add_row("Elapsed", plain(text))
     else:
         row.add_row("Elapsed", ProgressBar(total=1.0, completed=fraction, width=24),
-                    f"{fraction * 100:.0f} %", text)
+                    f"{fraction * 100:.0f} %", plain(text))
     parts.append(row)
     sources = result.get("quality", {}).get("sources") or []
     cov = Table("source", "metric", "samples", "coverage", "longest gap s", "median interval s",
@@ -185,7 +189,7 @@ def status_view(result: Mapping[str, Any], width: int, colour: bool) -> Renderab
     for q in sources:
         median = q.get("median_interval_s")
         cov.add_row(
-            str(q.get("source")), str(q.get("metric")), str(q.get("samples")),
+            plain(q.get("source")), plain(q.get("metric")), plain(q.get("samples")),
             f"{float(q.get('coverage') or 0.0) * 100:.1f} %",
             f"{float(q.get('longest_gap_s') or 0.0):.1f}",
             "—" if median is None else f"{float(median):.1f}",
@@ -194,8 +198,7 @@ def status_view(result: Mapping[str, Any], width: int, colour: bool) -> Renderab
     parts.append(cov if sources else Text("Coverage per source: no samples yet"))
     buf = io.StringIO()
     # print_result writes to a console: render it aside and show the text in this view.
-    print_result(result, console=Console(file=buf, width=width, force_terminal=colour,
-                                         highlight=False))
+    print_result(result, console=result_console(file=buf, width=width, force_terminal=colour))
     parts.append(Text.from_ansi(buf.getvalue().rstrip("\n")))
     return Group(*parts)
 

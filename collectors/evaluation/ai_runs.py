@@ -11,9 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from collectors.evaluation.flops import (
     PRECISION_TO_FP16,
@@ -22,6 +30,7 @@ from collectors.evaluation.flops import (
     inference_flops,
     training_flops,
 )
+from collectors.evaluation.int64 import INT64_MAX, in_store_range
 from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.site_ai import AiSection, Phase, QualityTarget
 from dcmeter.configfile import ConfigError
@@ -38,17 +47,17 @@ class Run(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Annotated[AwareDatetime, AfterValidator(in_store_range)]
+    end: Annotated[AwareDatetime, AfterValidator(in_store_range)]
     phase: Phase
     model: str = Field(min_length=1)
-    repetition: int = Field(ge=1)
+    repetition: int = Field(ge=1, le=INT64_MAX)  # a store column
     samples: float | None = Field(default=None, ge=0)
     tokens: float | None = Field(default=None, ge=0)
     flops: float | None = Field(default=None, gt=0)
     precision: str | None = Field(default=None, min_length=1)
     quality: float | dict[str, float] | None = None
-    exit_status: int | None = None
+    exit_status: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)  # an OS's int
     note: str | None = None
 
     @model_validator(mode="after")
