@@ -37,10 +37,14 @@ POWER_SPAN_S = 900.0  # the span the power gauges are averaged over
 # the label set stays bounded whatever a later release records.
 REJECTIONS: tuple[tuple[int, str], ...] = (
     (400, "malformed"),
+    (400, "time_out_of_range"),
     (401, "unknown_agent"),
     (403, "bad_signature"),
+    (403, "source_owned"),
+    (403, "source_not_allowed"),
     (409, "seq_conflict"),
     (413, "too_large"),
+    (422, "series_limit"),
 )
 REASONS = frozenset(r for _, r in REJECTIONS)
 
