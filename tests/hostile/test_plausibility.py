@@ -142,6 +142,9 @@ def test_counter_jumping_to_1e308_is_flagged_and_left_out(collector: Collector) 
     # 200e6 x 1.1 x 30 / 3.6e6 + 1 = 1834.33 kWh.
     assert e["span_s"] == 30 and e["limit"] == pytest.approx(1834.333333)
     assert any("meter-total energy_import_kwh" in i and "implausible" in i for i in q["issues"])
+    with collector.http() as http:
+        html = http.get(f"{collector.url}/api/v1/windows/{result['window']['id']}/report").text
+    assert "Implausible samples" in html and "1e+308 kWh" in html
     values = metrics_values(collector)
     assert values["dcmeter_pue_last_hour_valid"] == 0.0
     assert "dcmeter_pue_last_hour" not in values or values["dcmeter_pue_last_hour"] < 10
