@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Collector, serve
+from conftest import ROOT, SITE_TOML, Collector, serve
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import wire
-from agent.samples import MetricSpec, SourceInfo
+from agent.cli import sample_record
+from agent.samples import MetricSpec, Reading, SourceInfo
 from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
 from collectors.api import create_app
 from collectors.auth import create_token
@@ -150,6 +154,30 @@ def test_counter_jumping_to_1e308_is_flagged_and_left_out(collector: Collector) 
     assert "dcmeter_pue_last_hour" not in values or values["dcmeter_pue_last_hour"] < 10
 
 
+def test_offline_evaluate_flags_the_same_sample_as_the_collector(
+    tmp_path: Path, collector: Collector
+) -> None:
+    t0 = hour()
+    rows = ramp(TOTAL, KWH, t0, 1000.0, 2.5) + ramp(IT, KWH, t0, 500.0, 2.0)
+    rows.append((TOTAL, KWH, t0 + 30 * STEP_S + 30, 1e308))
+    Agent(collector.url, collector.keys["agent-1"]).send(rows)
+    online = window(collector, "infrastructure", t0, t0 + 3600)
+    samples, site = tmp_path / "samples.jsonl", tmp_path / "site.toml"
+    samples.write_text("".join(json.dumps(sample_record(s, Reading(m, v, t * 10**9))) + "\n"
+                               for s, m, t, v in rows))
+    site.write_text(SITE_TOML)
+    r = subprocess.run(
+        [sys.executable, "-m", "dcmeter", "evaluate", "--site", str(site), "--samples",
+         str(samples), "--start", rfc3339(t0), "--end", rfc3339(t0 + 3600), "--json"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    offline = json.loads(r.stdout, parse_constant=_refuse)
+    assert offline["quality"]["implausible"] == online["quality"]["implausible"]
+    assert offline["quality"]["valid"] is False
+    assert offline["energy_kwh"] == online["energy_kwh"]
+
+
 def test_power_spike_above_range_is_flagged_and_left_out(collector: Collector) -> None:
     t0 = hour()
     agent = Agent(collector.url, collector.keys["agent-1"])
@@ -205,11 +233,14 @@ sources = ["host-1"]
 
 
 @pytest.fixture
-def general_collector(tmp_path: Path) -> Iterator[Collector]:
-    """A collector whose site has a [general] section measuring host-1's CPU load."""
+def general_collector(
+    tmp_path: Path, store_location: Callable[[str], Path | str]
+) -> Iterator[Collector]:
+    """A collector whose site has a [general] section measuring host-1's CPU load (its store
+    on the `--store` backend)."""
     site_file = tmp_path / "site.toml"
     site_file.write_text(GENERAL_SITE)
-    store = Store(tmp_path / "collector.sqlite")
+    store = Store(store_location("general"))
     key = Ed25519PrivateKey.generate()
     ingest = Ingest(store, {"agent-1": key.public_key()}, max_bytes=1 << 20)
     app = create_app(store, ingest, load_site(site_file))
