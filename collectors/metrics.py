@@ -8,6 +8,7 @@ docs/metrics.md.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -125,6 +126,11 @@ def role_watts(result: Mapping[str, Any], role: str) -> float | None:
             return None
         watts += f["kwh"] * 1000.0 / covered_h
     return watts
+
+
+def _finite(value: Any) -> bool:
+    """Tell whether `value` is a finite number (a gauge value Prometheus can use)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class StoreCollector(Collector):
@@ -262,17 +268,19 @@ class StoreCollector(Collector):
             )
             hour = evaluate("infrastructure", site, series, now - HOUR_S, now)
             recent = evaluate("infrastructure", site, series, now - POWER_SPAN_S, now)
+            # A figure that could not be computed, or is not a finite number, is left out:
+            # an absent series, never NaN (docs/metrics.md).
             for family, role in ((total, "total"), (it, "it")):
                 watts = role_watts(recent, role)
-                if watts is not None:
+                if watts is not None and _finite(watts):
                     family.add_metric([], watts)
-            if hour["pue"] is not None:
+            if _finite(hour["pue"]):
                 pue.add_metric([], hour["pue"])
-            ok = 1.0 if hour["quality"]["valid"] and hour["pue"] is not None else 0.0
+            ok = 1.0 if hour["quality"]["valid"] and _finite(hour["pue"]) else 0.0
             if site.general is not None:
                 loads = evaluate("general", site, series, now - HOUR_S, now)["load"]
                 for k in GROUP_KINDS:
-                    if loads.get(k) is not None:
+                    if _finite(loads.get(k)):
                         load.add_metric([k], loads[k])
         except Exception:  # one failed evaluation must not take the ingest metrics with it
             log.exception("site figures for /metrics failed")

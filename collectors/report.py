@@ -68,7 +68,10 @@ def _slice(s: Series, t0: float, t1: float) -> Series:
 
 
 def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    """`v` as a float when it is a finite number, else None (a gap in the plot)."""
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
 
 
 def series_from(

@@ -35,6 +35,8 @@ LABELS: dict[str, dict[str, str]] = {
         "longest_gap": "Longest gap (s)", "median_interval": "Median interval (s)",
         "interval_ok": "Interval OK", "wraps_resets": "Wraps / resets",
         "longest_gaps": "Longest gaps", "plots": "Plots",
+        "implausible": "Implausible samples (left out of every figure)", "rule": "Rule",
+        "first_at": "First at", "limit": "Limit",
         "p_power": "Total and IT power (kW)", "p_pue": "PUE over time",
         "p_load": "Load U per kind (%)", "p_aee": "AEE per run (GFLOPs/Wh)",
         "total_power": "total", "it_power": "IT", "no_data": "no data",
@@ -81,6 +83,8 @@ LABELS: dict[str, dict[str, str]] = {
         "longest_gap": "最长间隔（秒）", "median_interval": "采样间隔中位数（秒）",
         "interval_ok": "间隔合格", "wraps_resets": "回绕 / 复位",
         "longest_gaps": "最长数据间隔", "plots": "曲线图",
+        "implausible": "不合理样本（未计入任何指标）", "rule": "规则",
+        "first_at": "首次出现", "limit": "限值",
         "p_power": "总功率与 IT 功率（kW）", "p_pue": "PUE 随时间变化",
         "p_load": "各类负载率 U（%）", "p_aee": "每次运行的 AEE（GFLOPs/Wh）",
         "total_power": "总功率", "it_power": "IT 功率", "no_data": "无数据",
@@ -319,6 +323,15 @@ class Page:
         out += f"<h3>{self.t('coverage_table')}</h3>" + table(
             [L["source"], L["metric"], L["samples"], L["coverage"], L["longest_gap"],
              L["median_interval"], L["interval_ok"], L["wraps_resets"]], rows, (2, 3, 4, 5))
+        bad = q.get("implausible") or []
+        if bad:
+            out += f"<h3>{self.t('implausible')}</h3>" + table(
+                [L["source"], L["metric"], L["rule"], L["first_at"], L["value"], L["limit"],
+                 L["count"]],
+                [[_e(e.get("source")), _e(e.get("metric")), _e(e.get("rule")), _e(e.get("ts")),
+                  f"{sci(e.get('value'))} {_e(e.get('unit'))}",
+                  f"{sci(e.get('limit'))} {_e(e.get('checked_unit'))}", num(e.get("count"), 0)]
+                 for e in bad], (4, 5, 6))
         gaps = sorted((s for s in srcs if isinstance(s.get("longest_gap_s"), int | float)),
                       key=lambda s: -float(s["longest_gap_s"]))[:5]
         if gaps:

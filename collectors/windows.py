@@ -11,7 +11,7 @@ from typing import Any
 
 from collectors.evaluation.evaluate import evaluate, source_ids
 from collectors.evaluation.gauge_fold import GaugeFold
-from collectors.evaluation.general import A5_MAX_INTERVAL_S, evaluate_general
+from collectors.evaluation.general import A5_MAX_INTERVAL_S
 from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
@@ -158,8 +158,10 @@ def _folded(
         return {}
     gap = site.quality.max_gap_s
     interval = min(gap, A5_MAX_INTERVAL_S)
+    # A fold that saw a load outside 0..100 % clipped it into its sums: that series is read
+    # raw, so the plausibility screen leaves the sample out (evaluation/plausibility.py).
     return {sid: f for sid, f in store.window_folds(w.id).items()
-            if f.usable(start, end, interval, gap)}
+            if f.usable(start, end, interval, gap) and not f.out_of_range}
 
 
 def _provenance(
@@ -229,10 +231,7 @@ def window_result(
         if m is None or q is None:  # not expected after usable(): read everything raw
             return window_result(store, site, w, now_ns, use_folds=False)
         means[s], qualities[s] = m, q
-    if means:
-        result = evaluate_general(site, series, start, end, means=means, qualities=qualities)
-    else:
-        result = evaluate(kind, site, series, start, end, runs)
+    result = evaluate(kind, site, series, start, end, runs, means=means, qualities=qualities)
     result["window"] = {
         "id": w.id,
         "kind": w.kind,

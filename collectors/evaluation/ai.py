@@ -24,6 +24,7 @@ from collectors.evaluation.ai_tasks import ace, combine, mean, sum_valid, tasks_
 from collectors.evaluation.energy import POWER_UNITS_TO_KW
 from collectors.evaluation.infrastructure import evaluate_infrastructure
 from collectors.evaluation.jsonl import rfc3339
+from collectors.evaluation.plausibility import flag, screen
 from collectors.evaluation.quality import series_quality
 from collectors.evaluation.roles import RoleEnergy, role_energy, used_series
 from collectors.evaluation.series import Series
@@ -347,8 +348,12 @@ def evaluate_ai(
     A run is valid when it finished (exit status 0), reached its quality target, lies in the
     window, overlaps no other run, and its energy is valid with a sampling density of at
     least ai.min_sampling_density. The result is valid when the combined AEE is computed
-    and every task it weighs has at least ai.min_repetitions valid runs.
+    and every task it weighs has at least ai.min_repetitions valid runs. Samples outside the
+    site's physical limits are left out and listed in `quality.implausible`, and make the
+    result not valid (collectors/evaluation/plausibility.py).
     """
+    screened = screen(series, site.plausibility)
+    series = screened.series
     result = evaluate_infrastructure(site, series, start, end)
     section = site.ai
     parsed = parse_runs(runs)
@@ -363,7 +368,8 @@ def evaluate_ai(
         issues.insert(0, NO_SECTION)
     level = None
     threshold = section.advanced_gflops_per_wh if section else 224.0
-    if aee["aee_gflops_per_wh"] is not None and aee["aee_gflops_per_wh"] >= threshold:
+    value = aee["aee_gflops_per_wh"]
+    if value is not None and math.isfinite(value) and value >= threshold:
         level = "advanced"
     ace_value = ace(results)
     _uncertainty(result, results)
@@ -383,6 +389,7 @@ def evaluate_ai(
             and (s.source, s.metric, str(sorted(s.labels.items()))) not in seen
         ]
     quality["sampling_density_method"] = DENSITY_METHOD
+    flag(quality, screened.findings)
     result.update({
         "kind": "ai",
         "servers_under_test": {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from collectors.evaluation.ai import evaluate_ai
+from collectors.evaluation.finite import scrub
 from collectors.evaluation.general import evaluate_general
 from collectors.evaluation.infrastructure import evaluate_infrastructure
+from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
 
@@ -34,12 +36,21 @@ def evaluate(
     start: float,
     end: float,
     runs: Sequence[dict[str, Any]] = (),
+    *,
+    means: Mapping[Series, GaugeMean] | None = None,
+    qualities: Mapping[Series, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON-ready result of a window of `kind` over [start, end] (epoch s)."""
+    """The JSON-ready result of a window of `kind` over [start, end] (epoch s).
+
+    `means` and `qualities` (general only) are the collector's gauge folds' figures. Every
+    number of the result is finite (collectors/evaluation/finite.py).
+    """
     if kind == "infrastructure":
-        return evaluate_infrastructure(site, series, start, end)
-    if kind == "general":
-        return evaluate_general(site, series, start, end)
-    if kind == "ai":
-        return evaluate_ai(site, series, runs, start, end)
-    raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
+        result = evaluate_infrastructure(site, series, start, end)
+    elif kind == "general":
+        result = evaluate_general(site, series, start, end, means=means, qualities=qualities)
+    elif kind == "ai":
+        result = evaluate_ai(site, series, runs, start, end)
+    else:
+        raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
+    return scrub(result)

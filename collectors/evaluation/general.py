@@ -32,6 +32,7 @@ from collectors.evaluation.loads import (
     reset_steps,
     wrap_ambiguous,
 )
+from collectors.evaluation.plausibility import flag, screen
 from collectors.evaluation.quality import quality_block
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
@@ -316,12 +317,19 @@ def evaluate_general(
     valid, a sample interval exceeds 15 min, or the window is shorter than 12 h (A.5).
     `means` and `qualities` are mean_utilisation's and series_quality's results precomputed
     for some load series (the collector's gauge folds); the others are read from samples.
+    Samples outside the site's physical limits (a CPU load outside 0..100 %, port traffic
+    above the line rate, ...) are left out of every figure and listed in
+    `quality.implausible`; a load above 1 is an issue. Either makes the result not valid.
     """
+    screened = screen(series, site.plausibility)
+    series = screened.series
     result = evaluate_infrastructure(site, series, start, end)
     result["kind"] = "general"
     section = site.general
     if section is None:
-        return _no_section(result, site, series, start, end)
+        result = _no_section(result, site, series, start, end)
+        flag(result["quality"], screened.findings)
+        return result
     gap_s = min(site.quality.max_gap_s, A5_MAX_INTERVAL_S)
     seconds, hours = end - start, (end - start) / 3600.0
     index = _by_source(series)
@@ -366,6 +374,10 @@ def evaluate_general(
     ccue_value = None if c is None or ce_unit is None else ccue(ce_unit, c)
     if c is not None and not c > 0:
         issues.append("computing power C is 0: CEE is 0 and CCUE cannot be computed")
+    for kind, u in load.items():
+        if u is not None and u > 1.0:  # A.5: U is a share of the capacity, at most 1
+            issues.append(f"load of {kind} {u:g} is above 1 (100 %): not physically possible")
+            valid = False
     result.update({
         "load": load,
         "load_method": section.method,
@@ -390,6 +402,7 @@ def evaluate_general(
         used, start, end, "general", result["quality"]["issues"] + issues, gap_s,
         valid=result["quality"]["valid"] and valid, precomputed=qualities,
     )
+    flag(result["quality"], screened.findings)
     return result
 
 

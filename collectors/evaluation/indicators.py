@@ -19,8 +19,12 @@ def pue(e_total_kwh: float, e_it_kwh: float) -> float | None:
 def pue_level(
     value: float | None, thresholds: PueThresholds = DEFAULT_PUE_THRESHOLDS
 ) -> int | None:
-    """Return the GB 40879-2021 level (1, 2, 3) a PUE reaches, None beyond level 3 (4.1)."""
-    if value is None or math.isnan(value):
+    """Return the GB 40879-2021 level (1, 2, 3) a PUE reaches, None beyond level 3 (4.1).
+
+    A PUE below 1 (total energy below the IT energy it includes) is physically impossible and
+    gets no level, as does a non-finite one: a level is only granted to a measured ratio.
+    """
+    if value is None or not math.isfinite(value) or value < 1.0:
         return None
     for level, bound in enumerate((thresholds.level1, thresholds.level2, thresholds.level3), 1):
         if value <= bound:
@@ -76,8 +80,11 @@ def cee(c_points: float, e_wh: float) -> float | None:
 
 
 def cee_level(value: float | None) -> str | None:
-    """Return the Table 1 level a CEE reaches: "advanced" (>= 50), "energy_saving" (>= 20)."""
-    if value is None or math.isnan(value):
+    """Return the Table 1 level a CEE reaches: "advanced" (>= 50), "energy_saving" (>= 20).
+
+    A non-finite CEE gets no level.
+    """
+    if value is None or not math.isfinite(value):
         return None
     if value >= CEE_ADVANCED:
         return "advanced"

@@ -13,6 +13,7 @@ from collectors.evaluation.grid_factors import (
 )
 from collectors.evaluation.indicators import carbon_emissions_kg, cue, pue, pue_level
 from collectors.evaluation.jsonl import rfc3339
+from collectors.evaluation.plausibility import flag, screen
 from collectors.evaluation.quality import quality_block, series_quality
 from collectors.evaluation.roles import RoleEnergy, role_energy, used_series
 from collectors.evaluation.series import Series
@@ -90,8 +91,13 @@ def evaluate_infrastructure(
     6.1.2 formula (2) in kg CO2 and CUE by formula (1) in kg CO2/kWh. Values are not rounded.
     `uncertainty` propagates the sources' accuracies (collectors/evaluation/uncertainty.py);
     `quality` keeps `valid` and `issues` and adds the per-series data quality of the series
-    the energies were computed from (collectors/evaluation/quality.py).
+    the energies were computed from (collectors/evaluation/quality.py). Samples outside
+    the site's physical limits are left out and listed in `quality.implausible`, which
+    makes the result not valid (collectors/evaluation/plausibility.py). A PUE below 1 is
+    physically impossible: an issue, not valid, and no level.
     """
+    screened = screen(series, site.plausibility)
+    series = screened.series
     energy = site.energy
     roles = {
         name: role_energy(
@@ -157,6 +163,7 @@ def evaluate_infrastructure(
             for x in own or [empty]:
                 quality["sources"].append(series_quality(x, start, end, site.quality.max_gap_s))
             quality["interval_ok"] = False
+    flag(quality, screened.findings)
     return {
         "kind": "infrastructure",
         "site": site.site.name,

@@ -11,6 +11,7 @@ from collectors.evaluation.grid_factors import GRID_FACTORS, PueThresholds
 from collectors.evaluation.site_ai import AiSection
 from collectors.evaluation.site_general import GeneralSection
 from collectors.evaluation.site_ids import check_ids
+from collectors.evaluation.site_plausibility import Plausibility
 from dcmeter.configfile import load_model
 
 ItPoint = Literal["it_ups", "it_pdu", "it_input"]
@@ -105,6 +106,7 @@ class Site(_Strict):
     energy: Energy
     pue_levels: PueLevels | None = None
     quality: Quality = Field(default_factory=Quality)
+    plausibility: Plausibility = Field(default_factory=Plausibility)
     general: GeneralSection | None = None
     ai: AiSection | None = None
 
