@@ -132,9 +132,11 @@ class Buffer:
         return int(self._state("last_seq", 0))
 
     def seal(
-        self, sealer: Sealer, clock: ClockStatus, sealed_ns: int, max_samples: int = 50_000
+        self, sealer: Sealer, clock: ClockStatus, sealed_ns: int, max_samples: int = 50_000,
+        next_key: bytes | None = None,
     ) -> int | None:
-        """Move up to `max_samples` oldest samples into one signed batch; return its seq."""
+        """Move up to `max_samples` oldest samples into one signed batch; return its seq.
+        `next_key`: the agent's next public key, announced in this batch's body."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             rows = self._db.execute(
@@ -153,7 +155,7 @@ class Buffer:
             seq = self.last_seq() + 1
             prev = self._state("last_hash", GENESIS)
             assert isinstance(prev, bytes)
-            body, batch = self._body(rows, dropped, seq, prev, clock, sealed_ns)
+            body, batch = self._body(rows, dropped, seq, prev, clock, sealed_ns, next_key)
             raw = sealer(body)
             ts = batch.ts
             self._db.execute(
@@ -182,6 +184,7 @@ class Buffer:
         prev: bytes,
         clock: ClockStatus,
         sealed_ns: int,
+        next_key: bytes | None = None,
     ) -> tuple[bytes, Batch]:
         src_pos: dict[int, int] = {}
         met_pos: dict[int, int] = {}
@@ -206,7 +209,7 @@ class Buffer:
         )
         batch = Batch(
             self.agent_id, seq, prev, sealed_ns, clock, sources, metrics, *arrays,
-            dropped=[Dropped(*d) for d in dropped],
+            dropped=[Dropped(*d) for d in dropped], next_key=next_key,
         )
         return encode_body(batch), batch
 

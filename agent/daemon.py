@@ -43,13 +43,16 @@ TICK_WAIT_S = 6.0
 CLOSE_S = 2.0
 
 
-def make_shipper(buffer: Buffer, cfg: AgentConfig) -> Shipper | None:
-    """The shipper `cfg`'s [collector] table asks for; None when there is none."""
+def make_shipper(
+    buffer: Buffer, cfg: AgentConfig, on_ack: Callable[[int], None] | None = None
+) -> Shipper | None:
+    """The shipper `cfg`'s [collector] table asks for; None when there is none. `on_ack(seq)`:
+    called on each acknowledged batch (the signer deletes retired keys then)."""
     c = cfg.collector
     if c is None:
         return None
     return Shipper(buffer, c.url, c.timeout_s, c.backoff_initial_s, c.backoff_max_s,
-                   tls=c.tls_context(), ca_file=c.ca_file)
+                   tls=c.tls_context(), ca_file=c.ca_file, on_ack=on_ack)
 
 
 def check_reloadable(old: AgentConfig, new: AgentConfig) -> None:
@@ -88,7 +91,7 @@ class Agent:
         self.signer = Signer(a.state_dir, lambda: self.buffer.pending(2**31))
         self.sources = cfg.build_sources()
         self.poller = Poller(self.sources, [s.timeout_s for s in cfg.sources])
-        self.shipper = make_shipper(self.buffer, cfg)
+        self.shipper = make_shipper(self.buffer, cfg, self.signer.acknowledged)
         self.clock = clock
         # Wall-clock steps: flagged in the next batch; a series never goes back in time.
         self.steps = StepWatch()
@@ -118,7 +121,8 @@ class Agent:
     def seal(self, stepped_s: float | None = None) -> None:
         """Seal everything buffered into batches; the first carries `stepped_s`, if any."""
         while seq := self.buffer.seal(
-            self._sealer, self._clock(stepped_s), now_ns(), self.cfg.agent.batch_max_samples
+            self._sealer, self._clock(stepped_s), now_ns(), self.cfg.agent.batch_max_samples,
+            self.signer.next_key(),
         ):
             self.signer.sealed(seq)
             stepped_s = None
@@ -242,7 +246,7 @@ class Agent:
             )
         if new.collector != self.cfg.collector:
             await self._stop_shipping()
-            self.shipper = make_shipper(self.buffer, new)
+            self.shipper = make_shipper(self.buffer, new, self.signer.acknowledged)
             self._start_shipping()
         self.cfg = new
 

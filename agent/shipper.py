@@ -40,9 +40,11 @@ class Shipper:
         rng: Callable[[], float] = random.random,
         tls: ssl.SSLContext | None = None,
         ca_file: Path | None = None,
+        on_ack: Callable[[int], None] | None = None,
     ) -> None:
         """`tls` verifies the collector (default: the system CA store); `ca_file` is named
-        in the message logged when its certificate does not verify."""
+        in the message logged when its certificate does not verify; `on_ack(seq)` is called
+        after the collector acknowledged batch `seq` (2xx)."""
         self.buffer = buffer
         self.url = url.rstrip("/")
         self.endpoint = self.url + "/api/v1/batches"
@@ -50,6 +52,7 @@ class Shipper:
             timeout=timeout_s, verify=tls if tls is not None else True
         )
         self.ca_file = ca_file
+        self.on_ack = on_ack
         self._reason_kind = ""
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
@@ -92,6 +95,8 @@ class Shipper:
                 self._fail(f"batch {seq} stored but not deleted from the buffer: {exc}")
                 return False
             self.shipped += 1
+            if self.on_ack is not None:
+                self.on_ack(seq)
             if self._failures:
                 log.info("collector reachable again", after_failures=self._failures)
             self._failures = 0

@@ -18,19 +18,26 @@ The one module both the agent and the collector use. A batch travels as an envel
     val        float64 little-endian array: values in the metric's unit
     dropped    [[first_seq, last_seq, samples, first_ts_ns, last_ts_ns], ...] batches the
                agent's full buffer discarded since the previous batch
+    next_key   (only in the batch that announces a key rotation) the agent's next Ed25519
+               public key, 32 raw bytes: it signs from seq + 1 on
+
+Integers are int64 (the collector's store): seq and every `dropped` integer in
+[0, 2^63), seq at most 2^63 - 2 (seq + 1 must fit), sealed_ns in [0, 2^63).
 
 The hash of a batch is SHA-256 of its body bytes. Sealing happens once on the agent; every
 retry sends the same bytes, so the collector deduplicates on (agent, seq).
 
-Key rotation: the envelope of the last batch signed by the old key may carry a third entry,
-`"rotate": {"key": <32-byte new Ed25519 public key>, "sig": <64 bytes>}`, where `sig` is the
-old key's signature over `ROTATION_DOMAIN + SHA-256(body) + key`: a statement bound to that
-one batch. From the next seq on the agent signs with the new key (docs/wire-format.md).
+Key rotation: the last batch signed by the old key names the new key in its body
+(`next_key`), covered by the body's signature, so it cannot be stripped. Agents before
+that put the statement in the envelope instead, `"rotate": {"key": <32 bytes>, "sig":
+<64 bytes>}`, `sig` being the old key's signature over `ROTATION_DOMAIN + SHA-256(body) +
+key`; collectors still accept it (docs/wire-format.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import sys
 from array import array
@@ -50,6 +57,10 @@ from agent.samples import MetricSpec, SourceInfo
 
 VERSION = 1
 GENESIS = bytes(32)
+# The store's integers are int64: the largest seq (seq + 1 names the next key's first batch
+# and the successor link) and the bound of every other integer of a body.
+MAX_SEQ = 2**63 - 2
+INT64_END = 2**63
 _LITTLE = sys.byteorder == "little"
 
 
@@ -126,6 +137,8 @@ class Batch:
     met: array[int]
     val: array[float]
     dropped: list[Dropped] = field(default_factory=list)
+    # The agent's next public key (raw 32 bytes) in the batch announcing a rotation, else None.
+    next_key: bytes | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -157,32 +170,32 @@ def batch_hash(body: bytes) -> bytes:
 
 def encode_body(batch: Batch) -> bytes:
     """Pack a batch body into msgpack bytes."""
-    packed: bytes = msgpack.packb(
-        {
-            "v": VERSION,
-            "agent": batch.agent,
-            "seq": batch.seq,
-            "prev": batch.prev,
-            "sealed_ns": batch.sealed_ns,
-            "clock": _clock(batch.clock),
-            "sources": [
-                [s.id, s.protocol, s.address, dict(s.labels), s.accuracy] for s in batch.sources
-            ],
-            "metrics": [
-                [m.spec.name, m.spec.unit, m.spec.kind, m.spec.modulus, dict(m.labels)]
-                for m in batch.metrics
-            ],
-            "ts": _to_bytes(batch.ts),
-            "src": _to_bytes(batch.src),
-            "met": _to_bytes(batch.met),
-            "val": _to_bytes(batch.val),
-            "dropped": [
-                [d.first_seq, d.last_seq, d.samples, d.first_ts_ns, d.last_ts_ns]
-                for d in batch.dropped
-            ],
-        },
-        use_bin_type=True,
-    )
+    body: dict[str, Any] = {
+        "v": VERSION,
+        "agent": batch.agent,
+        "seq": batch.seq,
+        "prev": batch.prev,
+        "sealed_ns": batch.sealed_ns,
+        "clock": _clock(batch.clock),
+        "sources": [
+            [s.id, s.protocol, s.address, dict(s.labels), s.accuracy] for s in batch.sources
+        ],
+        "metrics": [
+            [m.spec.name, m.spec.unit, m.spec.kind, m.spec.modulus, dict(m.labels)]
+            for m in batch.metrics
+        ],
+        "ts": _to_bytes(batch.ts),
+        "src": _to_bytes(batch.src),
+        "met": _to_bytes(batch.met),
+        "val": _to_bytes(batch.val),
+        "dropped": [
+            [d.first_seq, d.last_seq, d.samples, d.first_ts_ns, d.last_ts_ns]
+            for d in batch.dropped
+        ],
+    }
+    if batch.next_key is not None:  # absent otherwise: other batches stay byte-identical
+        body["next_key"] = batch.next_key
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
     return packed
 
 
@@ -202,7 +215,8 @@ def envelope(
     body: bytes, key: Ed25519PrivateKey, rotate_to: Ed25519PublicKey | None = None
 ) -> bytes:
     """Sign an encoded body and wrap it with its signature; with `rotate_to`, also announce
-    the agent's next key in a rotation statement signed by `key`."""
+    the agent's next key in an envelope rotation statement signed by `key` (the legacy form:
+    agents now name it in the body's `next_key`, which no one can strip)."""
     env: dict[str, Any] = {"body": body, "sig": key.sign(body)}
     if rotate_to is not None:
         new = rotate_to.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -321,7 +335,15 @@ def _dropped(raw: object, i: int) -> Dropped:
         or not all(isinstance(x, int) and not isinstance(x, bool) for x in raw)
     ):
         raise WireError(f"dropped[{i}]: expected five integers")
-    return Dropped(*raw)
+    d = Dropped(*raw)
+    if not all(0 <= x < INT64_END for x in raw) or d.last_seq < d.first_seq or (
+        d.last_ts_ns < d.first_ts_ns
+    ):
+        raise WireError(
+            f"dropped[{i}]: integers must lie in [0, 2^63), last_seq >= first_seq and"
+            " last_ts_ns >= first_ts_ns"
+        )
+    return d
 
 
 def decode_body(body: bytes) -> Batch:
@@ -339,8 +361,11 @@ def decode_body(body: bytes) -> Batch:
     prev = _need(m, "prev", bytes)
     sealed_ns = _need(m, "sealed_ns", int)
     clock = _need(m, "clock", dict)
-    if not agent or seq < 1 or len(prev) != 32 or sealed_ns < 0:
-        raise WireError("body: agent empty, seq < 1, prev not 32 bytes or sealed_ns < 0")
+    if not agent or not 1 <= seq <= MAX_SEQ or len(prev) != 32 or not 0 <= sealed_ns < INT64_END:
+        raise WireError(
+            "body: agent empty, seq outside [1, 2^63 - 2], prev not 32 bytes or sealed_ns"
+            " outside [0, 2^63)"
+        )
     synced = clock.get("synced")
     if synced is not None and not isinstance(synced, bool):
         raise WireError("clock.synced must be a bool or nil")
@@ -359,6 +384,9 @@ def decode_body(body: bytes) -> Batch:
     if any(not math.isfinite(v) for v in val):
         raise WireError("val: NaN or infinite value")
     dropped = [_dropped(d, i) for i, d in enumerate(_need(m, "dropped", list))]
+    next_key = m.get("next_key")
+    if next_key is not None and (not isinstance(next_key, bytes) or len(next_key) != 32):
+        raise WireError("body: next_key must be 32 bytes (an Ed25519 public key)")
     return Batch(
         agent,
         seq,
@@ -376,7 +404,37 @@ def decode_body(body: bytes) -> Batch:
         met,
         val,
         dropped,
+        next_key,
     )
+
+
+# The peek reads the body this many bytes at a time: `agent` and `seq` come first.
+_PEEK_READ = 4096
+
+
+def peek(body: bytes) -> tuple[str, int]:
+    """The (agent, seq) a body names, read without decoding the rest: the collector finds
+    the key and checks the signature before it spends time on a body; raise WireError."""
+    found: dict[str, Any] = {}
+    try:
+        unpacker = msgpack.Unpacker(io.BytesIO(body), raw=False, strict_map_key=True,
+                                    read_size=_PEEK_READ)
+        for _ in range(unpacker.read_map_header()):
+            name = unpacker.unpack()
+            if name in ("agent", "seq") and name not in found:
+                found[name] = unpacker.unpack()
+                if len(found) == 2:
+                    break
+            else:
+                unpacker.skip()
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise WireError(f"body is not a msgpack map: {type(exc).__name__}") from None
+    agent, seq = found.get("agent"), found.get("seq")
+    if not isinstance(agent, str) or not agent:
+        raise WireError("body: 'agent' missing or not a non-empty string")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
+        raise WireError("body: 'seq' missing or not an integer in [1, 2^63 - 2]")
+    return agent, seq
 
 
 def pack_arrays(

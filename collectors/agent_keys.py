@@ -57,11 +57,23 @@ class KeyHistory:
 
 @dataclass
 class Audit:
-    """The outcome of re-verifying stored batches."""
+    """The outcome of re-verifying stored batches: signatures, links and missing seqs."""
 
     verified: int = 0
     failed: int = 0
     faults: list[str] = field(default_factory=list)
+    links: int = 0  # links between consecutive stored seqs that hold
+    breaks: int = 0  # links that do not (listed in `faults`)
+    gaps: list[str] = field(default_factory=list)  # missing seqs: listed, not failures
+
+
+@dataclass
+class _Last:
+    """The previous stored batch of the agent being audited."""
+
+    agent: str = ""
+    seq: int = 0
+    digest: bytes | None = None  # SHA-256 of its body; None if it could not be read
 
 
 def verify_stored(
@@ -69,17 +81,25 @@ def verify_stored(
     fallback: Mapping[str, Ed25519PublicKey] | None = None,
 ) -> Audit:
     """Re-verify every stored batch's raw envelope against the key in force at its seq;
-    check the stored hash and that every key added by rotation was announced."""
+    check the stored hash, that consecutive stored seqs link (each `prev` is the SHA-256 of
+    its predecessor's body, seq 1's is GENESIS), list missing seqs, and check that every key
+    added by rotation was announced by a verified batch."""
     history = KeyHistory(store, fallback)
     audit = Audit()
     announced: set[tuple[str, int, bytes]] = set()
+    last = _Last()
     for a, seq, digest, raw in store.raw_batches(agent):
-        fault = _check(history, a, seq, digest, raw, announced)
+        if a != last.agent:
+            last = _Last(a)
+        fault, batch, body_hash = _check(history, a, seq, digest, raw, announced)
         if fault is None:
             audit.verified += 1
         else:
             audit.failed += 1
             audit.faults.append(f"agent {a} seq {seq}: {fault}")
+        if batch is not None:
+            _link(audit, last, seq, batch.prev)
+        last.seq, last.digest = seq, body_hash
     for a, text, start, _, _, via in store.agent_keys(agent):
         raw_key = keys.parse_public(text).public_bytes_raw()
         if via == "rotation" and (a, start - 1, raw_key) not in announced:
@@ -91,28 +111,56 @@ def verify_stored(
     return audit
 
 
+def _link(audit: Audit, last: _Last, seq: int, prev: bytes) -> None:
+    """Check batch `seq`'s `prev` against the agent's previous stored batch `last`."""
+    if last.seq < seq - 1:
+        first = last.seq + 1
+        audit.gaps.append(f"agent {last.agent}: seq {first}" + (
+            f"-{seq - 1}" if seq - 1 > first else "") + " not stored")
+    if seq == 1:
+        expected: bytes | None = wire.GENESIS
+    elif last.seq == seq - 1:
+        expected = last.digest
+    else:
+        return  # the predecessor is missing: a gap, listed above
+    if expected is None:
+        return  # the predecessor could not be read: a fault listed for it
+    if prev == expected:
+        audit.links += 1
+        return
+    audit.breaks += 1
+    audit.faults.append(
+        f"agent {last.agent} seq {seq}: hash chain broken: prev is not the SHA-256 of "
+        + ("GENESIS (seq 1)" if seq == 1 else f"the stored batch {seq - 1}'s body")
+    )
+
+
 def _check(
     history: KeyHistory, agent: str, seq: int, digest: bytes, raw: bytes,
     announced: set[tuple[str, int, bytes]],
-) -> str | None:
-    """Why stored batch (agent, seq) does not verify, or None if it does."""
+) -> tuple[str | None, wire.Batch | None, bytes | None]:
+    """Why stored batch (agent, seq) does not verify, or None if it does; its decoded body
+    and the SHA-256 of its body, where readable."""
     try:
         body, sig, rotation = wire.open_signed(raw)
         batch = wire.decode_body(body)
     except wire.WireError as exc:
-        return f"malformed: {exc}"
+        return f"malformed: {exc}", None, None
+    body_hash = wire.batch_hash(body)
     if (batch.agent, batch.seq) != (agent, seq):
-        return f"body names agent {batch.agent} seq {batch.seq}"
-    if wire.batch_hash(body) != digest:
-        return "stored hash differs from the body's SHA-256"
+        return f"body names agent {batch.agent} seq {batch.seq}", None, None
+    if body_hash != bytes(digest):
+        return "stored hash differs from the body's SHA-256", batch, body_hash
     key = history.at(agent, seq)
     if key is None:
-        return "no key of this agent is in force at this seq"
+        return "no key of this agent is in force at this seq", batch, body_hash
     try:
         wire.verify(key, body, sig)
+        if batch.next_key is not None:
+            announced.add((agent, seq, batch.next_key))
         if rotation is not None:
             wire.verify_rotation(key, body, rotation)
             announced.add((agent, seq, rotation.key))
     except wire.BadSignature as exc:
-        return f"{exc} ({keys.fingerprint(key)})"
-    return None
+        return f"{exc} ({keys.fingerprint(key)})", batch, body_hash
+    return None, batch, body_hash

@@ -78,19 +78,20 @@ class Ingest:
         return self.history.at(agent, seq) if agent in self.keyring else None
 
     def _verify(
-        self, batch: wire.Batch, body: bytes, sig: bytes, rotation: wire.Rotation | None
+        self, agent: str, seq: int, body: bytes, sig: bytes, rotation: wire.Rotation | None
     ) -> Outcome | None:
-        """Check the agent is enrolled and the signatures verify; a refusal, or None."""
-        key = self._key(batch.agent, batch.seq)
+        """Check the agent is enrolled and the signatures over the raw body verify, before
+        the body is decoded; a refusal, or None."""
+        key = self._key(agent, seq)
         if key is None and self._reload():
-            key = self._key(batch.agent, batch.seq)
+            key = self._key(agent, seq)
         if key is None:
-            return self._refuse(401, "unknown_agent", "agent is not enrolled", batch.agent)
+            return self._refuse(401, "unknown_agent", "agent is not enrolled", agent)
         try:
             try:
                 wire.verify(key, body, sig)
             except wire.BadSignature:
-                again = self._key(batch.agent, batch.seq) if self._reload() else None
+                again = self._key(agent, seq) if self._reload() else None
                 if again is None:
                     raise
                 key = again
@@ -98,7 +99,7 @@ class Ingest:
             if rotation is not None:
                 wire.verify_rotation(key, body, rotation)
         except wire.BadSignature as exc:
-            return self._refuse(403, "bad_signature", str(exc), batch.agent)
+            return self._refuse(403, "bad_signature", str(exc), agent)
         return None
 
     def _times(self, batch: wire.Batch) -> Outcome | None:
@@ -124,36 +125,40 @@ class Ingest:
         return self._refuse(413, "too_large", f"{size} > {self.max_bytes} bytes", None)
 
     def __call__(self, raw: bytes) -> Outcome:
-        """Check size, envelope, body, agent, signature, times, then store; answer
-        accordingly."""
+        """Check size, envelope, agent and seq (peeked), key, signature, body, times, then
+        store; answer accordingly. Nothing is decoded before the signature verifies."""
         if len(raw) > self.max_bytes:
             return self.too_large(len(raw))
         try:
             body, sig, rotation = wire.open_signed(raw)
-            batch = wire.decode_body(body)
+            agent, seq = wire.peek(body)
         except wire.WireError as exc:
             return self._refuse(400, "malformed", str(exc), None)
-        refused = self._verify(batch, body, sig, rotation) or self._times(batch)
+        refused = self._verify(agent, seq, body, sig, rotation)
         if refused is not None:
             return refused
-        new = None
-        if rotation is not None:
-            new = (keys.public_text(rotation.public_key()), keys.fingerprint(rotation.public_key()))
+        try:
+            batch = wire.decode_body(body)
+            if (batch.agent, batch.seq) != (agent, seq):  # a key given twice in the map
+                raise wire.WireError("body: 'agent' or 'seq' given twice with other values")
+            new = _announced(batch, rotation)
+        except wire.WireError as exc:
+            return self._refuse(400, "malformed", str(exc), agent)
+        refused = self._times(batch)
+        if refused is not None:
+            return refused
         try:
             state, chain = self.store.insert_batch(
                 batch, wire.batch_hash(body), raw, time.time_ns(), new
             )
         except Refused as exc:  # a source of another agent, or over a series cap
             return self._refuse(exc.status, exc.reason, exc.detail, batch.agent)
-        if state == "stored" and new is not None:
-            self.history.refresh()
-            log.info("agent key rotated", agent=batch.agent, from_seq=batch.seq + 1,
-                     key=new[1])
-        if state == "conflict":
-            return self._refuse(
-                409, "seq_conflict", f"seq {batch.seq} already stored with other content",
-                batch.agent,
-            )
+        if state in REFUSED:
+            status, reason, detail = REFUSED[state]
+            detail = detail.format(seq=batch.seq, nxt=batch.seq + 1)
+            return self._refuse(status, reason, detail, batch.agent)
+        if new is not None:
+            self._rotated(batch, new, state)
         self.accepted[state] += 1
         if chain not in ("ok", ""):
             log.warning("hash chain not continuous", agent=batch.agent, seq=batch.seq, chain=chain)
@@ -161,3 +166,50 @@ class Ingest:
             200, {"status": state, "agent": batch.agent, "seq": batch.seq, "samples": len(batch),
                   "chain": chain or None},
         )
+
+    def _rotated(self, batch: wire.Batch, new: tuple[str, str], state: str) -> None:
+        """Read the key history again after a batch announcing a key; log what became of it."""
+        self.history.refresh()
+        now = self.history.at(batch.agent, batch.seq + 1)
+        if now is not None and keys.public_text(now) == new[0]:
+            log.info("agent key rotated", agent=batch.agent, from_seq=batch.seq + 1, key=new[1],
+                     batch=state)
+        else:
+            log.warning("key announced in a duplicate batch not recorded: the agent already"
+                        " went on", agent=batch.agent, seq=batch.seq, key=new[1])
+
+
+# Refusals insert_batch answers instead of storing: status, reason and detail.
+REFUSED: dict[str, tuple[int, str, str]] = {
+    "conflict": (409, "seq_conflict", "seq {seq} already stored with other content"),
+    "chain_mismatch": (
+        409, "chain_mismatch",
+        "batch {seq} does not hash to the prev of the stored batch {nxt}: not the batch the"
+        " agent chained there",
+    ),
+    "key_reused": (
+        409, "key_reused",
+        "batch {seq} announces a key this agent had before; rotate to a new key",
+    ),
+    "key_out_of_order": (
+        409, "key_out_of_order",
+        "batch {seq} announces a key, but a key valid from a later seq is already recorded",
+    ),
+}
+
+
+def _announced(batch: wire.Batch, rotation: wire.Rotation | None) -> tuple[str, str] | None:
+    """The next key a batch announces (public key text, fingerprint): its body's `next_key`,
+    or an older agent's verified envelope statement; raise WireError if they differ."""
+    raw = batch.next_key
+    if rotation is not None:
+        if raw is not None and raw != rotation.key:
+            raise wire.WireError("body next_key and envelope rotate name different keys")
+        raw = rotation.key
+    if raw is None:
+        return None
+    try:
+        key = Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise wire.WireError("next_key is not an Ed25519 public key") from None
+    return keys.public_text(key), keys.fingerprint(key)

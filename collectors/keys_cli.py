@@ -71,7 +71,8 @@ def cmd_enroll(
 
 
 def cmd_verify(config_path: Path, agent: str | None) -> int:
-    """Re-verify every stored batch against the key in force at its seq; 1 on any failure."""
+    """Re-verify every stored batch against the key in force at its seq and every link
+    between consecutive stored seqs; list missing seqs; 1 on any failure or broken link."""
     from collectors import config
     from collectors.agent_keys import verify_stored
     from collectors.store import Store
@@ -86,6 +87,10 @@ def cmd_verify(config_path: Path, agent: str | None) -> int:
         store.close()
     for line in audit.faults:
         print(f"FAILED {line}")
+    for line in audit.gaps:
+        print(f"GAP {line}")
     scope = f"agent {agent}" if agent else "all agents"
-    print(f"{scope}: {audit.verified} batches verified, {audit.failed} failed")
-    return 1 if audit.failed else 0
+    print(f"{scope}: {audit.verified} batches verified, {audit.failed} failed;"
+          f" {audit.links} links verified, {audit.breaks} broken;"
+          f" {len(audit.gaps)} gaps (missing seqs, listed, not failures)")
+    return 1 if audit.failed or audit.breaks else 0

@@ -44,6 +44,9 @@ REJECTIONS: tuple[tuple[int, str], ...] = (
     (403, "source_owned"),
     (403, "source_not_allowed"),
     (409, "seq_conflict"),
+    (409, "chain_mismatch"),
+    (409, "key_reused"),
+    (409, "key_out_of_order"),
     (413, "too_large"),
     (422, "series_limit"),
 )

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agent.wire import GENESIS, Batch
+from agent.wire import Batch
 from collectors import db as dbm
+from collectors import store_chain as chain_db
 from collectors.db import Connection, Migration
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.series import Series
@@ -76,6 +77,10 @@ CREATE TABLE IF NOT EXISTS window_folds (
 """
 
 Stored = Literal["stored", "duplicate", "conflict"]
+# What `insert_batch` did: a refusal (nothing stored) for the last four; see store_chain.py.
+Inserted = Literal[
+    "stored", "duplicate", "conflict", "chain_mismatch", "key_reused", "key_out_of_order"
+]
 # A drop record an agent reported: (first_seq, last_seq, samples, first_ts_ns, last_ts_ns).
 Drop = tuple[int, int, int, int, int]
 
@@ -130,9 +135,11 @@ MIGRATIONS = (
     Migration(1, "batches, samples, windows, runs, keys, folds, tokens", _first_tables),
     Migration(2, "windows.opened_by and windows.scope", _window_columns),
     Migration(3, "batches.clock_stepped_s: the agent's wall-clock step", _batch_steps),
-    Migration(4, "series keyed by identity; source_meta: sources' metadata over time",
+    Migration(4, "batches.min_ts and max_ts: the span of a batch's samples",
+              chain_db.add_sample_spans),
+    Migration(5, "series keyed by identity; source_meta: sources' metadata over time",
               migrate_series_identity),
-    Migration(5, "source_owners: which agent owns which source, over time", migrate_owners),
+    Migration(6, "source_owners: which agent owns which source, over time", migrate_owners),
 )
 
 
@@ -194,47 +201,58 @@ class Store(TokenTable):
                 self._load_folds()
                 raise
 
-    def _chain(self, db: Connection, batch: Batch) -> str:
-        """How this batch links to the agent's previous one: ok, break, dropped or gap."""
-        row = db.execute(
-            "SELECT hash FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq - 1)
-        ).fetchone()
-        if row is not None:
-            return "ok" if row[0] == batch.prev else "break"
-        if batch.seq == 1:
-            return "ok" if batch.prev == GENESIS else "break"
-        if any(d.first_seq <= batch.seq - 1 <= d.last_seq for d in batch.dropped):
-            return "dropped"
-        return "gap"
-
     def insert_batch(
         self, batch: Batch, digest: bytes, raw: bytes, received_ns: int,
         rotation: tuple[str, str] | None = None,
-    ) -> tuple[Stored, str]:
+    ) -> tuple[Inserted, str]:
         """Store a verified batch and its samples once; say whether it was new, and its chain.
+
+        A batch arriving after its successor must hash to the successor's `prev`, else it is
+        refused ("chain_mismatch"); if it does, the successor's link is recorded "ok".
         `rotation` (public key text, fingerprint): the batch announces the agent's next key,
-        recorded in the same transaction as valid from the next seq. Refused (ownership.py,
-        series_table.py) if the agent does not own a source it reports or would pass a
-        series cap: then nothing of the batch is stored."""
+        recorded in the same transaction as valid from the next seq; a key the agent had
+        before is refused ("key_reused"), and so is an announcement behind a later key
+        ("key_out_of_order"). A duplicate whose announcement is not recorded yet (an envelope
+        statement stripped on first delivery) gets it recorded, and its envelope kept.
+        Refused (ownership.py, series_table.py) if the agent does not own a source it reports
+        or would pass a series cap: then nothing of the batch is stored."""
         with self._tx() as db:
-            if rotation is not None:
-                self._rotated(db, batch, rotation, received_ns)
             row = db.execute(
                 "SELECT hash FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq)
             ).fetchone()
             if row is not None:
-                return ("duplicate" if row[0] == digest else "conflict"), ""
+                if bytes(row[0]) != digest:
+                    return "conflict", ""
+                if rotation is not None and chain_db.key_check(
+                    db, batch.agent, batch.seq, rotation[0]
+                ) == "new" and not db.execute(
+                    "SELECT 1 FROM batches WHERE agent = ? AND seq > ?", (batch.agent, batch.seq)
+                ).fetchone():
+                    chain_db.record_key(db, batch.agent, batch.seq, rotation, received_ns)
+                    db.execute(
+                        "UPDATE batches SET raw = ? WHERE agent = ? AND seq = ?",
+                        (raw, batch.agent, batch.seq),
+                    )
+                return "duplicate", ""
             self.owners.check(db, batch, received_ns)  # Refused: nothing of it is written
-            chain = self._chain(db, batch)
+            if not chain_db.successor_links(db, batch.agent, batch.seq, digest):
+                return "chain_mismatch", ""
+            if rotation is not None:
+                check = chain_db.key_check(db, batch.agent, batch.seq, rotation[0])
+                if check in ("key_reused", "key_out_of_order"):
+                    return check, ""
+                chain_db.record_key(db, batch.agent, batch.seq, rotation, received_ns)
+            chain = chain_db.predecessor_link(db, batch)
+            min_ts, max_ts = chain_db.sample_span(batch)
             db.execute(
                 "INSERT INTO batches(agent, seq, hash, prev, sealed_ns, received_ns, samples,"
-                " chain, clock_synced, clock_max_error_s, raw, clock_stepped_s)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " chain, clock_synced, clock_max_error_s, raw, clock_stepped_s, min_ts, max_ts)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     batch.agent, batch.seq, digest, batch.prev, batch.sealed_ns, received_ns,
                     len(batch), chain,
                     None if batch.clock.synced is None else int(batch.clock.synced),
-                    batch.clock.max_error_s, raw, batch.clock.stepped_s,
+                    batch.clock.max_error_s, raw, batch.clock.stepped_s, min_ts, max_ts,
                 ),
             )
             sids = self._sample_series(db, batch, received_ns)
@@ -257,17 +275,6 @@ class Store(TokenTable):
         return "stored", chain
 
     # agents' public keys over time (collectors/agent_keys.py)
-
-    def _rotated(
-        self, db: Connection, batch: Batch, rotation: tuple[str, str], now_ns: int
-    ) -> None:
-        if not db.execute(
-            "SELECT 1 FROM batches WHERE agent = ? AND seq = ?", (batch.agent, batch.seq)
-        ).fetchone():
-            db.execute(
-                "INSERT INTO agent_keys VALUES (?,?,?,?,?,'rotation') ON CONFLICT DO NOTHING",
-                (batch.agent, rotation[0], batch.seq + 1, rotation[1], now_ns),
-            )
 
     def enrol_key(self, agent: str, public_key: str, fingerprint: str, now_ns: int) -> int | None:
         """Record an enrolled key unless known: valid from seq 1 for an agent without keys,
@@ -459,25 +466,30 @@ class Store(TokenTable):
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def chain_summary(self, t0_ns: int, t1_ns: int) -> list[dict[str, Any]]:
-        """Per agent, the batches sealed in [t0, t1]: counts, sequence range, clock reports,
-        and the batches whose chain link was not "ok" on arrival ("break", "gap", "dropped";
-        `gaps_open`: gaps whose previous batch is still missing). SQL aggregates: the cost
+        """Per agent, the batches sealed in [t0, t1] or holding a sample in it, whenever
+        sealed: counts, sequence range, clock reports, and the batches whose chain link is
+        not "ok" ("break", "gap", "dropped"; `gaps_open`: gaps whose previous batch is still
+        missing). SQL aggregates over indexed selections (store_chain.evidence): the cost
         grows with the batches in the span, not with the store's history."""
+        sel, params = chain_db.evidence(t0_ns, t1_ns)
         with self._lock:
             q = self._db.execute
             rows = q(
-                "SELECT agent, COUNT(*), MIN(seq), MAX(seq),"
-                " SUM(CASE WHEN clock_synced = 1 THEN 1 ELSE 0 END),"
-                " SUM(CASE WHEN clock_synced = 0 THEN 1 ELSE 0 END),"
-                " SUM(CASE WHEN clock_synced IS NULL THEN 1 ELSE 0 END), MAX(clock_max_error_s)"
-                " FROM batches WHERE sealed_ns BETWEEN ? AND ? GROUP BY agent ORDER BY agent",
-                (t0_ns, t1_ns),
+                sel + "SELECT b.agent, COUNT(*), MIN(b.seq), MAX(b.seq),"
+                " SUM(CASE WHEN b.clock_synced = 1 THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN b.clock_synced = 0 THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN b.clock_synced IS NULL THEN 1 ELSE 0 END),"
+                " MAX(b.clock_max_error_s) FROM batches b"
+                " JOIN sel ON sel.agent = b.agent AND sel.seq = b.seq"
+                " GROUP BY b.agent ORDER BY b.agent",
+                params,
             ).fetchall()
             events = q(
-                "SELECT b.agent, b.seq, b.chain, EXISTS(SELECT 1 FROM batches p"
+                sel + "SELECT b.agent, b.seq, b.chain, EXISTS(SELECT 1 FROM batches p"
                 " WHERE p.agent = b.agent AND p.seq = b.seq - 1) FROM batches b"
-                " WHERE b.sealed_ns BETWEEN ? AND ? AND b.chain != 'ok' ORDER BY b.agent, b.seq",
-                (t0_ns, t1_ns),
+                " JOIN sel ON sel.agent = b.agent AND sel.seq = b.seq"
+                " WHERE b.chain != 'ok' ORDER BY b.agent, b.seq",
+                params,
             ).fetchall()
         out = {
             r[0]: {
@@ -495,13 +507,16 @@ class Store(TokenTable):
         return list(out.values())
 
     def clock_steps(self, t0_ns: int, t1_ns: int) -> dict[str, list[tuple[int, float]]]:
-        """Per agent, (seq, stepped_s) of the batches sealed in [t0, t1] that report a
-        wall-clock step (agent/clock.py); batches stored before schema version 3 report none."""
+        """Per agent, (seq, stepped_s) of the batches sealed in [t0, t1] or holding a sample
+        in it that report a wall-clock step (agent/clock.py); batches stored before schema
+        version 3 report none."""
+        sel, params = chain_db.evidence(t0_ns, t1_ns)
         with self._lock:
             rows = self._db.execute(
-                "SELECT agent, seq, clock_stepped_s FROM batches WHERE sealed_ns BETWEEN ? AND ?"
-                " AND clock_stepped_s IS NOT NULL ORDER BY agent, seq",
-                (t0_ns, t1_ns),
+                sel + "SELECT b.agent, b.seq, b.clock_stepped_s FROM batches b"
+                " JOIN sel ON sel.agent = b.agent AND sel.seq = b.seq"
+                " WHERE b.clock_stepped_s IS NOT NULL ORDER BY b.agent, b.seq",
+                params,
             ).fetchall()
         out: dict[str, list[tuple[int, float]]] = {}
         for agent, seq, stepped in rows:

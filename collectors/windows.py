@@ -30,11 +30,14 @@ def chain_and_clock(
     steps: Mapping[str, Sequence[tuple[int, float]]] | None = None,
     drops: Mapping[str, Sequence[Drop]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[str], bool]:
-    """Check the batches sealed in [t0, t1], per agent as `Store.chain_summary` reports them.
+    """Check the batches sealed in [t0, t1] or holding a sample in it, whenever sealed, per
+    agent as `Store.chain_summary` reports them.
 
-    Chain, per batch as the store recorded it on arrival: "break" (the previous hash does not
-    match: batches altered or replaced) invalidates; "gap" (the previous batch was missing on
-    arrival; filled when it is stored now, though that link was never verified) and "dropped"
+    Chain, per batch as the store recorded it: "break" (the previous hash does not match:
+    batches altered or replaced) invalidates; "gap" (the previous batch is missing, or was
+    on arrival and then arrived without the link to it verified; a late batch that does hash
+    to its successor's `prev` turns the successor's link "ok", one that does not is refused)
+    and "dropped"
     (the agent discarded batches when its buffer was full) are issues: the lost samples show
     as gaps in the per-series figures. Clock: a batch sealed while the agent reported its
     clock unsynchronised is an issue; a known clock error bound above `max_interval_s`
@@ -116,7 +119,10 @@ def chain_and_clock(
     span = {"from": rfc3339(t0_ns / 1e9), "to": rfc3339(t1_ns / 1e9)}
     chain = {
         "checked": True,
+        # Both spans are the same: the batches checked are those sealed in it and those
+        # holding a sample in it (a batch sealed long before or after still counts).
         "batches_sealed": span,
+        "batches_sampled": span,
         "ok": all(not a["breaks"] for a in chain_agents.values()),
         "agents": chain_agents,
     }
@@ -242,8 +248,9 @@ def window_result(
         **result["window"],
     }
     quality = result["quality"]
-    # The agent seals a batch right after each poll, so the batches sealed in the span the
-    # samples were read from hold them. Series carry no agent: every agent is checked.
+    # Every batch holding a sample of the span, whenever it was sealed (a batch sealed long
+    # before its samples must not escape), and every batch sealed in it. Every agent is
+    # checked, not only the owners of the window's series.
     summary = store.chain_summary(t0_ns, t1_ns)
     chain, clock, issues, ok = chain_and_clock(
         summary, t0_ns, t1_ns, site.quality.max_gap_s, store.clock_steps(t0_ns, t1_ns),

@@ -72,11 +72,13 @@ def ship(agent: Agent) -> bool:
     return asyncio.run(go())
 
 
-def batch(seq: int, prev: bytes, agent: str = "agent-1") -> bytes:
-    """An encoded body with one sample."""
+def batch(
+    seq: int, prev: bytes, agent: str = "agent-1", next_key: bytes | None = None
+) -> bytes:
+    """An encoded body with one sample; `next_key` announces a rotation in it."""
     return wire.encode_body(
         Batch(agent, seq, prev, 10**18, ClockStatus(), [SRC], [wire.MetricEntry(POWER)],
-              *pack_arrays([seq * 10**9], [0], [0], [1.0]))
+              *pack_arrays([seq * 10**9], [0], [0], [1.0]), next_key=next_key)
     )
 
 
@@ -182,13 +184,27 @@ def test_a_crash_after_sealing_the_statement_completes_the_switch(tmp_path: Path
     nxt, made = start_rotation(tmp_path)
     assert made and not start_rotation(tmp_path)[1]  # a second rotate keeps the pending key
     signer = Signer(tmp_path)
-    raw = signer.envelope(batch(7, GENESIS))  # sealed; the process dies before sealed(7)
-    assert wire.open_signed(raw)[2] is not None
+    announced = signer.next_key()
+    assert announced == nxt.public_key().public_bytes_raw()
+    # Sealed with the key in its body; the process dies before sealed(7).
+    raw = signer.envelope(batch(7, GENESIS, next_key=announced))
+    assert wire.decode_body(envelope_body(raw)).next_key == announced
     after = Signer(tmp_path, lambda: [(7, raw)])
     assert after.key.public_key() == nxt.public_key()
     assert keys.load(tmp_path / "agent.key.retired-7").public_key() == old.public_key()
-    # Without the statement in the buffer the rotation is still pending: announced again.
-    assert envelope_body(after.envelope(batch(8, GENESIS)))
+    # Without the announcement in the buffer the rotation is still pending: announced again.
+    again = tmp_path / "again"
+    again.mkdir()
+    keys.load_or_create(again)
+    start_rotation(again)
+    assert Signer(again, lambda: [(7, wire.envelope(batch(7, GENESIS), old))]).next_key()
+    # An older agent's buffer: the statement in the envelope completes the switch too.
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    legacy_old = keys.load_or_create(legacy)
+    legacy_next, _ = start_rotation(legacy)
+    env = wire.envelope(batch(3, GENESIS), legacy_old, legacy_next.public_key())
+    assert Signer(legacy, lambda: [(3, env)]).key.public_key() == legacy_next.public_key()
 
 
 def test_enrol_without_restart(

@@ -62,7 +62,12 @@ def _body_with(**changes: object) -> bytes:
     ("changes", "message"),
     [
         ({"v": 2}, "unsupported version"),
-        ({"seq": 0}, "seq < 1"),
+        ({"seq": 0}, "seq outside"),
+        ({"seq": 2**63 - 1}, "seq outside"),
+        ({"sealed_ns": 2**63}, "sealed_ns outside"),
+        ({"dropped": [[1, 2, 3, 4, 2**63]]}, r"\[0, 2\^63\)"),
+        ({"dropped": [[5, 4, 3, 4, 5]]}, "last_seq >= first_seq"),
+        ({"next_key": b"short"}, "next_key must be 32 bytes"),
         ({"seq": "1"}, "'seq' has the wrong type"),
         ({"prev": b"short"}, "prev not 32 bytes"),
         ({"val": b"\0" * 7}, "not a multiple of 8"),

@@ -154,7 +154,7 @@ def test_the_collector_logs_its_store_without_the_password(
 def test_a_store_from_before_ownership_merges_reconfigured_series_and_binds_sources(
     store_location: Callable[[str], Path | str],
 ) -> None:
-    """Schema 3 → 5: a meter whose address changed had two series (the old key held the
+    """Schema 4 → 6: a meter whose address changed had two series (the old key held the
     address); they become one, with both spans of samples, and each source is bound to the
     agent that delivered it first."""
     where = store_location("s")
@@ -163,7 +163,7 @@ def test_a_store_from_before_ownership_merges_reconfigured_series_and_binds_sour
     with db.transaction():
         for table in ("source_meta", "source_owners"):
             db.execute(f"DROP TABLE {table}")
-        db.execute("DELETE FROM schema_version WHERE version > 3")
+        db.execute("DELETE FROM schema_version WHERE version > 4")
         rows = [
             ("old-1", "rack-a", "meter-it", "10.0.0.1:502/1", 0.005),
             ("old-2", "rack-a", "meter-it", "10.0.0.9:502/1", 0.002),
