@@ -48,7 +48,7 @@ def test_evidence_is_every_batch_sealed_or_sampled_in_the_span(
         # A store of schema version 3 gets the spans from its samples.
         with store._tx() as db:
             db.execute("UPDATE batches SET min_ts = NULL, max_ts = NULL")
-            db.execute("DELETE FROM schema_version WHERE version = 4")
+            db.execute("DELETE FROM schema_version WHERE version >= 4")  # 5, 6: idempotent
         assert seqs(store) == [1, 4]  # sealed in the span only
     finally:
         store.close()
