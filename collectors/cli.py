@@ -14,7 +14,9 @@ from collectors import config
 from collectors.api import create_app
 from collectors.db import masked
 from collectors.evaluation.site import load_site
+from collectors.http_server import uvicorn_limits
 from collectors.ingest import Ingest
+from collectors.limits import AppLimits
 from collectors.store import Store
 from dcmeter import log, sdnotify
 
@@ -29,10 +31,10 @@ def build(path: Path) -> tuple[uvicorn.Server, Store]:
     store = Store(c.store, fold_gap_s=site.quality.max_gap_s)
     ingest = Ingest(store, keyring, int(c.max_batch_mb * 2**20),
                     reload=lambda: config.keyring(cfg, path))
-    app = create_app(store, ingest, site, auth=c.auth)
+    app = create_app(store, ingest, site, auth=c.auth, limits=AppLimits.of(c))
     server = uvicorn.Server(
         uvicorn.Config(app, host=c.host, port=c.port, log_config=None, access_log=False,
-                       **config.uvicorn_tls(c.tls))
+                       **config.uvicorn_tls(c.tls), **uvicorn_limits(c))
     )
     structlog.get_logger("dcmeter.collector").info(
         "collector starting", host=c.host, port=c.port, store=masked(c.store),

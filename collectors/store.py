@@ -21,6 +21,7 @@ import numpy as np
 from agent.wire import GENESIS, Batch
 from collectors import db as dbm
 from collectors.db import Connection, Migration
+from collectors.deadline import Deadline, check
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.series import Series
 from collectors.store_folds import WindowFolds
@@ -378,15 +379,19 @@ class Store(TokenTable):
                 "rejected": q("SELECT COUNT(*) FROM rejections").fetchone()[0],
             }
 
-    def series(self, sources: Sequence[str], t0_ns: int, t1_ns: int) -> list[Series]:
+    def series(
+        self, sources: Sequence[str], t0_ns: int, t1_ns: int, deadline: Deadline | None = None
+    ) -> list[Series]:
         """Every series of the given source ids, with its samples in [t0, t1]."""
-        return list(self.series_by_id(sources, t0_ns, t1_ns).values())
+        return list(self.series_by_id(sources, t0_ns, t1_ns, deadline=deadline).values())
 
     def series_by_id(
-        self, sources: Sequence[str], t0_ns: int, t1_ns: int, skip: Container[int] = ()
+        self, sources: Sequence[str], t0_ns: int, t1_ns: int, skip: Container[int] = (),
+        deadline: Deadline | None = None,
     ) -> dict[int, Series]:
         """Every series of the given source ids by series id, with its samples in [t0, t1];
-        those in `skip` without samples (their figures come from their gauge folds)."""
+        those in `skip` without samples (their figures come from their gauge folds).
+        `deadline` is checked between series (collectors/deadline.py: raises Abandoned)."""
         out: dict[int, Series] = {}
         if not sources:  # `IN ()` is SQLite's, not PostgreSQL's
             return out
@@ -398,6 +403,7 @@ class Store(TokenTable):
                 tuple(sources),
             ).fetchall()
             for sid, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
+                check(deadline)
                 merged = {**json.loads(slabels), **json.loads(labels)}
                 if sid in skip:
                     out[sid] = Series(source, metric, unit, kind, (), (), modulus, merged, acc)
