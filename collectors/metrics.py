@@ -255,12 +255,14 @@ class StoreCollector(Collector):
         try:
             kind: Any = "general" if site.general is not None else "infrastructure"
             margin = site.quality.max_gap_s  # samples before the span interpolate its edge
+            deadline = dl.current.get()
             series = self.store.series(
-                source_ids(kind, site), int((now - HOUR_S - margin) * 1e9), now_ns,
-                deadline=dl.current.get(),
+                source_ids(kind, site), int((now - HOUR_S - margin) * 1e9), now_ns, deadline
             )
             hour = evaluate("infrastructure", site, series, now - HOUR_S, now)
+            dl.check(deadline)
             recent = evaluate("infrastructure", site, series, now - POWER_SPAN_S, now)
+            dl.check(deadline)
             for family, role in ((total, "total"), (it, "it")):
                 watts = role_watts(recent, role)
                 if watts is not None:
