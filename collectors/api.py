@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -14,12 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.keys import fingerprint
 from collectors.auth import Auth, Principal
+from collectors.deadline import Deadline
 from collectors.evaluation.ai_runs import Run
 from collectors.evaluation.int64 import INT64_MAX, StoreTime
 from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from collectors.evaluation.site import Site
+from collectors.health import HealthCounts
 from collectors.ingest import Ingest, Outcome
+from collectors.limits import AppLimits, Guard
 from collectors.metrics import add_metrics
+from collectors.offloop import Reads
 from collectors.report import render_html, report_series
 from collectors.scope import scope_error, scoped
 from collectors.sources_api import sources_router
@@ -122,16 +129,30 @@ def window_filter(
 
 def create_app(
     store: Store, ingest: Ingest, site: Site, clock: Callable[[], int] = time.time_ns,
-    auth: bool = True,
+    auth: bool = True, limits: AppLimits = AppLimits(),  # noqa: B008 (frozen)
 ) -> FastAPI:
     """Build the API over an open store, an ingest pipeline and the site's evaluation rules.
 
     With `auth` the windows routes need a bearer token (collectors/auth.py): GET a reader's
-    or an engineer's, POST an engineer's.
+    or an engineer's, POST an engineer's. `limits`: bodies, reads and open windows
+    (docs/security-starvation.md).
     """
     app = FastAPI(title="dcmeter collector", version="1")
     tokens = Auth(store, auth)
     read, write = Depends(tokens.require("reader")), Depends(tokens.require("engineer"))
+    # Token, size and time of a request checked from its head, before a body is read.
+    app.add_middleware(Guard, auth=tokens, max_body=limits.max_body_bytes,
+                       body_timeout_s=limits.body_timeout_s)
+    reads = Reads(limits.read_timeout_s)
+    counts = HealthCounts(store)
+    # Ingest runs off the event loop, one batch at a time (the order batches are checked in
+    # is the order they arrive in), in its own thread: it never takes FastAPI's workers.
+    ingest_thread = ThreadPoolExecutor(1, thread_name_prefix="dcmeter-ingest")
+
+    async def ingested(work: Callable[[], Outcome]) -> JSONResponse:
+        out = await asyncio.get_running_loop().run_in_executor(ingest_thread, work)
+        counts.note(out)
+        return JSONResponse(*_pair(out))
 
     @app.post(
         "/api/v1/batches",
@@ -151,7 +172,7 @@ def create_app(
         """Receive one signed batch (application/x-msgpack)."""
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > ingest.max_bytes:
-            return JSONResponse(*_pair(ingest.too_large(int(length))))
+            return await ingested(lambda: ingest.too_large(int(length)))
         ctype = request.headers.get("content-type", "").split(";")[0].strip()
         if ctype != MSGPACK:
             raise HTTPException(415, f"content-type must be {MSGPACK}")
@@ -161,9 +182,9 @@ def create_app(
             chunks.append(chunk)
             size += len(chunk)
             if size > ingest.max_bytes:
-                return JSONResponse(*_pair(ingest.too_large(size)))
-        out = ingest(b"".join(chunks))
-        return JSONResponse(out.body, status_code=out.status)
+                return await ingested(partial(ingest.too_large, size))
+        raw = b"".join(chunks)
+        return await ingested(lambda: ingest(raw))
 
     @app.post("/api/v1/windows", status_code=201)
     def open_window(body: WindowOpen, who: Principal = write) -> dict[str, Any]:
@@ -177,6 +198,13 @@ def create_app(
             raise HTTPException(422, "start must carry a UTC offset, e.g. 2026-01-01T00:00:00Z")
         if body.scope is not None and (why := scope_error(body.kind, site, body.scope)):
             raise HTTPException(422, why)
+        open_now = sum(store.open_window_totals().values())
+        if open_now >= limits.max_open_windows:
+            raise HTTPException(
+                409, f"{open_now} windows are open, the site's limit"
+                f" (collector.max_open_windows = {limits.max_open_windows}): stop one first"
+                " (`dcmeter window stop ID`) or raise the limit",
+            )
         now = clock()
         start = _ns(body.start) if body.start else now
         return _summary(store.open_window(body.kind, start, body.note, now, who.name, body.scope))
@@ -208,23 +236,31 @@ def create_app(
         return _summary(_get(wid))
 
     @app.get("/api/v1/windows/{wid}", dependencies=[read])
-    def get_window(wid: WindowId) -> dict[str, Any]:
+    async def get_window(wid: WindowId, request: Request) -> dict[str, Any]:
         """The window's current result (as of now while it is open)."""
-        return window_result(store, site, _get(wid), clock())
+        def work(d: Deadline) -> dict[str, Any]:
+            return window_result(store, site, _get(wid), clock(), deadline=d)
+
+        return await reads.run(request, work, f"the result of window {wid}")
 
     @app.get("/api/v1/windows/{wid}/report", dependencies=[read], response_model=None)
-    def get_report(
-        wid: WindowId, lang: Literal["en", "zh"] = "en", format: Literal["html", "json"] = "html"
+    async def get_report(
+        wid: WindowId, request: Request, lang: Literal["en", "zh"] = "en",
+        format: Literal["html", "json"] = "html",
     ) -> HTMLResponse | dict[str, Any]:
         """The window's evaluation report (docs/report.md): a self-contained HTML page, or its
         data as JSON (the result and the plot series)."""
-        w, now = _get(wid), clock()
-        result = window_result(store, site, w, now)
-        series = report_series(store, scoped(site, w.kind, w.scope), w, now)
-        if format == "json":
-            return {"result": result, "series": asdict(series)}
-        prints = {agent: fingerprint(key) for agent, key in ingest.keyring.items()}
-        return HTMLResponse(render_html(result, series, lang, prints))
+        def work(d: Deadline) -> HTMLResponse | dict[str, Any]:
+            w, now = _get(wid), clock()
+            result = window_result(store, site, w, now, deadline=d)
+            d.check()
+            series = report_series(store, scoped(site, w.kind, w.scope), w, now, deadline=d)
+            if format == "json":
+                return {"result": result, "series": asdict(series)}
+            prints = {agent: fingerprint(key) for agent, key in ingest.keyring.items()}
+            return HTMLResponse(render_html(result, series, lang, prints))
+
+        return await reads.run(request, work, f"the report of window {wid}")
 
     @app.post("/api/v1/windows/{wid}/runs", status_code=201, dependencies=[write])
     def post_run(wid: WindowId, run: Run) -> JSONResponse:
@@ -256,10 +292,12 @@ def create_app(
         return [_run(r) for r in store.runs(wid)]
 
     @app.get("/api/v1/health")
-    def health() -> dict[str, Any]:
-        """Liveness and store counts."""
-        return {"status": "ok", **store.counts()}
+    async def health() -> dict[str, Any]:
+        """Liveness and counts, from memory (never waits for the store): batches and samples
+        stored, batches refused, reads stopped at their time limit or when the client left."""
+        return {"status": "ok", **counts.body(), "reads_timed_out": reads.timed_out,
+                "reads_abandoned": reads.abandoned}
 
     app.include_router(sources_router(store, tokens, lambda: ingest.keyring, clock))
-    add_metrics(app, store, site, clock)
+    add_metrics(app, store, site, clock, reads)
     return app

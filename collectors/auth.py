@@ -73,6 +73,25 @@ class Auth:
         self._bearer = HTTPBearer(auto_error=False, description="a token from"
                                   " `dcmeter collector token create`")
 
+    def principal(self, token: str | None, role: Role) -> Principal:
+        """Who holds `token` (None: none sent), if its role grants `role`; else HTTPException:
+        401 no or unknown token, 403 a role too weak. Reads the store: call off the loop."""
+        if not self.enabled:
+            return Principal("auth-off", "engineer")
+        if not token:
+            raise HTTPException(
+                401, "no bearer token: send 'Authorization: Bearer <token>'", CHALLENGE
+            )
+        found = self.store.token(token_hash(token))
+        if found is None:
+            raise HTTPException(401, "unknown or revoked bearer token", CHALLENGE)
+        have: Role = "engineer" if found.role == "engineer" else "reader"
+        if role not in GRANTS[have]:
+            raise HTTPException(
+                403, f"token {found.name!r} has role {have!r}; this needs role {role!r}"
+            )
+        return Principal(found.name, have)
+
     def require(self, role: Role) -> Callable[..., Principal]:
         """A dependency admitting tokens whose role grants `role`: 401 unknown, 403 too weak."""
         bearer = self._bearer
@@ -80,20 +99,12 @@ class Auth:
         def check(
             creds: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
         ) -> Principal:
-            if not self.enabled:
-                return Principal("auth-off", "engineer")
-            if creds is None:
-                raise HTTPException(
-                    401, "no bearer token: send 'Authorization: Bearer <token>'", CHALLENGE
-                )
-            found = self.store.token(token_hash(creds.credentials))
-            if found is None:
-                raise HTTPException(401, "unknown or revoked bearer token", CHALLENGE)
-            have: Role = "engineer" if found.role == "engineer" else "reader"
-            if role not in GRANTS[have]:
-                raise HTTPException(
-                    403, f"token {found.name!r} has role {have!r}; this needs role {role!r}"
-                )
-            return Principal(found.name, have)
+            return self.principal(None if creds is None else creds.credentials, role)
 
         return check
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None (as HTTPBearer)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None

@@ -15,7 +15,9 @@ from collectors import config
 from collectors.api import create_app
 from collectors.db import masked
 from collectors.evaluation.site import load_site
+from collectors.http_server import uvicorn_limits
 from collectors.ingest import Ingest
+from collectors.limits import AppLimits
 from collectors.series_table import SeriesLimits
 from collectors.store import Store
 from dcmeter import log, sdnotify
@@ -34,10 +36,10 @@ def build(path: Path) -> tuple[uvicorn.Server, Store]:
         structlog.get_logger("dcmeter.collector").warning("source binding kept", detail=conflict)
     ingest = Ingest(store, keyring, int(c.max_batch_mb * 2**20),
                     reload=lambda: config.keyring(cfg, path))
-    app = create_app(store, ingest, site, auth=c.auth)
+    app = create_app(store, ingest, site, auth=c.auth, limits=AppLimits.of(c))
     server = uvicorn.Server(
         uvicorn.Config(app, host=c.host, port=c.port, log_config=None, access_log=False,
-                       **config.uvicorn_tls(c.tls))
+                       **config.uvicorn_tls(c.tls), **uvicorn_limits(c))
     )
     structlog.get_logger("dcmeter.collector").info(
         "collector starting", host=c.host, port=c.port, store=masked(c.store),

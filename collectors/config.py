@@ -44,6 +44,26 @@ class CollectorSection(BaseModel):
     # Bearer tokens on the windows API (collectors/auth.py); off only on loopback.
     auth: bool = True
     tls: TlsSection | None = None
+    # Limits that keep a hostile client from starving the collector (docs/security-starvation.md).
+    # Connections at once; beyond it requests are answered 503 (uvicorn limit_concurrency).
+    limit_concurrency: int = Field(default=4096, ge=1, le=60000)
+    # Connections the kernel queues before they are accepted (listen backlog).
+    backlog: int = Field(default=2048, ge=1, le=65535)
+    # An idle keep-alive connection is closed after this long, s.
+    keep_alive_s: int = Field(default=5, ge=1, le=3600)
+    # A request's head must arrive within this long of the connection (or the previous
+    # response), s; else 408 and the connection is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    # Largest request head (request line and headers), KiB.
+    max_header_kb: int = Field(default=16, ge=1, le=1024)
+    # A request's body must arrive within this long of its head, s; else 408.
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Largest body of every route but /api/v1/batches (max_batch_mb), KiB; else 413.
+    max_body_kb: int = Field(default=256, ge=1, le=1024 * 1024)
+    # A window result, report, or /metrics scrape taking longer is stopped and answered 503, s.
+    read_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # Measurement windows open at once on this site; opening one more is refused with 409.
+    max_open_windows: int = Field(default=32, ge=1, le=100000)
 
     @field_validator("store", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from collectors.agent_keys import KeyHistory
 from collectors.ownership import Refused
 from collectors.store import Store
 from dcmeter.configfile import ConfigError
+from dcmeter.ratelimit import LogLimiter
 
 log = structlog.get_logger("dcmeter.collector.ingest")
 
@@ -52,6 +53,8 @@ class Ingest:
     reload: Callable[[], Mapping[str, Ed25519PublicKey]] | None = None
     # The collector's wall clock, ns since the epoch (the time rule's reference).
     clock: Callable[[], int] = time.time_ns
+    # One "batch refused" line per (reason, agent) a minute; every refusal is still counted.
+    quiet: LogLimiter = field(default_factory=LogLimiter)
     history: KeyHistory = field(init=False)
     _reloaded: float = field(init=False, default=float("-inf"))
 
@@ -117,7 +120,9 @@ class Ingest:
     def _refuse(self, status: int, reason: str, detail: str, agent: str | None) -> Outcome:
         self.rejected[reason] += 1
         self.store.record_rejection(time.time_ns(), status, reason, agent)
-        log.warning("batch refused", status=status, reason=reason, detail=detail, agent=agent)
+        if (left_out := self.quiet.allow((reason, agent))) is not None:
+            log.warning("batch refused", status=status, reason=reason, detail=detail,
+                        agent=agent, left_out=left_out)
         return Outcome(status, {"status": "rejected", "reason": reason, "detail": detail})
 
     def too_large(self, size: int) -> Outcome:

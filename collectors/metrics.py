@@ -23,9 +23,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from collectors import deadline as dl
 from collectors.evaluation.evaluate import evaluate, source_ids
 from collectors.evaluation.site import Site
 from collectors.evaluation.site_general import GROUP_KINDS
+from collectors.offloop import Reads
 from collectors.store import Store
 from collectors.windows import KINDS
 
@@ -266,11 +268,14 @@ class StoreCollector(Collector):
         try:
             kind: Any = "general" if site.general is not None else "infrastructure"
             margin = site.quality.max_gap_s  # samples before the span interpolate its edge
+            deadline = dl.current.get()
             series = self.store.series(
-                source_ids(kind, site), int((now - HOUR_S - margin) * 1e9), now_ns
+                source_ids(kind, site), int((now - HOUR_S - margin) * 1e9), now_ns, deadline
             )
             hour = evaluate("infrastructure", site, series, now - HOUR_S, now)
+            dl.check(deadline)
             recent = evaluate("infrastructure", site, series, now - POWER_SPAN_S, now)
+            dl.check(deadline)
             # A figure that could not be computed, or is not a finite number, is left out:
             # an absent series, never NaN (docs/metrics.md).
             for family, role in ((total, "total"), (it, "it")):
@@ -285,6 +290,8 @@ class StoreCollector(Collector):
                 for k in GROUP_KINDS:
                     if _finite(loads.get(k)):
                         load.add_metric([k], loads[k])
+        except dl.Abandoned:  # past the time limit or the client left: stop the scrape
+            raise
         except Exception:  # one failed evaluation must not take the ingest metrics with it
             log.exception("site figures for /metrics failed")
         valid.add_metric([], ok)
@@ -292,9 +299,12 @@ class StoreCollector(Collector):
 
 
 def add_metrics(
-    app: FastAPI, store: Store, site: Site, clock: Callable[[], int] = time.time_ns
+    app: FastAPI, store: Store, site: Site, clock: Callable[[], int] = time.time_ns,
+    reads: Reads | None = None,
 ) -> None:
-    """Serve GET /metrics on `app` from `store` and `site` (no token: gauges, no secrets)."""
+    """Serve GET /metrics on `app` from `store` and `site` (no token: gauges, no secrets);
+    each scrape runs off the event loop within `reads`' time limit (collectors/offloop.py)."""
+    off_loop = reads or Reads(60.0)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store, site, clock))
 
@@ -309,6 +319,7 @@ def add_metrics(
         ),
         responses={200: {"content": {"text/plain": {}}}},
     )
-    def metrics(request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encode(registry), media_type=content_type)
+        body = await off_loop.run(request, lambda _: encode(registry), "the /metrics scrape")
+        return Response(body, media_type=content_type)

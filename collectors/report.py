@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from collectors.deadline import Deadline
 from collectors.evaluation.evaluate import Kind, evaluate, source_ids
 from collectors.evaluation.jsonl import parse_rfc3339
 from collectors.evaluation.series import Series
@@ -111,14 +112,16 @@ def series_from(
 
 
 def report_series(
-    store: Store, site: Site, window: Window, now_ns: int, step_s: float | None = None
+    store: Store, site: Site, window: Window, now_ns: int, step_s: float | None = None,
+    deadline: Deadline | None = None,
 ) -> ReportSeries:
-    """Plot series of `window` (to `now_ns` while open), its samples read once from `store`."""
+    """Plot series of `window` (to `now_ns` while open), its samples read once from `store`
+    (`deadline` stops the reading: collectors/deadline.py)."""
     end_ns = window.end_ns if window.end_ns is not None else now_ns
     margin_ns = int(site.quality.max_gap_s * 1e9)
     kind: Kind = "general" if window.kind == "general" else "infrastructure"
     samples = store.series(source_ids(kind, site), window.start_ns - margin_ns,
-                           end_ns + margin_ns)
+                           end_ns + margin_ns, deadline=deadline)
     return series_from(window.kind, site, samples, window.start_ns / 1e9, end_ns / 1e9,
                        step_s)
 

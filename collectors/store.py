@@ -22,6 +22,7 @@ from agent.wire import Batch
 from collectors import db as dbm
 from collectors import store_chain as chain_db
 from collectors.db import Connection, Migration
+from collectors.deadline import Deadline, check
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.series import Series
 from collectors.ownership import Owners, Refused, migrate_owners
@@ -382,15 +383,19 @@ class Store(TokenTable):
                 "rejected": q("SELECT COUNT(*) FROM rejections").fetchone()[0],
             }
 
-    def series(self, sources: Sequence[str], t0_ns: int, t1_ns: int) -> list[Series]:
+    def series(
+        self, sources: Sequence[str], t0_ns: int, t1_ns: int, deadline: Deadline | None = None
+    ) -> list[Series]:
         """Every series of the given source ids, with its samples in [t0, t1]."""
-        return list(self.series_by_id(sources, t0_ns, t1_ns).values())
+        return list(self.series_by_id(sources, t0_ns, t1_ns, deadline=deadline).values())
 
     def series_by_id(
-        self, sources: Sequence[str], t0_ns: int, t1_ns: int, skip: Container[int] = ()
+        self, sources: Sequence[str], t0_ns: int, t1_ns: int, skip: Container[int] = (),
+        deadline: Deadline | None = None,
     ) -> dict[int, Series]:
         """Every series of the given source ids by series id, with its samples in [t0, t1];
-        those in `skip` without samples (their figures come from their gauge folds)."""
+        those in `skip` without samples (their figures come from their gauge folds).
+        `deadline` is checked between series (collectors/deadline.py: raises Abandoned)."""
         out: dict[int, Series] = {}
         if not sources:  # `IN ()` is SQLite's, not PostgreSQL's
             return out
@@ -402,6 +407,7 @@ class Store(TokenTable):
                 tuple(sources),
             ).fetchall()
             for sid, agent, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
+                check(deadline)
                 # Only the owner's samples count, for the spans it owned the source.
                 spans = self.owners.series_spans(agent, source)
                 if spans == []:

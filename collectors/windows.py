@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from collectors.deadline import Deadline, check
 from collectors.evaluation.evaluate import evaluate, source_ids
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.general import A5_MAX_INTERVAL_S
@@ -208,13 +209,14 @@ def _opt_time(ns: int | None) -> str | None:
 
 
 def window_result(
-    store: Store, site: Site, w: Window, now_ns: int, *, use_folds: bool = True
+    store: Store, site: Site, w: Window, now_ns: int, *, use_folds: bool = True,
+    deadline: Deadline | None = None,
 ) -> dict[str, Any]:
     """Evaluate `w` over [start, end], or [start, now] while it is open.
 
     A general window's CPU load series come from their gauge folds (kept as batches
     arrived) where usable, the rest from the stored samples; `use_folds=False` reads all
-    samples (the raw path, for comparison).
+    samples (the raw path, for comparison). `deadline` stops the reading (Abandoned).
     """
     site = scoped(site, w.kind, w.scope)
     end_ns = w.end_ns if w.end_ns is not None else now_ns
@@ -224,7 +226,8 @@ def window_result(
     t0_ns, t1_ns = w.start_ns - margin_ns, end_ns + margin_ns
     start, end = w.start_ns / 1e9, end_ns / 1e9
     folds = _folded(store, site, w, start, end) if use_folds else {}
-    by_id = store.series_by_id(source_ids(kind, site), t0_ns, t1_ns, skip=folds.keys())
+    by_id = store.series_by_id(source_ids(kind, site), t0_ns, t1_ns, skip=folds.keys(),
+                               deadline=deadline)
     series = list(by_id.values())
     runs = [r.body for r in store.runs(w.id)]
     means: dict[Series, GaugeMean] = {}
@@ -235,9 +238,10 @@ def window_result(
             continue
         m, q = fold.mean_utilisation(s, start, end), fold.series_quality(s, start, end, gap_s)
         if m is None or q is None:  # not expected after usable(): read everything raw
-            return window_result(store, site, w, now_ns, use_folds=False)
+            return window_result(store, site, w, now_ns, use_folds=False, deadline=deadline)
         means[s], qualities[s] = m, q
     result = evaluate(kind, site, series, start, end, runs, means=means, qualities=qualities)
+    check(deadline)
     result["window"] = {
         "id": w.id,
         "kind": w.kind,
