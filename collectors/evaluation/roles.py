@@ -38,9 +38,16 @@ class RoleEnergy:
     coverage: float | None
 
 
-def _labels_text(series: Series, group: Sequence[Series]) -> str:
-    varying = sorted(k for k in series.labels if len({s.labels.get(k) for s in group}) > 1)
-    return "{" + ",".join(f"{k}={series.labels[k]}" for k in varying) + "}" if varying else ""
+def _varying(group: Sequence[Series]) -> list[str]:
+    """The label keys whose values differ between the series of `group` (once per group:
+    a source with thousands of series must not cost a pass over the group per series)."""
+    keys = sorted({k for s in group for k in s.labels})
+    return [k for k in keys if len({s.labels.get(k) for s in group}) > 1]
+
+
+def _labels_text(series: Series, varying: Sequence[str]) -> str:
+    shown = [k for k in varying if k in series.labels]
+    return "{" + ",".join(f"{k}={series.labels[k]}" for k in shown) + "}" if shown else ""
 
 
 def _source_figure(
@@ -53,6 +60,7 @@ def _source_figure(
 ) -> EnergyFigure:
     """Sum the figures (kWh) of a source's series that share one metric, e.g. one per phase."""
     parts = [energy(s, start, end, gap_s) for s in chosen]
+    varying = _varying(chosen) if any(p.issues for p in parts) else []
     firsts = [p.first_ts for p in parts if p.first_ts is not None]
     lasts = [p.last_ts for p in parts if p.last_ts is not None]
     return EnergyFigure(
@@ -62,7 +70,7 @@ def _source_figure(
         metric=parts[0].metric,
         events=tuple(e for p in parts for e in p.events),
         issues=tuple(
-            f"{source} {s.metric}{_labels_text(s, chosen)}: {issue}"
+            f"{source} {s.metric}{_labels_text(s, varying)}: {issue}"
             for s, p in zip(chosen, parts, strict=True)
             for issue in p.issues
         ),
