@@ -135,7 +135,7 @@ def create_app(
 
     With `auth` the windows routes need a bearer token (collectors/auth.py): GET a reader's
     or an engineer's, POST an engineer's. `limits`: bodies, reads and open windows
-    (docs/security-starvation.md).
+    (docs/security.md).
     """
     app = FastAPI(title="dcmeter collector", version="1")
     tokens = Auth(store, auth)

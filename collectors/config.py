@@ -44,7 +44,7 @@ class CollectorSection(BaseModel):
     # Bearer tokens on the windows API (collectors/auth.py); off only on loopback.
     auth: bool = True
     tls: TlsSection | None = None
-    # Limits that keep a hostile client from starving the collector (docs/security-starvation.md).
+    # Limits that keep a hostile client from starving the collector (docs/security.md).
     # Connections at once; beyond it requests are answered 503 (uvicorn limit_concurrency).
     limit_concurrency: int = Field(default=4096, ge=1, le=60000)
     # Connections the kernel queues before they are accepted (listen backlog).
