@@ -156,12 +156,8 @@ class Ingest:
             state, chain = self.store.insert_batch(
                 batch, wire.batch_hash(body), raw, time.time_ns(), new
             )
-        except Refused as exc:  # a source of another agent, or over a series cap
+        except Refused as exc:  # conflict, chain, key, ownership or series cap: nothing kept
             return self._refuse(exc.status, exc.reason, exc.detail, batch.agent)
-        if state in REFUSED:
-            status, reason, detail = REFUSED[state]
-            detail = detail.format(seq=batch.seq, nxt=batch.seq + 1)
-            return self._refuse(status, reason, detail, batch.agent)
         if new is not None:
             self._rotated(batch, new, state)
         self.accepted[state] += 1
@@ -182,25 +178,6 @@ class Ingest:
         else:
             log.warning("key announced in a duplicate batch not recorded: the agent already"
                         " went on", agent=batch.agent, seq=batch.seq, key=new[1])
-
-
-# Refusals insert_batch answers instead of storing: status, reason and detail.
-REFUSED: dict[str, tuple[int, str, str]] = {
-    "conflict": (409, "seq_conflict", "seq {seq} already stored with other content"),
-    "chain_mismatch": (
-        409, "chain_mismatch",
-        "batch {seq} does not hash to the prev of the stored batch {nxt}: not the batch the"
-        " agent chained there",
-    ),
-    "key_reused": (
-        409, "key_reused",
-        "batch {seq} announces a key this agent had before; rotate to a new key",
-    ),
-    "key_out_of_order": (
-        409, "key_out_of_order",
-        "batch {seq} announces a key, but a key valid from a later seq is already recorded",
-    ),
-}
 
 
 def _announced(batch: wire.Batch, rotation: wire.Rotation | None) -> tuple[str, str] | None:

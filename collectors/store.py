@@ -79,9 +79,29 @@ CREATE TABLE IF NOT EXISTS window_folds (
 
 Stored = Literal["stored", "duplicate", "conflict"]
 # What `insert_batch` did: a refusal (nothing stored) for the last four; see store_chain.py.
-Inserted = Literal[
-    "stored", "duplicate", "conflict", "chain_mismatch", "key_reused", "key_out_of_order"
-]
+Inserted = Literal["stored", "duplicate"]
+# Refusals of insert_batch (raised as Refused, nothing written): status, reason, detail.
+REFUSED: dict[str, tuple[int, str, str]] = {
+    "seq_conflict": (409, "seq_conflict", "seq {seq} already stored with other content"),
+    "chain_mismatch": (
+        409, "chain_mismatch",
+        "batch {seq} does not hash to the prev of the stored batch {nxt}: not the batch the"
+        " agent chained there",
+    ),
+    "key_reused": (
+        409, "key_reused",
+        "batch {seq} announces a key this agent had before; rotate to a new key",
+    ),
+    "key_out_of_order": (
+        409, "key_out_of_order",
+        "batch {seq} announces a key, but a key valid from a later seq is already recorded",
+    ),
+}
+
+
+def _refused(why: str, batch: Batch) -> Refused:
+    status, reason, detail = REFUSED[why]
+    return Refused(status, reason, detail.format(seq=batch.seq, nxt=batch.seq + 1))
 # A drop record an agent reported: (first_seq, last_seq, samples, first_ts_ns, last_ts_ns).
 Drop = tuple[int, int, int, int, int]
 
@@ -223,7 +243,7 @@ class Store(TokenTable):
             ).fetchone()
             if row is not None:
                 if bytes(row[0]) != digest:
-                    return "conflict", ""
+                    raise _refused("seq_conflict", batch)
                 if rotation is not None and chain_db.key_check(
                     db, batch.agent, batch.seq, rotation[0]
                 ) == "new" and not db.execute(
@@ -237,11 +257,11 @@ class Store(TokenTable):
                 return "duplicate", ""
             self.owners.check(db, batch, received_ns)  # Refused: nothing of it is written
             if not chain_db.successor_links(db, batch.agent, batch.seq, digest):
-                return "chain_mismatch", ""
+                raise _refused("chain_mismatch", batch)
             if rotation is not None:
                 check = chain_db.key_check(db, batch.agent, batch.seq, rotation[0])
                 if check in ("key_reused", "key_out_of_order"):
-                    return check, ""
+                    raise _refused(check, batch)
                 chain_db.record_key(db, batch.agent, batch.seq, rotation, received_ns)
             chain = chain_db.predecessor_link(db, batch)
             min_ts, max_ts = chain_db.sample_span(batch)
