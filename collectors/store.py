@@ -419,40 +419,41 @@ class Store(TokenTable):
         out: dict[int, Series] = {}
         if not sources:  # `IN ()` is SQLite's, not PostgreSQL's
             return out
+        marks = ",".join("?" * len(sources))
         with self._lock:
-            marks = ",".join("?" * len(sources))
             meta = self._db.execute(
                 f"SELECT id, agent, source, source_labels, accuracy, metric, unit, kind,"
                 f" modulus, labels FROM series WHERE source IN ({marks}) ORDER BY id",
                 tuple(sources),
             ).fetchall()
-            for sid, agent, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
-                check(deadline)
-                # Only the owner's samples count, for the spans it owned the source.
-                spans = self.owners.series_spans(agent, source)
-                if spans == []:
-                    continue
-                merged = {**json.loads(slabels), **json.loads(labels)}
-                if sid in skip and spans is None:
-                    out[sid] = Series(source, metric, unit, kind, (), (), modulus, merged, acc)
-                    continue
-                owned, args = "", [sid, t0_ns, t1_ns]
-                if spans is not None:
-                    owned = " AND (" + " OR ".join(["(ts >= ? AND ts < ?)"] * len(spans)) + ")"
-                    args += [t for span in spans for t in span]
+        # The lock is taken per series, not for the whole read: a long read (thousands of
+        # series) lets ingest go on between them.
+        for sid, agent, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
+            check(deadline)
+            # Only the owner's samples count, for the spans it owned the source.
+            spans = self.owners.series_spans(agent, source)
+            if spans == []:
+                continue
+            merged = {**json.loads(slabels), **json.loads(labels)}
+            if sid in skip and spans is None:
+                out[sid] = Series(source, metric, unit, kind, (), (), modulus, merged, acc)
+                continue
+            owned, args = "", [sid, t0_ns, t1_ns]
+            if spans is not None:
+                owned = " AND (" + " OR ".join(["(ts >= ? AND ts < ?)"] * len(spans)) + ")"
+                args += [t for span in spans for t in span]
+            with self._lock:
                 # Whole seconds and nanoseconds apart: both exact in a float64.
-                pts = np.array(
-                    self._db.execute(
-                        "SELECT ts / 1000000000, ts % 1000000000, value FROM samples"
-                        " WHERE series = ? AND ts BETWEEN ? AND ?" + owned + " ORDER BY ts",
-                        tuple(args),
-                    ).fetchall(),
-                    dtype=np.float64,
-                ).reshape(-1, 3)
-                out[sid] = Series(
-                    source, metric, unit, kind, pts[:, 0] + pts[:, 1] / 1e9, pts[:, 2],
-                    modulus, merged, acc,
-                )
+                rows = self._db.execute(
+                    "SELECT ts / 1000000000, ts % 1000000000, value FROM samples"
+                    " WHERE series = ? AND ts BETWEEN ? AND ?" + owned + " ORDER BY ts",
+                    tuple(args),
+                ).fetchall()
+            pts = np.array(rows, dtype=np.float64).reshape(-1, 3)
+            out[sid] = Series(
+                source, metric, unit, kind, pts[:, 0] + pts[:, 1] / 1e9, pts[:, 2],
+                modulus, merged, acc,
+            )
         return out
 
     def source_changes(
