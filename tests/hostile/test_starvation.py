@@ -299,9 +299,11 @@ def fill(c: Running, metrics: int, per_metric: int = 30) -> None:
 
 def test_metrics_scrape_stops_when_the_client_leaves(start: Callable[..., Any]) -> None:
     with start() as c:
-        fill(c, 1500)  # a scrape evaluates 1,500 power series: seconds of work
+        # A scrape evaluates 4,000 power series (one store query each, within the default
+        # max_series_per_source): well over the 0.1 s the client waits, on any machine.
+        fill(c, 4000)
         with pytest.raises(httpx.ReadTimeout):
-            httpx.get(f"{c.url}/metrics", timeout=httpx.Timeout(10, read=0.3))
+            httpx.get(f"{c.url}/metrics", timeout=httpx.Timeout(10, read=0.1))
         deadline = time.monotonic() + 60
         while httpx.get(f"{c.url}/api/v1/health").json().get("reads_abandoned") != 1:
             assert time.monotonic() < deadline, "the scrape was not stopped"
