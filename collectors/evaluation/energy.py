@@ -228,8 +228,8 @@ def counter_energy(series: Series, start: float, end: float, gap_s: float) -> En
         if kind is None:
             continue
         before, after = vs[j - 1], vs[j]
-        wrap = kind == "wrap" and series.modulus is not None
-        extra.append((j - lo, reading(series.modulus) if wrap else reading(before)))
+        modulus = series.modulus if kind == "wrap" else None  # _step wraps only with one
+        extra.append((j - lo, reading(before if modulus is None else modulus)))
         events.append(CounterEvent(src, metric, ts[j], kind, before, after, unit, delta * scale))
         if kind == "reset":
             issues.append(
@@ -239,7 +239,8 @@ def counter_energy(series: Series, start: float, end: float, gap_s: float) -> En
     used = ts[lo : hi + 1]
     window_issues, valid, coverage = _window_issues(used, start, end, gap_s, "counter")
     a, b = max(start, used[0]), min(end, used[-1])
-    counted = _exact_at(used, vs[lo : hi + 1], extra, b) - _exact_at(used, vs[lo : hi + 1], extra, a)
+    values = vs[lo : hi + 1]
+    counted = _exact_at(used, values, extra, b) - _exact_at(used, values, extra, a)
     resets = sum(e.kind == "reset" for e in events)
     return EnergyFigure(
         kwh=float(counted * EXACT_TO_KWH[unit.lower()]),
