@@ -14,9 +14,9 @@ binary floating-point noise (docs/evaluation.md, "Exact grading"):
   adds after the exact differences (a few units of 1e-16 relative) disappears; any reading's
   last digit moves a figure by far more than 5e-13 relative, so a figure a hair beyond a
   limit stays beyond it.
-- Times (A.5's interval and window rules) are compared in whole milliseconds: timestamps
-  are float epoch seconds (about 0.2 µs apart at this epoch) and agents' clocks are no
-  better than a millisecond.
+- Times (A.5's interval and window rules) are compared in whole microseconds: timestamps
+  are float epoch seconds, within 0.12 µs of the reported time at this epoch, so a
+  difference of two is within 0.24 µs of the exact one; RFC 3339 times carry at most µs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from fractions import Fraction
 
 GRADE_DIGITS = 12  # significant digits a figure is graded at
 _GRADE = Context(prec=GRADE_DIGITS, rounding=ROUND_HALF_EVEN)
-_MS = Decimal("0.001")
+_US = Decimal("0.000001")
 
 
 def reading(value: float) -> Fraction:
@@ -63,15 +63,15 @@ def below(value: float, limit: float) -> bool:
     return graded(value) < _limit(limit)
 
 
-def _ms(seconds: float) -> Decimal:
-    return Decimal(repr(float(seconds))).quantize(_MS, rounding=ROUND_HALF_EVEN)
+def _us(seconds: float) -> Decimal:
+    return Decimal(repr(float(seconds))).quantize(_US, rounding=ROUND_HALF_EVEN)
 
 
 def seconds_at_most(seconds: float, limit_s: float) -> bool:
-    """Tell whether a duration (s) is at most `limit_s`, both in whole milliseconds."""
-    return math.isfinite(seconds) and _ms(seconds) <= _ms(limit_s)
+    """Tell whether a duration (s) is at most `limit_s`, both in whole microseconds."""
+    return math.isfinite(seconds) and _us(seconds) <= _us(limit_s)
 
 
 def seconds_below(seconds: float, limit_s: float) -> bool:
-    """Tell whether a duration (s) is below `limit_s`, both in whole milliseconds."""
-    return math.isfinite(seconds) and _ms(seconds) < _ms(limit_s)
+    """Tell whether a duration (s) is below `limit_s`, both in whole microseconds."""
+    return math.isfinite(seconds) and _us(seconds) < _us(limit_s)

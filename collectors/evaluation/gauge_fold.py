@@ -134,7 +134,7 @@ class GaugeFold:
             self.n_in += 1
             self.weighted += min(max(frac, 0.0), 1.0) * width
             self.covered += width
-            if round(step, 3) <= self.max_interval_s:  # whole ms, as quality.py (exact.py)
+            if round(step, 6) <= self.max_interval_s:  # whole µs, as quality.py (exact.py)
                 self.covered_short += width
             self.max_gap = max(self.max_gap, step)
             _add(self.win_steps, step)

@@ -56,7 +56,7 @@ def series_quality(
     overlaps = (b > start) & (a < end)
     a, b = a[overlaps], b[overlaps]
     gaps = b - a
-    short = np.round(gaps, 3) <= max_interval_s  # whole milliseconds, as the rule (exact.py)
+    short = np.round(gaps, 6) <= max_interval_s  # whole microseconds, as the rule (exact.py)
     covered = float(np.sum(np.minimum(b[short], end) - np.maximum(a[short], start)))
     ends: list[float] = []
     if used_t.size and length > 0:
