@@ -20,7 +20,7 @@ def withhold_levels(result: dict[str, Any]) -> dict[str, Any]:
     for name in LEVEL_FIELDS:
         if name not in result:
             continue
-        result[f"{name}_indicative"] = None if valid else result[name]
-        if not valid:
-            result[name] = None
+        # Idempotent: the collector calls it again once its own checks may have invalidated.
+        level = result[name] if result[name] is not None else result.get(f"{name}_indicative")
+        result[name], result[f"{name}_indicative"] = (level, None) if valid else (None, level)
     return result

@@ -223,6 +223,12 @@ def test_withhold_levels_keeps_what_it_does_not_know() -> None:
                  "cee": 3.0}
     assert withhold_levels({"quality": {"valid": True}, "pue_level": None}) == {
         "quality": {"valid": True}, "pue_level": None, "pue_level_indicative": None}
+    # Idempotent: the collector applies it again after its own checks.
+    assert withhold_levels(r) == {"quality": {"valid": False}, "pue_level": None,
+                                  "pue_level_indicative": 2, "cee": 3.0}
+    late = withhold_levels({"quality": {"valid": True}, "aee_level": "advanced"})
+    late["quality"]["valid"] = False
+    assert withhold_levels(late)["aee_level_indicative"] == "advanced"
 
 
 def test_text_output_marks_an_indicative_level() -> None:
