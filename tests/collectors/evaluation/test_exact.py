@@ -32,7 +32,7 @@ from collectors.evaluation.jsonl import parse_rfc3339, read_jsonl, series_from_r
 from collectors.evaluation.levels import withhold_levels
 from collectors.evaluation.quality import series_quality, window_rule
 from collectors.evaluation.series import Series
-from collectors.evaluation.site import load_site
+from collectors.evaluation.site import Site, load_site
 from collectors.evaluation.uncertainty import within_mpe
 from collectors.report import render_html, series_from
 from collectors.report_html import LABELS
@@ -249,3 +249,17 @@ def test_html_report_marks_an_indicative_level(lang: str) -> None:
     assert marked in html
     # The grade's name appears only inside the marked phrase, never as a bare level cell.
     assert html.count(f">{L['advanced']}<") == 0
+
+
+def test_a_missing_total_energy_is_reported_as_missing() -> None:
+    # IT meter 200.0 -> 204.0 kWh, no total meter samples at all: E_total unknown.
+    site = Site.model_validate({"site": {"name": "t", "region": "east-2023"},
+                                "energy": {"total": ["meter-total"], "it": ["meter-it"]}})
+    it = Series("meter-it", "energy_import_kwh", "kWh", "counter",
+                [T0 + 900.0 * i for i in range(5)], [200.0, 201.0, 202.0, 203.0, 204.0],
+                labels={"point": "it_input"})
+    r = evaluate("infrastructure", site, [it], T0, T0 + 3600)
+    assert r["pue"] is None and r["quality"]["valid"] is False
+    issues = r["quality"]["issues"]
+    assert any("total: no total energy (E_total) measured" in i for i in issues), issues
+    assert not any("IT energy is not positive" in i for i in issues), issues
