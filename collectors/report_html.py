@@ -49,6 +49,7 @@ LABELS: dict[str, dict[str, str]] = {
         "chains": "Hash chains verified", "unknown_key": "unknown",
         "yes": "yes", "no": "no", "none": "—", "level_n": "level {n}",
         "no_level": "not graded", "advanced": "advanced", "energy_saving": "energy-saving",
+        "indicative": "{level} (indicative: result not valid)",
         "pue_thr": "level 1 ≤ {l1}, level 2 ≤ {l2}, level 3 ≤ {l3} (GB 40879-2021)",
         "cee_thr": "advanced ≥ {a}, energy-saving ≥ {e} (Table 1)",
         "aee_thr": "advanced ≥ {a} GFLOPs/Wh (Table 2)",
@@ -97,6 +98,7 @@ LABELS: dict[str, dict[str, str]] = {
         "chains": "哈希链验证", "unknown_key": "未知",
         "yes": "是", "no": "否", "none": "—", "level_n": "{n} 级",
         "no_level": "未达到等级", "advanced": "先进", "energy_saving": "节能",
+        "indicative": "{level}（仅供参考：结果无效）",
         "pue_thr": "1 级 ≤ {l1}，2 级 ≤ {l2}，3 级 ≤ {l3}（GB 40879-2021）",
         "cee_thr": "先进 ≥ {a}，节能 ≥ {e}（表 1）",
         "aee_thr": "先进 ≥ {a} GFLOPs/Wh（表 2）",
@@ -183,11 +185,25 @@ class Page:
 
     def level(self, v: Any) -> str:
         """A level: GB 40879 number, or a Table 1/2 grade name."""
+        return self.t("no_level") if v is None else escape(self.level_plain(v))
+
+    def graded(self, name: str) -> str:
+        """A result's level field: the level, or the would-be level marked indicative.
+
+        A result that is not valid carries its level only in `<name>_indicative`
+        (collectors/evaluation/levels.py); it is never shown as a bare level.
+        """
+        value, indicative = self.r.get(name), self.r.get(f"{name}_indicative")
+        if value is None and indicative is not None:
+            text = self.L["indicative"].format(level=self.level_plain(indicative))
+            return f'<em class="bad">{escape(text)}</em>'
+        return self.level(value)
+
+    def level_plain(self, v: Any) -> str:
+        """A level as plain text (not escaped), for composing into a longer phrase."""
         if isinstance(v, int) and not isinstance(v, bool):
-            return escape(self.L["level_n"].format(n=v))
-        if isinstance(v, str) and v in self.L:
-            return self.t(v)
-        return self.t("no_level") if v is None else _e(v)
+            return self.L["level_n"].format(n=v)
+        return self.L[v] if isinstance(v, str) and v in self.L else str(v)
 
     def h2(self, key: str) -> str:
         """A section heading."""
@@ -220,7 +236,7 @@ class Page:
         rows = [[self.t("e_total"), num(e.get("total")), "", ""],
                 [self.t("e_it"), num(e.get("it")), "", ""],
                 [self.t("e_green"), num(e.get("green")), "", ""],
-                [self.t("pue"), num(r.get("pue")), self.level(r.get("pue_level")),
+                [self.t("pue"), num(r.get("pue")), self.graded("pue_level"),
                  escape(pue_thr)],
                 [self.t("carbon"), num(r.get("carbon_kg")), "", ""],
                 [self.t("cue"), num(r.get("cue")), "", ""]]
@@ -232,7 +248,7 @@ class Page:
                      for k in ("compute", "storage", "network")]
             rows += [[self.t("load_method"), _e(r.get("load_method")), "", ""],
                      [self.t("c"), num(r.get("computing_power"), 1), "", ""],
-                     [self.t("cee"), num(r.get("cee"), 2), self.level(r.get("cee_level")),
+                     [self.t("cee"), num(r.get("cee"), 2), self.graded("cee_level"),
                       escape(L["cee_thr"].format(a=ct.get("advanced", "—"),
                                                  e=ct.get("energy_saving", "—")))],
                      [self.t("ccue"), sci(r.get("ccue")), "", ""]]
@@ -240,7 +256,7 @@ class Page:
         if r.get("kind") == "ai":
             at = r.get("aee_thresholds") or {}
             rows += [[self.t("aee_mean"), num(r.get("aee_gflops_per_wh"), 2),
-                      self.level(r.get("aee_level")),
+                      self.graded("aee_level"),
                       escape(L["aee_thr"].format(a=at.get("advanced", "—")))],
                      [self.t("aee_train"), num(r.get("aee_train"), 2), "", ""],
                      [self.t("aee_infer"), num(r.get("aee_infer"), 2), "", ""],

@@ -14,6 +14,7 @@ from collectors.evaluation.evaluate import evaluate, source_ids
 from collectors.evaluation.gauge_fold import GaugeFold
 from collectors.evaluation.general import A5_MAX_INTERVAL_S
 from collectors.evaluation.jsonl import rfc3339
+from collectors.evaluation.levels import withhold_levels
 from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
@@ -263,6 +264,7 @@ def window_result(
     quality["chain"], quality["clock"] = chain, clock
     quality["issues"].extend(issues)
     quality["valid"] = quality["valid"] and ok
+    withhold_levels(result)  # the chain or clock may have just made it not valid
     _provenance(store, source_ids(kind, site), t0_ns, t1_ns, quality)
     if w.end_ns is None:
         quality["issues"].append(f"window still open: result as of {rfc3339(now_ns / 1e9)}")

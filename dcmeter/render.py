@@ -39,6 +39,21 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return plain(v)
 
 
+def level_text(result: Mapping[str, Any], name: str) -> str:
+    """A level field as text: the level, or the would-be level marked indicative, or "—".
+
+    A result that is not valid carries its level only in `<name>_indicative`
+    (collectors/evaluation/levels.py): it is never shown as a bare level.
+    """
+    value = result.get(name)
+    if value is not None:
+        return plain(value)
+    indicative = result.get(f"{name}_indicative")
+    if indicative is not None:
+        return f"{plain(indicative)} (indicative: result not valid)"
+    return "—"
+
+
 def print_result(
     result: Mapping[str, Any], truth: Mapping[str, float] | None = None,
     console: Console | None = None,
@@ -71,7 +86,7 @@ def print_result(
             cells += [_fmt(true), err]
         t.add_row(*cells)
     out.print(t)
-    out.print(f"PUE level (GB 40879): {_fmt(result['pue_level'])}")
+    out.print(f"PUE level (GB 40879): {level_text(result, 'pue_level')}")
     src = result.get("sources", {})
     for role in ("total", "it", "green"):
         r = src.get(role) or {}
@@ -117,7 +132,7 @@ def _print_general(out: Console, r: Mapping[str, Any]) -> None:
     )
     out.print(
         f"C {_fmt(r.get('computing_power'))} · CEE {_fmt(r.get('cee'))} points/Wh "
-        f"(level {_fmt(r.get('cee_level'))}) · CCUE {_sci(r.get('ccue'))} kg/point"
+        f"(level {level_text(r, 'cee_level')}) · CCUE {_sci(r.get('ccue'))} kg/point"
     )
 
 
@@ -137,5 +152,5 @@ def _print_ai(out: Console, r: Mapping[str, Any]) -> None:
     out.print(
         f"AEE {_fmt(r.get('aee_gflops_per_wh'), 2)} GFLOPs/Wh (train "
         f"{_fmt(r.get('aee_train'), 2)}, infer {_fmt(r.get('aee_infer'), 2)}; level "
-        f"{_fmt(r.get('aee_level'))}) · ACE {_sci(r.get('ace_kg_per_flop'))} kg/FLOP"
+        f"{level_text(r, 'aee_level')}) · ACE {_sci(r.get('ace_kg_per_flop'))} kg/FLOP"
     )

@@ -309,7 +309,7 @@ def test_ai_window_five_wrapped_runs_one_failed(field: Field) -> None:
     for run in runs[:2] + runs[3:]:
         assert run["valid"] is True, run
     (task,) = result["tasks"]
-    assert task["valid_runs"] == 4  # of 5: short of 6.3.4's five, so the task does not count
+    assert task["valid_runs"] == 4  # of 5: short of 6.3.3.3 step 5's five, so the task does not count
     assert task["valid"] is False
 
     # The report lists all five runs, the failed one marked.

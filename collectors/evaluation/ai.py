@@ -22,6 +22,8 @@ from collectors.evaluation.ai_calibration import (
 from collectors.evaluation.ai_runs import Run, check_quality, parse_runs, run_flops
 from collectors.evaluation.ai_tasks import ace, combine, mean, sum_valid, tasks_of
 from collectors.evaluation.energy import POWER_UNITS_TO_KW
+from collectors.evaluation.exact import below
+from collectors.evaluation.indicators import AEE_ADVANCED, aee_level
 from collectors.evaluation.infrastructure import evaluate_infrastructure
 from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.plausibility import flag, screen
@@ -151,7 +153,7 @@ def _servers(ctx: _Ctx, run: Run, issues: list[str], notes: list[str]) -> _Energ
     if other:
         notes.append(f"servers under test labelled point {', '.join(other)}, not it_input")
     out.density = _density(ctx, servers, run)
-    if out.density is not None and out.density < section.min_sampling_density:
+    if out.density is not None and below(out.density, section.min_sampling_density):
         issues.append(
             f"sampling density {out.density:.1%} below {section.min_sampling_density:.0%}"
             " (6.3.3.2): poll the servers' power more often during runs, or use an energy"
@@ -366,11 +368,8 @@ def evaluate_ai(
     issues += [i for t in tasks for i in t["issues"]] + aee_issues
     if section is None:
         issues.insert(0, NO_SECTION)
-    level = None
-    threshold = section.advanced_gflops_per_wh if section else 224.0
-    value = aee["aee_gflops_per_wh"]
-    if value is not None and math.isfinite(value) and value >= threshold:
-        level = "advanced"
+    threshold = section.advanced_gflops_per_wh if section else AEE_ADVANCED
+    level = aee_level(aee["aee_gflops_per_wh"], threshold)
     ace_value = ace(results)
     _uncertainty(result, results)
     quality = result["quality"]

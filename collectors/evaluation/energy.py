@@ -6,13 +6,16 @@ E_total, E_IT and E_green of T/CECA-G 0355—2025 6.1.2 and GB 40879 are sums of
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 import numpy as np
 
+from collectors.evaluation.exact import reading, seconds_at_most
 from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.series import Floats, Series, arrays, median
 
@@ -20,6 +23,11 @@ Method = Literal["counter", "integrated_power"]
 EventKind = Literal["wrap", "reset"]
 
 ENERGY_UNITS_TO_KWH = {"kwh": 1.0, "wh": 1e-3, "mwh": 1e3, "j": 1 / 3.6e6, "kj": 1 / 3600.0}
+# The same factors as exact fractions: a counter's energy is worked out exactly (exact.py).
+EXACT_TO_KWH = {
+    "kwh": Fraction(1), "wh": Fraction(1, 1000), "mwh": Fraction(1000),
+    "j": Fraction(1, 3_600_000), "kj": Fraction(1, 3600),
+}
 POWER_UNITS_TO_KW = {"w": 1e-3, "kw": 1.0, "mw": 1e3}
 # A wrapped step is plausible when its rate is at most this many times the median rate.
 WRAP_RATE_FACTOR = 10.0
@@ -127,7 +135,7 @@ def _window_issues(
     valid = True
     steps = [ts[i + 1] - ts[i] for i in range(len(ts) - 1)]
     for i, dt in enumerate(steps):
-        if dt <= gap_s:
+        if seconds_at_most(dt, gap_s):
             continue
         t1, t2 = ts[i], ts[i + 1]
         text = f"gap of {_secs(dt)} s from {rfc3339(t1)} (longer than {_secs(gap_s)} s)"
@@ -173,6 +181,25 @@ def _prepare(
     )
 
 
+def _exact_at(
+    ts: Sequence[float], vs: Sequence[float], extra: Sequence[tuple[int, Fraction]], t: float
+) -> Fraction:
+    """Return the counted increase from vs[0] to time t, exactly on the reported decimals.
+
+    The counted increase at sample k is vs[k] − vs[0] plus the `extra` of the wraps and
+    resets up to k; between samples it is linear in time, as `_at` interpolates (exact.py).
+    """
+    def counted(k: int) -> Fraction:
+        return reading(vs[k]) - reading(vs[0]) + sum((x for i, x in extra if i <= k), Fraction())
+
+    j = min(max(bisect.bisect_right(ts, t) - 1, 0), len(ts) - 2)
+    t1, t2 = reading(ts[j]), reading(ts[j + 1])
+    if t2 <= t1:
+        return counted(j + 1)
+    c1, c2 = counted(j), counted(j + 1)
+    return c1 + (c2 - c1) * (reading(t) - t1) / (t2 - t1)
+
+
 def counter_energy(series: Series, start: float, end: float, gap_s: float) -> EnergyFigure:
     """Return the energy (kWh) a cumulative counter recorded in [start, end] (epoch s).
 
@@ -192,14 +219,17 @@ def counter_energy(series: Series, start: float, end: float, gap_s: float) -> En
     ts, vs, issues, scale, lo, hi = prepared
     src, metric, unit = series.source, series.metric, series.unit
     rate = _median_rate(ts, vs)
-    cumulative = [0.0]
+    # What each wrap or reset adds to the plain difference of readings, by index in `used`:
+    # a wrap its modulus, a reset the value it fell from (the step counts v2, not v2 - v1).
+    extra: list[tuple[int, Fraction]] = []
     events: list[CounterEvent] = []
     for j in range(lo + 1, hi + 1):
         delta, kind = _step(vs[j - 1], vs[j], ts[j] - ts[j - 1], series.modulus, rate)
-        cumulative.append(cumulative[-1] + delta)
         if kind is None:
             continue
         before, after = vs[j - 1], vs[j]
+        modulus = series.modulus if kind == "wrap" else None  # _step wraps only with one
+        extra.append((j - lo, reading(before if modulus is None else modulus)))
         events.append(CounterEvent(src, metric, ts[j], kind, before, after, unit, delta * scale))
         if kind == "reset":
             issues.append(
@@ -209,10 +239,11 @@ def counter_energy(series: Series, start: float, end: float, gap_s: float) -> En
     used = ts[lo : hi + 1]
     window_issues, valid, coverage = _window_issues(used, start, end, gap_s, "counter")
     a, b = max(start, used[0]), min(end, used[-1])
-    kwh = (_at(used, cumulative, b) - _at(used, cumulative, a)) * scale
+    values = vs[lo : hi + 1]
+    counted = _exact_at(used, values, extra, b) - _exact_at(used, values, extra, a)
     resets = sum(e.kind == "reset" for e in events)
     return EnergyFigure(
-        kwh=kwh,
+        kwh=float(counted * EXACT_TO_KWH[unit.lower()]),
         method="counter",
         sources=(src,),
         metric=metric,
@@ -239,11 +270,12 @@ def integrated_energy(series: Series, start: float, end: float, gap_s: float) ->
         return prepared
     ts, ps, issues, scale, lo, hi = prepared
     used, power = ts[lo : hi + 1], ps[lo : hi + 1]
-    kw_s = 0.0
+    steps = []  # summed with fsum: a year of minutes adds no rounding drift to the grade
     for j in range(len(used) - 1):
         x1, x2 = max(used[j], start), min(used[j + 1], end)
         if x2 > x1:
-            kw_s += (_at(used, power, x1) + _at(used, power, x2)) / 2 * (x2 - x1)
+            steps.append((_at(used, power, x1) + _at(used, power, x2)) / 2 * (x2 - x1))
+    kw_s = math.fsum(steps)
     window_issues, valid, coverage = _window_issues(used, start, end, gap_s, "integrated_power")
     return EnergyFigure(
         kw_s * scale / 3600.0,

@@ -9,6 +9,7 @@ from collectors.evaluation.ai import evaluate_ai
 from collectors.evaluation.finite import scrub
 from collectors.evaluation.general import evaluate_general
 from collectors.evaluation.infrastructure import evaluate_infrastructure
+from collectors.evaluation.levels import withhold_levels
 from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
@@ -43,7 +44,8 @@ def evaluate(
     """The JSON-ready result of a window of `kind` over [start, end] (epoch s).
 
     `means` and `qualities` (general only) are the collector's gauge folds' figures. Every
-    number of the result is finite (collectors/evaluation/finite.py).
+    number of the result is finite (collectors/evaluation/finite.py). A result that is not
+    valid carries its levels only as `<field>_indicative` (collectors/evaluation/levels.py).
     """
     if kind == "infrastructure":
         result = evaluate_infrastructure(site, series, start, end)
@@ -53,4 +55,4 @@ def evaluate(
         result = evaluate_ai(site, series, runs, start, end)
     else:
         raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
-    return scrub(result)
+    return scrub(withhold_levels(result))

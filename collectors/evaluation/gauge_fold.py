@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from collectors.evaluation.exact import seconds_at_most
 from collectors.evaluation.loads import UTIL_UNITS, GaugeMean, _edge_issues
 from collectors.evaluation.series import Series
 
@@ -133,7 +134,7 @@ class GaugeFold:
             self.n_in += 1
             self.weighted += min(max(frac, 0.0), 1.0) * width
             self.covered += width
-            if step <= self.max_interval_s:
+            if round(step, 6) <= self.max_interval_s:  # whole µs, as quality.py (exact.py)
                 self.covered_short += width
             self.max_gap = max(self.max_gap, step)
             _add(self.win_steps, step)
@@ -217,7 +218,7 @@ class GaugeFold:
             "coverage": self.covered_short / length,
             "longest_gap_s": longest,
             "median_interval_s": hist_median_s(self.win_steps) if self.n_in else None,
-            "interval_ok": bool(self.n_in) and longest <= max_interval_s,
+            "interval_ok": bool(self.n_in) and seconds_at_most(longest, max_interval_s),
             "resets": 0,
             "wraps": 0,
         }

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.evaluation.exact import at_most
 from collectors.evaluation.indicators import (
     CEE_ADVANCED,
     CEE_ENERGY_SAVING,
@@ -375,7 +376,7 @@ def evaluate_general(
     if c is not None and not c > 0:
         issues.append("computing power C is 0: CEE is 0 and CCUE cannot be computed")
     for kind, u in load.items():
-        if u is not None and u > 1.0:  # A.5: U is a share of the capacity, at most 1
+        if u is not None and not at_most(u, 1.0):  # A.5: U is a share of the capacity
             issues.append(f"load of {kind} {u:g} is above 1 (100 %): not physically possible")
             valid = False
     result.update({

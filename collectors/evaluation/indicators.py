@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from collectors.evaluation.exact import at_least, at_most, below
 from collectors.evaluation.grid_factors import DEFAULT_PUE_THRESHOLDS, PueThresholds
 
 
@@ -23,11 +24,13 @@ def pue_level(
 
     A PUE below 1 (total energy below the IT energy it includes) is physically impossible and
     gets no level, as does a non-finite one: a level is only granted to a measured ratio.
+    Bounds are inclusive and compared at the grading precision (exact.py): a PUE of exactly
+    1.30 from the readings is level 2, one a reading's last digit above it level 3.
     """
-    if value is None or not math.isfinite(value) or value < 1.0:
+    if value is None or not math.isfinite(value) or below(value, 1.0):
         return None
     for level, bound in enumerate((thresholds.level1, thresholds.level2, thresholds.level3), 1):
-        if value <= bound:
+        if at_most(value, bound):
             return level
     return None
 
@@ -82,13 +85,24 @@ def cee(c_points: float, e_wh: float) -> float | None:
 def cee_level(value: float | None) -> str | None:
     """Return the Table 1 level a CEE reaches: "advanced" (>= 50), "energy_saving" (>= 20).
 
-    A non-finite CEE gets no level.
+    T/CECA-G 0355—2025 4.2 Table 1, standard points per Wh, bounds inclusive and compared at
+    the grading precision (exact.py). A non-finite CEE gets no level.
     """
-    if value is None or not math.isfinite(value):
-        return None
-    if value >= CEE_ADVANCED:
+    if at_least(value, CEE_ADVANCED):
         return "advanced"
-    return "energy_saving" if value >= CEE_ENERGY_SAVING else None
+    return "energy_saving" if at_least(value, CEE_ENERGY_SAVING) else None
+
+
+AEE_ADVANCED = 224.0  # Table 2, GFLOPs per Wh
+
+
+def aee_level(value: float | None, threshold: float = AEE_ADVANCED) -> str | None:
+    """Return the Table 2 level an AEE (GFLOPs/Wh) reaches: "advanced" at >= 224, else None.
+
+    T/CECA-G 0355—2025 4.3 Table 2; the bound is inclusive and compared at the grading
+    precision (exact.py). A non-finite AEE gets no level.
+    """
+    return "advanced" if at_least(value, threshold) else None
 
 
 def ccue(ce_kg: float, c_points: float) -> float | None:

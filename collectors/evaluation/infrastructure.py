@@ -130,8 +130,12 @@ def evaluate_infrastructure(
         carbon = carbon_emissions_kg(total.kwh, green.kwh, eta)
         if green.kwh > total.kwh:
             issues.append("green: green energy exceeds total energy; non-green energy set to 0")
-    if it.kwh is not None and ratio is None:
+    if it.kwh is not None and not it.kwh > 0:
         issues.append("it: IT energy is not positive; PUE and CUE cannot be computed")
+    if total.kwh is None and end > start:
+        issues.append("total: no total energy (E_total) measured; PUE and CE cannot be computed")
+    if it.kwh is None and end > start:
+        issues.append("it: no IT energy (E_IT) measured; PUE and CUE cannot be computed")
     implausible = ratio is not None and ratio < 1.0
     if implausible:
         issues.append("PUE below 1: IT energy exceeds total energy; check the sources' roles")

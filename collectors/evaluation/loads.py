@@ -31,6 +31,7 @@ from collectors.evaluation.energy import (
     _secs,
     _step,
 )
+from collectors.evaluation.exact import seconds_at_most
 from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.series import Series, arrays, median
 
@@ -219,7 +220,7 @@ def counter_delta(
     valid = not any(e.kind == "reset" for e in events)
     for i, dt in enumerate(steps):
         t1, t2 = used[i], used[i + 1]
-        if dt > gap_s and (t1 < start < t2 or t1 < end < t2):
+        if not seconds_at_most(dt, gap_s) and (t1 < start < t2 or t1 < end < t2):
             issues.append(
                 f"gap of {_secs(dt)} s from {rfc3339(t1)} holds a window edge:"
                 " the counter value there is interpolated"

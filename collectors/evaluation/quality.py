@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from collectors.evaluation.energy import _median_rate, _step
+from collectors.evaluation.exact import seconds_at_most, seconds_below
 from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.series import Series, arrays, median
 
@@ -55,7 +56,7 @@ def series_quality(
     overlaps = (b > start) & (a < end)
     a, b = a[overlaps], b[overlaps]
     gaps = b - a
-    short = gaps <= max_interval_s
+    short = np.round(gaps, 6) <= max_interval_s  # whole microseconds, as the rule (exact.py)
     covered = float(np.sum(np.minimum(b[short], end) - np.maximum(a[short], start)))
     ends: list[float] = []
     if used_t.size and length > 0:
@@ -79,7 +80,7 @@ def series_quality(
         "coverage": covered / length if length > 0 else 0.0,
         "longest_gap_s": longest,
         "median_interval_s": median_s,
-        "interval_ok": bool(gaps.size) and longest <= max_interval_s,
+        "interval_ok": bool(gaps.size) and seconds_at_most(longest, max_interval_s),
         "resets": resets,
         "wraps": wraps,
     }
@@ -91,12 +92,12 @@ def _window_check(kind: str, start: float, end: float) -> tuple[list[str], list[
         return [f"window end {rfc3339(end)} is not after its start {rfc3339(start)}"], []
     hours = (end - start) / 3600.0
     minimum, recommended = MIN_HOURS.get(kind), RECOMMENDED_HOURS.get(kind)
-    if minimum is not None and hours < minimum:
+    if minimum is not None and seconds_below(end - start, minimum * 3600.0):
         return [
             f"window of {hours:g} h is shorter than the {minimum:g} h minimum for {kind}"
             f" (T/CECA-G 0355 A.5; {recommended:g} h recommended)"
         ], []
-    if recommended is not None and hours < recommended:
+    if recommended is not None and seconds_below(end - start, recommended * 3600.0):
         return [], [
             f"note: window of {hours:g} h meets the {minimum:g} h minimum but not the"
             f" {recommended:g} h recommended for {kind} (T/CECA-G 0355 A.5)"

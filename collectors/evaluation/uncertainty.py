@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from collectors.evaluation.exact import at_most
 from collectors.evaluation.roles import RoleEnergy, used_series
 from collectors.evaluation.series import Series
 
@@ -148,7 +149,7 @@ def within_mpe(rel: float, quantity: str) -> bool:
     """Tell whether a relative uncertainty is within the calibration MPE of `quantity`."""
     if quantity not in MPE:
         raise KeyError(f"no MPE for {quantity!r}; known: {', '.join(MPE)}")
-    return math.isfinite(rel) and rel <= MPE[quantity]
+    return at_most(rel, MPE[quantity])  # at the grading precision (exact.py)
 
 
 @dataclass(frozen=True, slots=True)
