@@ -54,6 +54,13 @@ LABELS: dict[str, dict[str, str]] = {
         "aee_thr": "advanced ≥ {a} GFLOPs/Wh (Table 2)",
         "open": "open", "closed": "closed", "generated": "Window result of",
         "infrastructure": "infrastructure", "general": "general computing", "ai": "AI computing",
+        "conformance": "Conformance to T/CECA-G 0355—2025",
+        "conforming": "Conforming: the site file keeps every fixed rule of the standard.",
+        "not_conforming": "NOT conforming: the site file declares deviations from fixed rules"
+                          " of the standard. Levels in this report are the site's reading,"
+                          " not the standard's.",
+        "level_nc": "{level} (not conforming: deviations declared)", "clause": "Clause",
+        "std_value": "Standard", "used": "Used", "reason": "Reason",
     },
     "zh": {
         "title": "能效评价报告", "site": "站点", "window": "测量窗口",
@@ -102,6 +109,12 @@ LABELS: dict[str, dict[str, str]] = {
         "aee_thr": "先进 ≥ {a} GFLOPs/Wh（表 2）",
         "open": "进行中", "closed": "已结束", "generated": "窗口结果",
         "infrastructure": "基础设施", "general": "通用计算", "ai": "智能计算",
+        "conformance": "与 T/CECA-G 0355—2025 的符合性",
+        "conforming": "符合：站点文件未改变标准的任何固定规则。",
+        "not_conforming": "不符合：站点文件声明了对标准固定规则的偏离。本报告中的等级按站点设置得出，"
+                          "并非按标准得出。",
+        "level_nc": "{level}（不符合标准：已声明偏离）", "clause": "条款",
+        "std_value": "标准值", "used": "采用值", "reason": "理由",
     },
 }
 
@@ -182,12 +195,33 @@ class Page:
         return f'<span class="{"ok" if v else "bad"}">{self.t("yes" if v else "no")}</span>'
 
     def level(self, v: Any) -> str:
-        """A level: GB 40879 number, or a Table 1/2 grade name."""
+        """A level: GB 40879 number, or a Table 1/2 grade name; marked when not conforming."""
         if isinstance(v, int) and not isinstance(v, bool):
-            return escape(self.L["level_n"].format(n=v))
-        if isinstance(v, str) and v in self.L:
-            return self.t(v)
-        return self.t("no_level") if v is None else _e(v)
+            text = escape(self.L["level_n"].format(n=v))
+        elif isinstance(v, str) and v in self.L:
+            text = self.t(v)
+        else:
+            return self.t("no_level") if v is None else self.nc(_e(v))
+        return self.nc(text)
+
+    def nc(self, level: str) -> str:
+        """Mark an (escaped) level shown on a result that is not conforming."""
+        if self.r.get("conforming") is False:
+            return f'<span class="bad">{escape(self.L["level_nc"].format(level=level))}</span>'
+        return level
+
+    def conformance(self) -> str:
+        """At the top: whether the result keeps the standard's fixed rules, and each deviation."""
+        if "conforming" not in self.r:  # a result stored before the field existed
+            return ""
+        if self.r["conforming"]:
+            return f'<p><span class="badge ok">{self.t("conforming")}</span></p>'
+        L = self.L
+        rows = [[_e(d.get("rule")), _e(d.get("clause")), _e(d.get("standard")),
+                 _e(d.get("used")), _e(d.get("reason"))]
+                for d in self.r.get("deviations") or []]
+        return (f'<p><span class="badge bad">{self.t("not_conforming")}</span></p>'
+                + table([L["rule"], L["clause"], L["std_value"], L["used"], L["reason"]], rows))
 
     def h2(self, key: str) -> str:
         """A section heading."""
@@ -385,7 +419,7 @@ def page(result: Mapping[str, Any], plots: Sequence[str], lang: str,
     body = (f"<h1>{p.t('title')}</h1>"
             f'<p class="muted">{_e(result.get("site"))} · {_e(w.get("start"))} → '
             f'{_e(w.get("end"))}</p>'
-            + p.site_window() + p.indicators() + p.uncertainty() + p.quality()
+            + p.conformance() + p.site_window() + p.indicators() + p.uncertainty() + p.quality()
             + p.h2("plots") + "".join(plots) + p.evidence())
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">{CSP_META}'

@@ -50,6 +50,7 @@ def print_result(
         f"[bold]Window[/bold] {plain(w.get('id', ''))} {plain(w['start'])} → {plain(w['end'])}"
         f" ({w['hours']:.4f} h)"
     )
+    _print_conformance(out, result)
     t = Table("indicator", "measured", *(["true (simulator)", "error"] if truth else []))
     rows = [
         ("E_total kWh", "total", result["energy_kwh"]["total"]),
@@ -71,7 +72,7 @@ def print_result(
             cells += [_fmt(true), err]
         t.add_row(*cells)
     out.print(t)
-    out.print(f"PUE level (GB 40879): {_fmt(result['pue_level'])}")
+    out.print(f"PUE level (GB 40879): {_level(result, result['pue_level'])}")
     src = result.get("sources", {})
     for role in ("total", "it", "green"):
         r = src.get(role) or {}
@@ -90,6 +91,25 @@ def print_result(
     out.print(f"Quality: [{colour}]{'valid' if q['valid'] else 'NOT valid'}[/{colour}]")
     for issue in q["issues"]:
         out.print(f"  - {plain(issue)}")  # issues quote "[general]" and agents' names
+
+
+def _level(result: Mapping[str, Any], v: Any) -> str:
+    """A level, marked when the result does not conform to the standard's fixed rules."""
+    if v is None or result.get("conforming") is not False:
+        return _fmt(v)
+    return f"{_fmt(v)} [red](not conforming: deviations declared)[/red]"
+
+
+def _print_conformance(out: Console, result: Mapping[str, Any]) -> None:
+    """Say first when the result rests on declared deviations from the standard's rules."""
+    if result.get("conforming") is not False:
+        return
+    out.print("[bold red]NOT conforming to T/CECA-G 0355—2025[/bold red]: the site file"
+              " declares deviations; levels are the site's reading, not the standard's")
+    for d in result.get("deviations") or []:
+        out.print(f"  - {plain(d.get('rule'))} ({plain(d.get('clause'))}): standard"
+                  f" {plain(d.get('standard'))}, used {plain(d.get('used'))};"
+                  f" reason: {plain(d.get('reason'))}")
 
 
 def _sci(v: Any) -> str:
@@ -117,7 +137,7 @@ def _print_general(out: Console, r: Mapping[str, Any]) -> None:
     )
     out.print(
         f"C {_fmt(r.get('computing_power'))} · CEE {_fmt(r.get('cee'))} points/Wh "
-        f"(level {_fmt(r.get('cee_level'))}) · CCUE {_sci(r.get('ccue'))} kg/point"
+        f"(level {_level(r, r.get('cee_level'))}) · CCUE {_sci(r.get('ccue'))} kg/point"
     )
 
 
@@ -137,5 +157,5 @@ def _print_ai(out: Console, r: Mapping[str, Any]) -> None:
     out.print(
         f"AEE {_fmt(r.get('aee_gflops_per_wh'), 2)} GFLOPs/Wh (train "
         f"{_fmt(r.get('aee_train'), 2)}, infer {_fmt(r.get('aee_infer'), 2)}; level "
-        f"{_fmt(r.get('aee_level'))}) · ACE {_sci(r.get('ace_kg_per_flop'))} kg/FLOP"
+        f"{_level(r, r.get('aee_level'))}) · ACE {_sci(r.get('ace_kg_per_flop'))} kg/FLOP"
     )

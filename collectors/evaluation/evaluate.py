@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from collectors.evaluation.ai import evaluate_ai
+from collectors.evaluation.conformance import mark
 from collectors.evaluation.finite import scrub
 from collectors.evaluation.general import evaluate_general
 from collectors.evaluation.infrastructure import evaluate_infrastructure
@@ -43,7 +44,9 @@ def evaluate(
     """The JSON-ready result of a window of `kind` over [start, end] (epoch s).
 
     `means` and `qualities` (general only) are the collector's gauge folds' figures. Every
-    number of the result is finite (collectors/evaluation/finite.py).
+    number of the result is finite (collectors/evaluation/finite.py). `conforming` and
+    `deviations` say which fixed rules of the standard the site changes
+    (collectors/evaluation/conformance.py).
     """
     if kind == "infrastructure":
         result = evaluate_infrastructure(site, series, start, end)
@@ -53,4 +56,5 @@ def evaluate(
         result = evaluate_ai(site, series, runs, start, end)
     else:
         raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
+    mark(result, site, kind)
     return scrub(result)
