@@ -111,8 +111,8 @@ LABELS: dict[str, dict[str, str]] = {
         "infrastructure": "基础设施", "general": "通用计算", "ai": "智能计算",
         "conformance": "与 T/CECA-G 0355—2025 的符合性",
         "conforming": "符合：站点文件未改变标准的任何固定规则。",
-        "not_conforming": "不符合：站点文件声明了对标准固定规则的偏离。本报告中的等级按站点设置得出，"
-                          "并非按标准得出。",
+        "not_conforming": "不符合：站点文件声明了对标准固定规则的偏离。"
+                          "本报告中的等级按站点设置得出，并非按标准得出。",
         "level_nc": "{level}（不符合标准：已声明偏离）", "clause": "条款",
         "std_value": "标准值", "used": "采用值", "reason": "理由",
     },
