@@ -46,11 +46,11 @@ def print_result(
     """Print the indicators, their provenance and the data quality of one result."""
     out = console or result_console()
     w = result["window"]
+    _print_conformance(out, result)
     out.print(
         f"[bold]Window[/bold] {plain(w.get('id', ''))} {plain(w['start'])} → {plain(w['end'])}"
         f" ({w['hours']:.4f} h)"
     )
-    _print_conformance(out, result)
     t = Table("indicator", "measured", *(["true (simulator)", "error"] if truth else []))
     rows = [
         ("E_total kWh", "total", result["energy_kwh"]["total"]),

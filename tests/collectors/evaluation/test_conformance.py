@@ -196,3 +196,21 @@ def test_collector_keeps_a_zero_work_run_not_valid_and_marks_the_deviation(
     assert result["conforming"] is False
     assert [(d["key"], d["standard"], d["used"]) for d in result["deviations"]] == [
         ("ai.min_repetitions", 5, 3)]
+
+
+def test_terminal_output_says_not_conforming_first_and_marks_levels() -> None:
+    from dcmeter.render import print_result, result_console
+
+    base = {"window": {"id": 1, "start": "a", "end": "b", "hours": 1.0}, "pue": 1.2,
+            "energy_kwh": {"total": 1.2, "it": 1.0, "green": 0.0}, "carbon_kg": 0.1,
+            "cue": 0.1, "quality": {"valid": True, "issues": []}}
+    console = result_console(record=True, width=200)
+    print_result({**result_with(False), **base}, console=console)
+    text = console.export_text()
+    assert text.startswith("NOT conforming to T/CECA-G 0355—2025")
+    assert "standard 224.0, used 150.0; reason: goal" in text
+    assert "PUE level (GB 40879): 2 (not conforming: deviations declared)" in text
+    assert "level advanced (not conforming" in text
+    console = result_console(record=True, width=200)
+    print_result({**result_with(True), **base}, console=console)
+    assert "conforming" not in console.export_text()
