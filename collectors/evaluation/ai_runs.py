@@ -201,7 +201,7 @@ def _target_json(t: QualityTarget, value: float | None) -> dict[str, Any]:
 def check_quality(
     run: Run, targets: Sequence[QualityTarget]
 ) -> tuple[bool, list[dict[str, Any]], list[str]]:
-    """Hold the run's quality figure against its targets (6.3.4, Annex D).
+    """Hold the run's quality figure against its targets (6.3.3.3 step 3b, Annex D).
 
     Return whether every target was met, each target with the value held against it, and the
     issues: no target known, no figure reported, a figure that is not a fraction where one is

@@ -1,7 +1,7 @@
 """AEE per task and phase, the combined AEE and ACE of an AI window's evaluated runs.
 
 T/CECA-G 0355—2025 6.3.2 (AEE_train = Σ w_i · F_i / E_i over the model tasks, Σ w_i = 1;
-likewise inference; AEE = w_t · AEE_train + w_i · AEE_infer, w ∈ {0, 0.5, 1}) and 6.3.4 (at
+likewise inference; AEE = w_t · AEE_train + w_i · AEE_infer, w ∈ {0, 0.5, 1}) and 6.3.3.3 step 5 (at
 least 5 repetitions, the mean is the result). The runs are the dicts `ai.py` makes.
 """
 
@@ -21,7 +21,7 @@ def mean(xs: Sequence[float]) -> float | None:
 
 
 def tasks_of(results: Sequence[dict[str, Any]], min_reps: int) -> list[dict[str, Any]]:
-    """Per (phase, model): the mean over valid repetitions with its spread (6.3.4)."""
+    """Per (phase, model): the mean over valid repetitions with its spread (6.3.3.3 step 5)."""
     keys = sorted(
         {(r["phase"], r["model"]) for r in results}, key=lambda k: (PHASES.index(k[0]), k[1])
     )
@@ -34,7 +34,7 @@ def tasks_of(results: Sequence[dict[str, Any]], min_reps: int) -> list[dict[str,
         if len(good) < min_reps:
             issues.append(
                 f"{phase} {model}: {len(good)} valid repetition(s), fewer than {min_reps}"
-                f" (6.3.4); {len(mine) - len(good)} run(s) not valid"
+                f" (6.3.3.3 step 5); {len(mine) - len(good)} run(s) not valid"
             )
 
         def mean_of(key: str, good: list[dict[str, Any]] = good) -> float | None:
