@@ -55,6 +55,13 @@ LABELS: dict[str, dict[str, str]] = {
         "aee_thr": "advanced ≥ {a} GFLOPs/Wh (Table 2)",
         "open": "open", "closed": "closed", "generated": "Window result of",
         "infrastructure": "infrastructure", "general": "general computing", "ai": "AI computing",
+        "conformance": "Conformance to T/CECA-G 0355—2025",
+        "conforming": "Conforming: the site file keeps every fixed rule of the standard.",
+        "not_conforming": "NOT conforming: the site file declares deviations from fixed rules"
+                          " of the standard. Levels in this report are the site's reading,"
+                          " not the standard's.",
+        "level_nc": "{level} (not conforming: deviations declared)", "clause": "Clause",
+        "std_value": "Standard", "used": "Used", "reason": "Reason",
     },
     "zh": {
         "title": "能效评价报告", "site": "站点", "window": "测量窗口",
@@ -104,6 +111,12 @@ LABELS: dict[str, dict[str, str]] = {
         "aee_thr": "先进 ≥ {a} GFLOPs/Wh（表 2）",
         "open": "进行中", "closed": "已结束", "generated": "窗口结果",
         "infrastructure": "基础设施", "general": "通用计算", "ai": "智能计算",
+        "conformance": "与 T/CECA-G 0355—2025 的符合性",
+        "conforming": "符合：站点文件未改变标准的任何固定规则。",
+        "not_conforming": "不符合：站点文件声明了对标准固定规则的偏离。"
+                          "本报告中的等级按站点设置得出，并非按标准得出。",
+        "level_nc": "{level}（不符合标准：已声明偏离）", "clause": "条款",
+        "std_value": "标准值", "used": "采用值", "reason": "理由",
     },
 }
 
@@ -184,8 +197,8 @@ class Page:
         return f'<span class="{"ok" if v else "bad"}">{self.t("yes" if v else "no")}</span>'
 
     def level(self, v: Any) -> str:
-        """A level: GB 40879 number, or a Table 1/2 grade name."""
-        return self.t("no_level") if v is None else escape(self.level_plain(v))
+        """A level: GB 40879 number, or a Table 1/2 grade name; marked when not conforming."""
+        return self.t("no_level") if v is None else self.nc(escape(self.level_plain(v)))
 
     def graded(self, name: str) -> str:
         """A result's level field: the level, or the would-be level marked indicative.
@@ -196,7 +209,7 @@ class Page:
         value, indicative = self.r.get(name), self.r.get(f"{name}_indicative")
         if value is None and indicative is not None:
             text = self.L["indicative"].format(level=self.level_plain(indicative))
-            return f'<em class="bad">{escape(text)}</em>'
+            return self.nc(f'<em class="bad">{escape(text)}</em>')
         return self.level(value)
 
     def level_plain(self, v: Any) -> str:
@@ -204,6 +217,25 @@ class Page:
         if isinstance(v, int) and not isinstance(v, bool):
             return self.L["level_n"].format(n=v)
         return self.L[v] if isinstance(v, str) and v in self.L else str(v)
+
+    def nc(self, level: str) -> str:
+        """Mark an (escaped) level shown on a result that is not conforming."""
+        if self.r.get("conforming") is False:
+            return f'<span class="bad">{escape(self.L["level_nc"].format(level=level))}</span>'
+        return level
+
+    def conformance(self) -> str:
+        """At the top: whether the result keeps the standard's fixed rules, and each deviation."""
+        if "conforming" not in self.r:  # a result stored before the field existed
+            return ""
+        if self.r["conforming"]:
+            return f'<p><span class="badge ok">{self.t("conforming")}</span></p>'
+        L = self.L
+        rows = [[_e(d.get("rule")), _e(d.get("clause")), _e(d.get("standard")),
+                 _e(d.get("used")), _e(d.get("reason"))]
+                for d in self.r.get("deviations") or []]
+        return (f'<p><span class="badge bad">{self.t("not_conforming")}</span></p>'
+                + table([L["rule"], L["clause"], L["std_value"], L["used"], L["reason"]], rows))
 
     def h2(self, key: str) -> str:
         """A section heading."""
@@ -401,7 +433,7 @@ def page(result: Mapping[str, Any], plots: Sequence[str], lang: str,
     body = (f"<h1>{p.t('title')}</h1>"
             f'<p class="muted">{_e(result.get("site"))} · {_e(w.get("start"))} → '
             f'{_e(w.get("end"))}</p>'
-            + p.site_window() + p.indicators() + p.uncertainty() + p.quality()
+            + p.conformance() + p.site_window() + p.indicators() + p.uncertainty() + p.quality()
             + p.h2("plots") + "".join(plots) + p.evidence())
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">{CSP_META}'

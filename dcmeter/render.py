@@ -40,18 +40,23 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def level_text(result: Mapping[str, Any], name: str) -> str:
-    """A level field as text: the level, or the would-be level marked indicative, or "—".
+    """A level field as text: the level, or the would-be level marked indicative, or "—";
+    marked when the result does not conform to the standard's fixed rules.
 
     A result that is not valid carries its level only in `<name>_indicative`
     (collectors/evaluation/levels.py): it is never shown as a bare level.
     """
     value = result.get(name)
-    if value is not None:
-        return plain(value)
     indicative = result.get(f"{name}_indicative")
-    if indicative is not None:
-        return f"{plain(indicative)} (indicative: result not valid)"
-    return "—"
+    if value is not None:
+        text = plain(value)
+    elif indicative is not None:
+        text = f"{plain(indicative)} (indicative: result not valid)"
+    else:
+        return "—"
+    if result.get("conforming") is False:  # the standard's fixed rules changed by the site
+        text += " [red](not conforming: deviations declared)[/red]"
+    return text
 
 
 def print_result(
@@ -61,6 +66,7 @@ def print_result(
     """Print the indicators, their provenance and the data quality of one result."""
     out = console or result_console()
     w = result["window"]
+    _print_conformance(out, result)
     out.print(
         f"[bold]Window[/bold] {plain(w.get('id', ''))} {plain(w['start'])} → {plain(w['end'])}"
         f" ({w['hours']:.4f} h)"
@@ -105,6 +111,19 @@ def print_result(
     out.print(f"Quality: [{colour}]{'valid' if q['valid'] else 'NOT valid'}[/{colour}]")
     for issue in q["issues"]:
         out.print(f"  - {plain(issue)}")  # issues quote "[general]" and agents' names
+
+
+
+def _print_conformance(out: Console, result: Mapping[str, Any]) -> None:
+    """Say first when the result rests on declared deviations from the standard's rules."""
+    if result.get("conforming") is not False:
+        return
+    out.print("[bold red]NOT conforming to T/CECA-G 0355—2025[/bold red]: the site file"
+              " declares deviations; levels are the site's reading, not the standard's")
+    for d in result.get("deviations") or []:
+        out.print(f"  - {plain(d.get('rule'))} ({plain(d.get('clause'))}): standard"
+                  f" {plain(d.get('standard'))}, used {plain(d.get('used'))};"
+                  f" reason: {plain(d.get('reason'))}")
 
 
 def _sci(v: Any) -> str:

@@ -60,11 +60,10 @@ def read_report(path: Path) -> tuple[dict[str, Any], str | None]:
             if value is None:
                 continue
             if key in FIGURES:
-                low = "> 0" if key == "flops" else ">= 0"
+                # 0 is kept: the collector records the run and marks it not valid (no work).
                 if (isinstance(value, bool) or not isinstance(value, int | float)
-                        or not math.isfinite(value) or value < 0
-                        or (key == "flops" and value == 0)):
-                    raise ValueError(f"{key}: expected a number {low}, got {value!r}")
+                        or not math.isfinite(value) or value < 0):
+                    raise ValueError(f"{key}: expected a number >= 0, got {value!r}")
                 out[key] = float(value)
             elif key == "quality":
                 out[key] = _quality(value)

@@ -306,11 +306,23 @@ def test_ai_window_five_wrapped_runs_one_failed(field: Field) -> None:
     failed = runs[2]
     assert failed["valid"] is False
     assert any("failed run: exit status 1" in i for i in failed["issues"]), failed
-    for run in runs[:2] + runs[3:]:
-        assert run["valid"] is True, run
+    # The runs last about 1 s and the agent reads the BMCs every 1 s: a run's energy is
+    # measured only where readings fall within 5 % of its duration (~0.05 s) of both edges
+    # (6.3.3.2, collectors/evaluation/ai_coverage.py), by chance about 1 run in 100; the
+    # others show their interpolated energy but do not count.
+    done = runs[:2] + runs[3:]
+    for run in done:
+        edges = run["energy_edges_s"]
+        bounded = max(edges["start"], edges["end"]) <= edges["max"]
+        assert edges["max"] == pytest.approx(0.05 * run["duration_s"]), run
+        assert run["energy_measured"] is (bounded and run["sampling_density"] >= 0.1), run
+        assert run["valid"] is run["energy_measured"], run
+        if not run["valid"]:
+            assert all(i.startswith("energy not measured:") for i in run["issues"]), run
+    assert any(not run["valid"] for run in done)
     (task,) = result["tasks"]
-    assert task["valid_runs"] == 4  # of 5: short of 6.3.3.3 step 5's five, so the task does not count
-    assert task["valid"] is False
+    assert task["valid_runs"] == sum(run["valid"] for run in done)
+    assert task["valid"] is False  # fewer than 6.3.3.3 step 5's five valid repetitions
 
     # The report lists all five runs, the failed one marked.
     out = field.work / f"ai-{wid}.html"

@@ -186,7 +186,7 @@ def test_figures_from_the_report_file(
         ('{"flop": 1}', "unknown key 'flop'"),
         ('{"samples": -3}', "samples: expected a number >= 0"),
         ('{"tokens": "many"}', "tokens: expected a number >= 0"),
-        ('{"flops": 0}', "flops: expected a number > 0"),
+        ('{"flops": -1}', "flops: expected a number >= 0"),
         ('{"quality": {"metric": "top1", "value": "high"}}', "quality.value: expected"),
         ('{"precision": ""}', "precision: expected a non-empty string"),
     ],

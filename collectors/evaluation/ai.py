@@ -16,19 +16,18 @@ from collectors.evaluation.ai_calibration import (
     gauge_mean,
     port_throughput,
     power_by_gpu_util,
-    sampling_density,
     storage_throughput,
 )
-from collectors.evaluation.ai_runs import Run, check_quality, parse_runs, run_flops
+from collectors.evaluation.ai_coverage import EDGE_SHARE, run_coverage
+from collectors.evaluation.ai_runs import Run, check_quality, no_work, parse_runs, run_flops
 from collectors.evaluation.ai_tasks import ace, combine, mean, sum_valid, tasks_of
 from collectors.evaluation.energy import POWER_UNITS_TO_KW
-from collectors.evaluation.exact import below
 from collectors.evaluation.indicators import AEE_ADVANCED, aee_level
 from collectors.evaluation.infrastructure import evaluate_infrastructure
 from collectors.evaluation.jsonl import rfc3339
 from collectors.evaluation.plausibility import flag, screen
 from collectors.evaluation.quality import series_quality
-from collectors.evaluation.roles import RoleEnergy, role_energy, used_series
+from collectors.evaluation.roles import RoleEnergy, role_energy
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
 from collectors.evaluation.site_ai import PHASES, AiSection
@@ -44,9 +43,12 @@ ACE_METHOD = (
     " energy over each run (T/CECA-G 0355 6.1.2 formula (2) applied to the tasks' energy)"
 )
 DENSITY_METHOD = (
-    "sampled time share: n x tau / T per power series, n samples inside the run, tau the time"
-    " one sample stands for (label period_s, else ai.power_sample_period_s), T the run's"
-    " duration; 1 for energy counters"
+    "sampled time share (6.3.3.2): n x tau / T per power series, n samples inside the run, tau"
+    " the time one sample stands for (label period_s, else ai.power_sample_period_s), T the"
+    " run's duration; 1 - (d_start + d_end) / T per energy counter, d the distance from each"
+    " run edge to its nearest reading. A run's energy is measured when every series has a"
+    f" reading within {EDGE_SHARE:.0%} of T of each edge and the density reaches"
+    " ai.min_sampling_density (collectors/evaluation/ai_coverage.py)"
 )
 
 
@@ -86,21 +88,6 @@ def _metrics(ctx: _Ctx) -> tuple[str, str]:
     return (own and own.counter) or base.counter, (own and own.power) or base.power
 
 
-def _density(ctx: _Ctx, servers: RoleEnergy, run: Run) -> float | None:
-    """Return the run's sampling density: the smallest over the servers (1 for counters)."""
-    if ctx.section is None or not servers.figures:
-        return None
-    shares = []
-    for figure in servers.figures:
-        if figure.method == "counter":
-            shares.append(1.0)
-            continue
-        chosen = [s for s in used_series(servers, ctx.series) if s.source == figure.sources[0]]
-        period = ctx.section.power_sample_period_s
-        shares.append(sampling_density(chosen, run.start_s, run.end_s, period))
-    return min(shares)
-
-
 def _gpu_util(ctx: _Ctx, run: Run) -> float | None:
     """Return the GPUs' mean utilisation over the run as a fraction 0..1, None without data."""
     if ctx.section is None:
@@ -133,6 +120,8 @@ class _Energy:
     rel: float | None = None
     density: float | None = None
     gpu_wh: float | None = None
+    measured: bool = False
+    edges: dict[str, float | None] | None = None
 
 
 def _servers(ctx: _Ctx, run: Run, issues: list[str], notes: list[str]) -> _Energy:
@@ -152,13 +141,10 @@ def _servers(ctx: _Ctx, run: Run, issues: list[str], notes: list[str]) -> _Energ
     other = [p for p in servers.points if p != "it_input"]
     if other:
         notes.append(f"servers under test labelled point {', '.join(other)}, not it_input")
-    out.density = _density(ctx, servers, run)
-    if out.density is not None and below(out.density, section.min_sampling_density):
-        issues.append(
-            f"sampling density {out.density:.1%} below {section.min_sampling_density:.0%}"
-            " (6.3.3.2): poll the servers' power more often during runs, or use an energy"
-            " counter"
-        )
+    cover = run_coverage(servers, ctx.series, run.start_s, run.end_s,
+                         section.min_sampling_density, section.power_sample_period_s)
+    out.density, out.measured, out.edges = cover.density, cover.measured, cover.edges_json()
+    issues += cover.issues
     if servers.valid and out.wh:
         out.rel = sum_rel([(p.kwh, p.accuracy) for p in role_parts(servers, ctx.series)])
     if section.gpus:
@@ -183,7 +169,7 @@ def _evaluate_run(ctx: _Ctx, run: Run) -> dict[str, Any]:
     if run.exit_status not in (None, 0):
         issues.append(f"failed run: exit status {run.exit_status}")
     flops = run_flops(run, section)
-    issues += flops.issues
+    issues += [*flops.issues, *no_work(run, flops)]
     met, targets, quality_issues = check_quality(
         run, section.targets(*run.key) if section else ()
     )
@@ -212,6 +198,8 @@ def _evaluate_run(ctx: _Ctx, run: Run) -> dict[str, Any]:
         "energy_method": energy.method,
         "energy_rel": energy.rel,
         "sampling_density": energy.density,
+        "energy_measured": energy.measured,
+        "energy_edges_s": energy.edges,
         "gpu_energy_wh": energy.gpu_wh,
         "aee_gflops_per_wh": aee,
         "carbon_kg": carbon,
@@ -347,9 +335,10 @@ def evaluate_ai(
     counters where they have them, else integrated power; F in FP16-equivalent FLOPs; AEE =
     F / E in GFLOPs/Wh. Per (phase, model) the mean over the valid repetitions; AEE_train and
     AEE_infer with the task weights, the combined AEE with w_t, w_i; the Table 2 level; ACE.
-    A run is valid when it finished (exit status 0), reached its quality target, lies in the
-    window, overlaps no other run, and its energy is valid with a sampling density of at
-    least ai.min_sampling_density. The result is valid when the combined AEE is computed
+    A run is valid when it finished (exit status 0), did work (no samples, tokens or flops
+    of 0), reached its quality target, lies in the window, overlaps no other run, and its
+    energy is valid and measured: readings bound the run and reach ai.min_sampling_density
+    (collectors/evaluation/ai_coverage.py). The result is valid when the combined AEE is computed
     and every task it weighs has at least ai.min_repetitions valid runs. Samples outside the
     site's physical limits are left out and listed in `quality.implausible`, and make the
     result not valid (collectors/evaluation/plausibility.py).

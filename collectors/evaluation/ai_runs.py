@@ -40,9 +40,11 @@ class Run(BaseModel):
     """One run: [start, end] (RFC 3339 with offset), phase, model, repetition and its figures.
 
     `samples` (sequences for the language models), `tokens` and `flops` (operations at
-    `precision`, not yet converted): at least one. `quality`: the figure the run reached, a
-    number, or an object by metric name where the model has several targets (llama2-70b
-    inference: rouge1, rouge2, rougeL). `exit_status`: the workload's, 0 for success.
+    `precision`, not yet converted): at least one, none negative. A figure of 0 is kept (the
+    run happened) but the run did no work and does not count (`no_work`). `quality`: the
+    figure the run reached, a number, or an object by metric name where the model has several
+    targets (llama2-70b inference: rouge1, rouge2, rougeL). `exit_status`: the workload's,
+    0 for success.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -54,7 +56,7 @@ class Run(BaseModel):
     repetition: int = Field(ge=1, le=INT64_MAX)  # a store column
     samples: float | None = Field(default=None, ge=0)
     tokens: float | None = Field(default=None, ge=0)
-    flops: float | None = Field(default=None, gt=0)
+    flops: float | None = Field(default=None, ge=0)
     precision: str | None = Field(default=None, min_length=1)
     quality: float | dict[str, float] | None = None
     exit_status: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)  # an OS's int
@@ -173,6 +175,22 @@ def run_flops(run: Run, section: AiSection | None) -> RunFlops:
                 source = source or "catalogue"
     fp16 = None if native is None or factor is None else native * factor
     return RunFlops(fp16, native, source, precision, factor, samples, tuple(issues))
+
+
+def no_work(run: Run, flops: RunFlops) -> list[str]:
+    """Return why the run did no work: a reported samples, tokens or flops figure of 0.
+
+    AEE = F / E (6.3.2) of a run without work is 0 and would pull its task's mean down; such
+    a run is recorded but is not a repetition (6.3.3.3 step 5 counts measurements of work).
+    """
+    given = {"samples": run.samples, "tokens": run.tokens, "flops": run.flops}
+    zero = [k for k, v in given.items() if v is not None and not v > 0]
+    if not zero and flops.fp16 is not None and not flops.fp16 > 0:
+        zero = ["FP16-equivalent flops"]
+    return [
+        f"no work: {k} = 0; a run that did no work is not a repetition (6.3.2, 6.3.3.3 step 5)"
+        for k in zero
+    ]
 
 
 def _target_json(t: QualityTarget, value: float | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from collectors.evaluation.ai import evaluate_ai
+from collectors.evaluation.conformance import mark
 from collectors.evaluation.finite import scrub
 from collectors.evaluation.general import evaluate_general
 from collectors.evaluation.infrastructure import evaluate_infrastructure
@@ -46,6 +47,8 @@ def evaluate(
     `means` and `qualities` (general only) are the collector's gauge folds' figures. Every
     number of the result is finite (collectors/evaluation/finite.py). A result that is not
     valid carries its levels only as `<field>_indicative` (collectors/evaluation/levels.py).
+    `conforming` and `deviations` say which fixed rules of the standard the site changes
+    (collectors/evaluation/conformance.py).
     """
     if kind == "infrastructure":
         result = evaluate_infrastructure(site, series, start, end)
@@ -55,4 +58,5 @@ def evaluate(
         result = evaluate_ai(site, series, runs, start, end)
     else:
         raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
+    mark(result, site, kind)
     return scrub(withhold_levels(result))

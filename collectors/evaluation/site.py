@@ -12,7 +12,8 @@ from collectors.evaluation.site_ai import AiSection
 from collectors.evaluation.site_general import GeneralSection
 from collectors.evaluation.site_ids import check_ids
 from collectors.evaluation.site_plausibility import Plausibility
-from dcmeter.configfile import load_model
+from collectors.evaluation.site_rules import RULE_KEYS, check_declared
+from dcmeter.configfile import ConfigError, load_model
 
 ItPoint = Literal["it_ups", "it_pdu", "it_input"]
 
@@ -109,8 +110,32 @@ class Site(_Strict):
     plausibility: Plausibility = Field(default_factory=Plausibility)
     general: GeneralSection | None = None
     ai: AiSection | None = None
+    # Fixed rules of the standard this site changes on purpose: dotted key -> the reason.
+    deviations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("deviations")
+    @classmethod
+    def _known_rules(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(RULE_KEYS))
+        if unknown:
+            raise ValueError(
+                f"not a fixed rule of the standard: {', '.join(unknown)}; the rules a site may"
+                f" declare a deviation from: {', '.join(RULE_KEYS)}"
+            )
+        empty = sorted(k for k, why in value.items() if not why.strip())
+        if empty:
+            raise ValueError(f"give the reason for each deviation; empty: {', '.join(empty)}")
+        return value
 
 
 def load_site(path: Path | str) -> Site:
-    """Load and validate a site file; raise ConfigError naming the file, key and valid values."""
-    return load_model(Path(path), Site)
+    """Load and validate a site file; raise ConfigError naming the file, key and valid values.
+
+    A fixed rule of the standard changed without a declaration under [deviations], or a
+    declaration of a rule kept, is an error (collectors/evaluation/site_rules.py).
+    """
+    site = load_model(Path(path), Site)
+    faults = check_declared(site)
+    if faults:
+        raise ConfigError("\n".join(f"{path}: key {key}: {text}" for key, text in faults))
+    return site

@@ -181,10 +181,16 @@ def test_sparse_power_sampling_invalidates_the_runs() -> None:
     sparse = gauge("bmc", "power_w", lambda t: series[0].values[int((t - T0) / 10)], 2100, step=60.0)
     result = ev(site({}), [sparse], runs)
     assert all(not r["valid"] for r in result["runs"])
-    assert "sampling density" in result["runs"][0]["issues"][0]
+    assert any("sampling density" in i for i in result["runs"][0]["issues"])
     assert result["aee_gflops_per_wh"] is None and result["quality"]["valid"] is False
-    # The same samples pass when the site says each one stands for 60 s (an averaging meter).
-    assert ev(site({"power_sample_period_s": 60.0}), [sparse], runs)["runs"][0]["valid"]
+    # The same samples reach the density when each stands for 60 s (an averaging meter), but
+    # the run (100-400 s) lies 20 s from its nearest samples (120, 360 + 60 = 420): more than
+    # 5 % of 300 s = 15 s, so its edges are interpolated, not measured (ai_coverage.py).
+    first = ev(site({"power_sample_period_s": 60.0}), [sparse], runs)["runs"][0]
+    assert first["sampling_density"] == pytest.approx(1.0) and not first["valid"]
+    assert first["energy_edges_s"] == {"start": 20.0, "end": 20.0, "max": 15.0}
+    (why,) = first["issues"]
+    assert why.startswith("energy not measured: bmc power_w (power): the nearest readings")
 
 
 def test_counter_preferred_and_gpu_energy_only_beside() -> None:
