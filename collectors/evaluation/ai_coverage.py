@@ -26,9 +26,9 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from collectors.evaluation.exact import below, seconds_at_most
 from collectors.evaluation.ai_calibration import sampling_density
 from collectors.evaluation.energy import _clean, _secs
+from collectors.evaluation.exact import below, seconds_at_most
 from collectors.evaluation.roles import RoleEnergy
 from collectors.evaluation.series import Series
 
