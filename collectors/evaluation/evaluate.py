@@ -12,6 +12,7 @@ from collectors.evaluation.infrastructure import evaluate_infrastructure
 from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
+from collectors.evaluation.verdict import verdict
 
 Kind = Literal["infrastructure", "general", "ai"]
 KINDS: tuple[Kind, ...] = ("infrastructure", "general", "ai")
@@ -53,4 +54,5 @@ def evaluate(
         result = evaluate_ai(site, series, runs, start, end)
     else:
         raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
+    result["verdict"] = verdict(kind, result, site.equipment)  # clause 4, after every field
     return scrub(result)
