@@ -30,6 +30,10 @@ def _num(v: Any, digits: int) -> str:
     return f"{v:.{digits}f}" if isinstance(v, int | float) and not isinstance(v, bool) else "—"
 
 
+def _g(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else "—"
+
+
 def indicative_basis(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Return why a verdict is only indicative: not valid, not conforming; [] when it stands."""
     why = []
@@ -58,11 +62,11 @@ def infrastructure_verdict(
     if candidate == "none":
         grade = "not graded" if level is None else f"level {level}"
         text = (f"PUE {_num(pue, 4)} is GB 40879-2021 {grade}, neither level 1"
-                f" (<= {thr.get('level1')}) nor level 2 (<= {thr.get('level2')}):"
+                f" (<= {_num(thr.get('level1'), 2)}) nor level 2 (<= {_num(thr.get('level2'), 2)}):"
                 " no front-runner level (4.1)")
     else:
         bound = thr.get(f"level{level}")
-        text = (f"PUE {_num(pue, 4)} is GB 40879-2021 level {level} (PUE <= {bound}):"
+        text = (f"PUE {_num(pue, 4)} is GB 40879-2021 level {level} (PUE <= {_num(bound, 2)}):"
                 f" {candidate} if clause 5 is met (4.1)")
     source = ("site file [pue_levels]" if thr.get("configured")
               else "GB 40879-2021 as commonly cited")
@@ -102,10 +106,10 @@ def general_verdict(result: Mapping[str, Any]) -> tuple[Category, list[dict[str,
     if category == "none":
         text = ("CEE not computed: no Table 1 level (4.2)" if value is None else
                 f"CEE {_num(value, 2)} standard points/Wh is below Table 1 energy-saving"
-                f" (>= {used.get('energy_saving', CEE_TABLE['energy_saving'])}): none (4.2)")
+                f" (>= {_g(used.get('energy_saving', CEE_TABLE['energy_saving']))}): none (4.2)")
     else:
         bound = used.get(level, CEE_TABLE[level])
-        text = (f"CEE {_num(value, 2)} standard points/Wh >= {bound}: Table 1 {category} (4.2)")
+        text = f"CEE {_num(value, 2)} standard points/Wh >= {_g(bound)}: Table 1 {category} (4.2)"
     item = {"clause": "4.2", "table": "Table 1", "indicator": "cee", "value": value,
             "level": level, "thresholds": {**CEE_TABLE, **used}, "text": text}
     return category, [item]
@@ -119,11 +123,11 @@ def ai_verdict(result: Mapping[str, Any]) -> tuple[Category, list[dict[str, Any]
     bound = (result.get("aee_thresholds") or {}).get("advanced", AEE_TABLE_ADVANCED)
     if level == "advanced":
         category: Category = "advanced"
-        text = f"AEE {_num(value, 2)} GFLOPs/Wh >= {bound}: Table 2 advanced (4.3)"
+        text = f"AEE {_num(value, 2)} GFLOPs/Wh >= {_g(bound)}: Table 2 advanced (4.3)"
     else:
         category = "none"
         text = ("AEE not computed: no Table 2 level (4.3)" if value is None else
-                f"AEE {_num(value, 2)} GFLOPs/Wh is below Table 2 advanced (>= {bound}), the"
+                f"AEE {_num(value, 2)} GFLOPs/Wh is below Table 2 advanced (>= {_g(bound)}), the"
                 " table's only level: none (4.3)")
     if bound != AEE_TABLE_ADVANCED:
         text += f"; the threshold used differs from Table 2's {AEE_TABLE_ADVANCED:g}"
