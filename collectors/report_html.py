@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from collectors.report_verdict import verdict_html
+
 LABELS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Energy-efficiency evaluation report", "site": "Site", "window": "Window",
@@ -433,7 +435,8 @@ def page(result: Mapping[str, Any], plots: Sequence[str], lang: str,
     body = (f"<h1>{p.t('title')}</h1>"
             f'<p class="muted">{_e(result.get("site"))} · {_e(w.get("start"))} → '
             f'{_e(w.get("end"))}</p>'
-            + p.conformance() + p.site_window() + p.indicators() + p.uncertainty() + p.quality()
+            + p.conformance() + verdict_html(result, lang) + p.site_window() + p.indicators()
+            + p.uncertainty() + p.quality()
             + p.h2("plots") + "".join(plots) + p.evidence())
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">{CSP_META}'

@@ -18,6 +18,7 @@ from collectors.evaluation.levels import withhold_levels
 from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
+from collectors.evaluation.verdict import verdict
 from collectors.ownership import CONFIRMED
 from collectors.scope import scoped
 from collectors.store import Drop, Store, Window
@@ -264,7 +265,8 @@ def window_result(
     quality["chain"], quality["clock"] = chain, clock
     quality["issues"].extend(issues)
     quality["valid"] = quality["valid"] and ok
-    withhold_levels(result)  # the chain or clock may have just made it not valid
+    withhold_levels(result)  # the chain or clock may have just made it not valid,
+    result["verdict"] = verdict(w.kind, result, site.equipment)  # and so the verdict indicative
     _provenance(store, source_ids(kind, site), t0_ns, t1_ns, quality)
     if w.end_ns is None:
         quality["issues"].append(f"window still open: result as of {rfc3339(now_ns / 1e9)}")

@@ -71,6 +71,7 @@ def print_result(
         f"[bold]Window[/bold] {plain(w.get('id', ''))} {plain(w['start'])} → {plain(w['end'])}"
         f" ({w['hours']:.4f} h)"
     )
+    print_verdict(out, result)
     t = Table("indicator", "measured", *(["true (simulator)", "error"] if truth else []))
     rows = [
         ("E_total kWh", "total", result["energy_kwh"]["total"]),
@@ -173,3 +174,29 @@ def _print_ai(out: Console, r: Mapping[str, Any]) -> None:
         f"{_fmt(r.get('aee_train'), 2)}, infer {_fmt(r.get('aee_infer'), 2)}; level "
         f"{level_text(r, 'aee_level')}) · ACE {_sci(r.get('ace_kg_per_flop'))} kg/FLOP"
     )
+
+
+_CLAUSE = {"infrastructure": "4.1", "general": "4.2", "ai": "4.3"}
+
+
+def verdict_line(result: Mapping[str, Any]) -> str | None:
+    """The clause 4 verdict as one line of text, never a bare category when indicative."""
+    v = result.get("verdict")
+    if not v:
+        return None
+    clause = _CLAUSE.get(str(result.get("kind")), "4")
+    head = f"Verdict (T/CECA-G 0355—2025 {clause}): "
+    if v.get("indicative"):
+        return head + f"INDICATIVE ONLY, not a verdict (figures would give: {v.get('category')})"
+    return head + str(v.get("category"))
+
+
+def print_verdict(out: Console, result: Mapping[str, Any]) -> None:
+    """Print the verdict line and its basis (the level, the table, clause 5's status)."""
+    v, line = result.get("verdict"), verdict_line(result)
+    if not v or line is None:
+        return
+    colour = "yellow" if v.get("indicative") else "green" if v.get("category") != "none" else ""
+    out.print(f"[bold {colour}]{plain(line)}[/]" if colour else f"[bold]{plain(line)}[/bold]")
+    for item in v.get("basis") or []:
+        out.print(f"  - {plain(item.get('text') if isinstance(item, Mapping) else item)}")

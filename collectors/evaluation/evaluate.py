@@ -14,6 +14,7 @@ from collectors.evaluation.levels import withhold_levels
 from collectors.evaluation.loads import GaugeMean
 from collectors.evaluation.series import Series
 from collectors.evaluation.site import Site
+from collectors.evaluation.verdict import verdict
 
 Kind = Literal["infrastructure", "general", "ai"]
 KINDS: tuple[Kind, ...] = ("infrastructure", "general", "ai")
@@ -59,4 +60,6 @@ def evaluate(
     else:
         raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
     mark(result, site, kind)
-    return scrub(withhold_levels(result))
+    withhold_levels(result)
+    result["verdict"] = verdict(kind, result, site.equipment)  # clause 4, after every field
+    return scrub(result)

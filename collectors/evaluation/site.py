@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from collectors.evaluation.grid_factors import GRID_FACTORS, PueThresholds
 from collectors.evaluation.site_ai import AiSection
+from collectors.evaluation.site_equipment import Equipment
 from collectors.evaluation.site_general import GeneralSection
 from collectors.evaluation.site_ids import check_ids
 from collectors.evaluation.site_plausibility import Plausibility
@@ -110,6 +111,9 @@ class Site(_Strict):
     plausibility: Plausibility = Field(default_factory=Plausibility)
     general: GeneralSection | None = None
     ai: AiSection | None = None
+    # The clause 5 register (T/CECA-G 0355—2025 5.1-5.3), read by the clause 4.1 verdict.
+    equipment: list[Equipment] = Field(default_factory=list)
+
     # Fixed rules of the standard this site changes on purpose: dotted key -> the reason.
     deviations: dict[str, str] = Field(default_factory=dict)
 
