@@ -128,8 +128,9 @@ class Frozen:
             if stored is not None:
                 return stored
             rev = self.store.add_revision(*self.compute(w, reason, by, deadline), first=True)
-        log.info("window result frozen", window=w.id, revision=rev.info.number,
-                 reason=reason, by=by, site_sha256=self.site_sha256, software=SOFTWARE)
+        if reason != STOPPED:  # a stop is on record in the window itself (closed_by)
+            log.info("window result frozen", window=w.id, revision=rev.info.number,
+                     reason=reason, site_sha256=self.site_sha256, software=SOFTWARE)
         return rev
 
     def read(self, w: Window, number: int | None, deadline: Deadline | None) -> Revision:
