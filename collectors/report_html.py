@@ -54,6 +54,8 @@ LABELS: dict[str, dict[str, str]] = {
         "aee_thr": "advanced ≥ {a} GFLOPs/Wh (Table 2)",
         "open": "open", "closed": "closed", "generated": "Window result of",
         "infrastructure": "infrastructure", "general": "general computing", "ai": "AI computing",
+        "revision": "Result revision", "computed_at": "Computed at",
+        "site_sha256": "Site file SHA-256", "software": "Software",
     },
     "zh": {
         "title": "能效评价报告", "site": "站点", "window": "测量窗口",
@@ -102,6 +104,8 @@ LABELS: dict[str, dict[str, str]] = {
         "aee_thr": "先进 ≥ {a} GFLOPs/Wh（表 2）",
         "open": "进行中", "closed": "已结束", "generated": "窗口结果",
         "infrastructure": "基础设施", "general": "通用计算", "ai": "智能计算",
+        "revision": "结果版本", "computed_at": "计算时间",
+        "site_sha256": "站点文件 SHA-256", "software": "软件版本",
     },
 }
 
@@ -203,6 +207,13 @@ class Page:
                 (self.t("hours"), num(w.get("hours"), 3)),
                 (self.t("state"), self.t(state) if state in self.L else _e(state)),
                 (self.t("note"), _e(w.get("note")))]
+        # A closed window's stored result (collectors/frozen.py): which one, from what.
+        if isinstance(rev := self.r.get("revision"), dict):
+            rows += [(self.t("revision"), f"{_e(rev.get('number'))} · {_e(rev.get('reason'))}"
+                      + (f" · {_e(rev.get('by'))}" if rev.get("by") else "")),
+                     (self.t("computed_at"), _e(rev.get("computed_at"))),
+                     (self.t("site_sha256"), f"<code>{_e(rev.get('site_sha256'))}</code>"),
+                     (self.t("software"), _e(rev.get("software")))]
         grid = self.r.get("grid_factor") or {}
         site_rows = [(self.t("site"), _e(self.r.get("site"))),
                      (self.t("grid"), f"{num(grid.get('value'), 3)} · {_e(grid.get('source'))}"),
