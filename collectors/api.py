@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.keys import fingerprint
 from collectors.auth import Auth, Principal
@@ -30,6 +30,7 @@ from collectors.limits import AppLimits, Guard
 from collectors.metrics import add_metrics
 from collectors.offloop import Reads
 from collectors.report import render_html, report_series
+from collectors.result_schema import ResultRevision, RevisionNumber, WindowReevaluate, WindowResult
 from collectors.scope import scope_error, scoped
 from collectors.sources_api import sources_router
 from collectors.store import Store, StoredRun, Window
@@ -63,21 +64,6 @@ class WindowStop(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     end: StoreTime | None = None
-
-
-class WindowReevaluate(BaseModel):
-    """Body of POST /api/v1/windows/{id}/reevaluate."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                             max_length=1000)] = Field(
-        description="why the closed window is computed again; kept with the new revision")
-
-
-# `?revision=N` of the result and report routes: a stored revision of a closed window.
-RevisionNumber = Annotated[int | None, Query(
-    ge=1, le=INT64_MAX, description="a stored revision of a closed window (default: the latest)")]
 
 
 def _ns(dt: datetime) -> int:
@@ -287,7 +273,9 @@ def create_app(
 
         return await reads.run(request, work, f"the stop of window {wid}")
 
-    @app.get("/api/v1/windows/{wid}", dependencies=[read])
+    @app.get("/api/v1/windows/{wid}", dependencies=[read],
+             responses={200: {"model": WindowResult}, 404: {"description": "no such window"
+                                                             " or revision"}})
     async def get_window(
         wid: WindowId, request: Request, revision: RevisionNumber = None
     ) -> dict[str, Any]:
@@ -326,7 +314,8 @@ def create_app(
 
         return await reads.run(request, work, f"the report of window {wid}")
 
-    @app.get("/api/v1/windows/{wid}/revisions", dependencies=[read])
+    @app.get("/api/v1/windows/{wid}/revisions", dependencies=[read],
+             responses={200: {"model": list[ResultRevision]}})
     async def list_revisions(wid: WindowId, request: Request) -> list[dict[str, Any]]:
         """The stored revisions of a closed window's result, oldest first (none while open):
         number, when computed, the site file's SHA-256, the software, the reason, by whom."""
@@ -338,7 +327,9 @@ def create_app(
 
         return await reads.run(request, work, f"the revisions of window {wid}")
 
-    @app.post("/api/v1/windows/{wid}/reevaluate", status_code=201)
+    @app.post("/api/v1/windows/{wid}/reevaluate", status_code=201,
+              responses={201: {"model": WindowResult},
+                         409: {"description": "the window is open"}})
     async def reevaluate(
         wid: WindowId, body: WindowReevaluate, request: Request, who: Principal = write
     ) -> dict[str, Any]:
