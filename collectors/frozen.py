@@ -138,7 +138,7 @@ class Frozen:
         has none yet; LookupError if there is no such revision."""
         assert w.end_ns is not None
         rev = self.store.revision(w.id, number)
-        if rev is None and self.store.revision(w.id) is None:
+        if rev is None and not self.store.revisions(w.id):
             why = UPGRADED if w.closed_ns is None else NOT_AT_STOP
             first = self.freeze(w, why, None, deadline)
             rev = first if number in (None, 1) else None

@@ -184,6 +184,11 @@ def status_view(result: Mapping[str, Any], width: int, colour: bool) -> Renderab
                          f"{plain(w.get('state'))}"
                          + (f" · {plain(w['note'])}" if w.get("note") else ""))
     ]
+    if isinstance(rev := result.get("revision"), dict):  # a closed window's stored result
+        parts.append(Text(
+            f"Stored result, revision {rev.get('number')} ({rev.get('reason')}), computed"
+            f" {rev.get('computed_at')} by {rev.get('software')}, site file sha256"
+            f" {rev.get('site_sha256') or 'unknown'}"))
     text, fraction = progress_line(str(w.get("kind")), float(w.get("hours") or 0.0),
                                    str(w.get("state")))
     row = Table.grid(padding=(0, 1))

@@ -264,5 +264,7 @@ def test_reevaluate_command(
             wid, 2, "meter recalibrated", "engineer-x")
         assert out.startswith(f"window {wid}: revision 2 stored (valid), site file sha256 ")
         assert f"dcmeter {dcmeter.__version__}" in out
+        assert main(["window", "status", str(wid), "--collector", url]) == 0
+        assert "Stored result, revision 2 (meter recalibrated)" in capsys.readouterr().out
         assert [r.info.reason for r in (store.revision(wid, 1), store.revision(wid, 2))
                 if r is not None] == ["window stopped", "meter recalibrated"]
