@@ -25,7 +25,7 @@ import structlog
 from collectors.deadline import Deadline, TimedOut
 from collectors.evaluation.evaluate import Kind, source_ids
 from collectors.evaluation.site import Site
-from collectors.report import ReportSeries, render_html, report_series
+from collectors.report import Lang, ReportSeries, render_html, report_series
 from collectors.scope import scoped
 from collectors.store import Store, Window
 from collectors.store_results import Revision, RevisionInfo
@@ -69,12 +69,11 @@ def report_series_of(stored: Mapping[str, Any]) -> ReportSeries:
     )
 
 
-def report_of(rev: Revision, lang: str, format: str) -> str | dict[str, Any]:
+def report_of(rev: Revision, lang: Lang, format: str) -> str | dict[str, Any]:
     """A stored revision's report: the HTML page, or {"result", "series"} for JSON."""
     if format == "json":
         return {"result": rev.body(), "series": rev.series}
-    return render_html(rev.body(), report_series_of(rev.series), lang,  # type: ignore[arg-type]
-                       rev.fingerprints)
+    return render_html(rev.body(), report_series_of(rev.series), lang, rev.fingerprints)
 
 
 class Frozen:
