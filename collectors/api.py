@@ -11,29 +11,34 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.keys import fingerprint
 from collectors.auth import Auth, Principal
-from collectors.deadline import Deadline
+from collectors.deadline import Abandoned, Deadline
 from collectors.evaluation.ai_runs import Run
 from collectors.evaluation.int64 import INT64_MAX, StoreTime
 from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from collectors.evaluation.site import Site
+from collectors.frozen import STOPPED, Frozen, report_of
 from collectors.health import HealthCounts
 from collectors.ingest import Ingest, Outcome
 from collectors.limits import AppLimits, Guard
 from collectors.metrics import add_metrics
 from collectors.offloop import Reads
 from collectors.report import render_html, report_series
+from collectors.result_schema import ResultRevision, RevisionNumber, WindowReevaluate, WindowResult
 from collectors.scope import scope_error, scoped
 from collectors.sources_api import sources_router
 from collectors.store import Store, StoredRun, Window
+from collectors.store_results import Revision
 from collectors.windows import SUPPORTED, window_result
 
 MSGPACK = "application/x-msgpack"
+log = structlog.get_logger("dcmeter.collector")
 # A window id in a route: beyond a 64-bit column it is a 422 naming the bound, not a 500.
 WindowId = Annotated[int, Path(ge=1, le=INT64_MAX, description="window id")]
 
@@ -69,7 +74,7 @@ def _pair(out: Outcome) -> tuple[dict[str, Any], int]:
     return out.body, out.status
 
 
-def _summary(w: Window) -> dict[str, Any]:
+def _summary(w: Window, revision: int | None = None) -> dict[str, Any]:
     return {
         "id": w.id,
         "kind": w.kind,
@@ -78,7 +83,9 @@ def _summary(w: Window) -> dict[str, Any]:
         "end": None if w.end_ns is None else rfc3339(w.end_ns / 1e9),
         "note": w.note,
         "opened_by": w.opened_by,
+        "closed_by": w.closed_by,
         "scope": None if w.scope is None else list(w.scope),
+        "revision": revision,  # the latest stored revision of its result, if closed
     }
 
 
@@ -130,12 +137,14 @@ def window_filter(
 def create_app(
     store: Store, ingest: Ingest, site: Site, clock: Callable[[], int] = time.time_ns,
     auth: bool = True, limits: AppLimits = AppLimits(),  # noqa: B008 (frozen)
+    site_sha256: str | None = None,
 ) -> FastAPI:
     """Build the API over an open store, an ingest pipeline and the site's evaluation rules.
 
     With `auth` the windows routes need a bearer token (collectors/auth.py): GET a reader's
     or an engineer's, POST an engineer's. `limits`: bodies, reads and open windows
-    (docs/security.md).
+    (docs/security.md). `site_sha256`: of the site file bytes `site` was loaded from, kept
+    with every frozen result (collectors/frozen.py).
     """
     app = FastAPI(title="dcmeter collector", version="1")
     tokens = Auth(store, auth)
@@ -145,6 +154,9 @@ def create_app(
                        body_timeout_s=limits.body_timeout_s)
     reads = Reads(limits.read_timeout_s)
     counts = HealthCounts(store)
+    frozen = Frozen(store, site, site_sha256,
+                    lambda: {agent: fingerprint(key) for agent, key in ingest.keyring.items()},
+                    clock)
     # Ingest runs off the event loop, one batch at a time (the order batches are checked in
     # is the order they arrive in), in its own thread: it never takes FastAPI's workers.
     ingest_thread = ThreadPoolExecutor(1, thread_name_prefix="dcmeter-ingest")
@@ -214,7 +226,8 @@ def create_app(
         keep: Callable[[Window], bool] = Depends(window_filter),  # noqa: B008
     ) -> list[dict[str, Any]]:
         """The windows, newest first, filtered by kind, state and time (overlapping a span)."""
-        return [_summary(w) for w in store.windows() if keep(w)]
+        latest = store.latest_revisions()
+        return [_summary(w, latest.get(w.id)) for w in store.windows() if keep(w)]
 
     def _get(wid: int) -> Window:
         w = store.window(wid)
@@ -222,36 +235,75 @@ def create_app(
             raise HTTPException(404, f"no window {wid}")
         return w
 
-    @app.post("/api/v1/windows/{wid}/stop", dependencies=[write])
-    def stop_window(wid: WindowId, body: WindowStop | None = None) -> dict[str, Any]:
-        """Close an open window, now or at a given end time."""
-        w = _get(wid)
-        end = _ns(body.end) if body and body.end else clock()
-        if w.end_ns is not None:
-            raise HTTPException(409, f"window {wid} is already closed")
-        if end <= w.start_ns:
-            raise HTTPException(422, "end must be after the window's start")
-        if not store.close_window(wid, end):
-            raise HTTPException(409, f"window {wid} is already closed")
-        return _summary(_get(wid))
+    def _frozen(w: Window, number: int | None, d: Deadline) -> Revision:
+        try:
+            return frozen.read(w, number, d)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
 
-    @app.get("/api/v1/windows/{wid}", dependencies=[read])
-    async def get_window(wid: WindowId, request: Request) -> dict[str, Any]:
-        """The window's current result (as of now while it is open)."""
+    def _no_revision(wid: int, number: int | None) -> None:
+        if number is not None:
+            raise HTTPException(404, f"window {wid} is open: its result is computed on each"
+                                " read and has no stored revision")
+
+    @app.post("/api/v1/windows/{wid}/stop")
+    async def stop_window(
+        wid: WindowId, request: Request, body: WindowStop | None = None, who: Principal = write
+    ) -> dict[str, Any]:
+        """Close an open window, now or at a given end time, and freeze its result: computed
+        once and stored as revision 1, which every later read returns."""
+        end_at = _ns(body.end) if body and body.end else None
+
         def work(d: Deadline) -> dict[str, Any]:
-            return window_result(store, site, _get(wid), clock(), deadline=d)
+            w, now = _get(wid), clock()
+            end = now if end_at is None else end_at
+            if w.end_ns is not None:
+                raise HTTPException(409, f"window {wid} is already closed")
+            if end <= w.start_ns:
+                raise HTTPException(422, "end must be after the window's start")
+            if not store.close_window(wid, end, who.name, now):
+                raise HTTPException(409, f"window {wid} is already closed")
+            closed = _get(wid)
+            try:
+                rev = frozen.freeze(closed, STOPPED, who.name, d)
+            except Abandoned as exc:  # closed all the same: the first read freezes it
+                log.warning("window result not frozen at stop", window=wid, why=str(exc))
+                return _summary(closed)
+            return _summary(closed, rev.info.number)
+
+        return await reads.run(request, work, f"the stop of window {wid}")
+
+    @app.get("/api/v1/windows/{wid}", dependencies=[read],
+             responses={200: {"model": WindowResult}, 404: {"description": "no such window"
+                                                             " or revision"}})
+    async def get_window(
+        wid: WindowId, request: Request, revision: RevisionNumber = None
+    ) -> dict[str, Any]:
+        """The window's result: while open, as of now; once closed, the stored revision
+        (the latest, or `?revision=N`), with its `revision` block."""
+        def work(d: Deadline) -> dict[str, Any]:
+            w = _get(wid)
+            if w.end_ns is not None:
+                return _frozen(w, revision, d).body()
+            _no_revision(wid, revision)
+            return window_result(store, site, w, clock(), deadline=d)
 
         return await reads.run(request, work, f"the result of window {wid}")
 
     @app.get("/api/v1/windows/{wid}/report", dependencies=[read], response_model=None)
     async def get_report(
         wid: WindowId, request: Request, lang: Literal["en", "zh"] = "en",
-        format: Literal["html", "json"] = "html",
+        format: Literal["html", "json"] = "html", revision: RevisionNumber = None,
     ) -> HTMLResponse | dict[str, Any]:
         """The window's evaluation report (docs/report.md): a self-contained HTML page, or its
-        data as JSON (the result and the plot series)."""
+        data as JSON (the result and the plot series); a closed window's from its stored
+        revision (the latest, or `?revision=N`)."""
         def work(d: Deadline) -> HTMLResponse | dict[str, Any]:
             w, now = _get(wid), clock()
+            if w.end_ns is not None:
+                out = report_of(_frozen(w, revision, d), lang, format)
+                return out if isinstance(out, dict) else HTMLResponse(out)
+            _no_revision(wid, revision)
             result = window_result(store, site, w, now, deadline=d)
             d.check()
             series = report_series(store, scoped(site, w.kind, w.scope), w, now, deadline=d)
@@ -261,6 +313,37 @@ def create_app(
             return HTMLResponse(render_html(result, series, lang, prints))
 
         return await reads.run(request, work, f"the report of window {wid}")
+
+    @app.get("/api/v1/windows/{wid}/revisions", dependencies=[read],
+             responses={200: {"model": list[ResultRevision]}})
+    async def list_revisions(wid: WindowId, request: Request) -> list[dict[str, Any]]:
+        """The stored revisions of a closed window's result, oldest first (none while open):
+        number, when computed, the site file's SHA-256, the software, the reason, by whom."""
+        def work(d: Deadline) -> list[dict[str, Any]]:
+            w = _get(wid)
+            if w.end_ns is not None:
+                frozen.read(w, None, d)  # a window closed before the upgrade: frozen now
+            return [r.block() for r in store.revisions(wid)]
+
+        return await reads.run(request, work, f"the revisions of window {wid}")
+
+    @app.post("/api/v1/windows/{wid}/reevaluate", status_code=201,
+              responses={201: {"model": WindowResult},
+                         409: {"description": "the window is open"}})
+    async def reevaluate(
+        wid: WindowId, body: WindowReevaluate, request: Request, who: Principal = write
+    ) -> dict[str, Any]:
+        """Compute a closed window's result again, from the samples and the site file as they
+        are now, and store it as a new revision beside the earlier ones (engineer; a reason
+        is required). Answers the new revision's result."""
+        def work(d: Deadline) -> dict[str, Any]:
+            w = _get(wid)
+            if w.end_ns is None:
+                raise HTTPException(409, f"window {wid} is open: its result is computed on each"
+                                    " read; stop it first")
+            return frozen.reevaluate(w, body.reason, who.name, d).body()
+
+        return await reads.run(request, work, f"the re-evaluation of window {wid}")
 
     @app.post("/api/v1/windows/{wid}/runs", status_code=201, dependencies=[write])
     def post_run(wid: WindowId, run: Run) -> JSONResponse:

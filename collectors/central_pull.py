@@ -53,6 +53,7 @@ class _Summary(BaseModel):
     start: str
     end: str | None
     note: str | None
+    revision: int | None = None  # a closed window's latest stored revision (collectors/frozen.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +146,18 @@ def parse_gauges(text: str) -> list[Gauge]:
     return out
 
 
+def _revision(result: dict[str, Any] | None) -> int | None:
+    """The revision number of a pulled result (None before a site stored revisions)."""
+    block = (result or {}).get("revision")
+    return block.get("number") if isinstance(block, dict) else None
+
+
 async def fetch_site(
     client: SiteClient, store: CentralStore, clock: Callable[[], int] = time.time_ns
 ) -> tuple[list[PulledWindow], list[Gauge], int]:
     """Everything one pull of a site brings: the windows to store (open ones, and closed ones
-    not pulled since they closed, with their results), its gauges, and how many it lists."""
+    not pulled since they closed or since their latest re-evaluation, with their results),
+    its gauges, and how many it lists."""
     name = client.target.name
     raw = await client.json("/api/v1/windows")
     try:
@@ -159,7 +167,8 @@ async def fetch_site(
             from None
     stored = {w.id: w for w in store.windows(name)}
     todo = [w for w in listed if w.state != "closed" or w.id not in stored
-            or stored[w.id].state != "closed" or stored[w.id].result is None]
+            or stored[w.id].state != "closed" or stored[w.id].result is None
+            or _revision(stored[w.id].result) != w.revision]
     gate = asyncio.Semaphore(DETAIL_CONCURRENCY)
 
     async def one(w: _Summary) -> PulledWindow:

@@ -14,7 +14,8 @@ import uvicorn
 from collectors import config
 from collectors.api import create_app
 from collectors.db import masked
-from collectors.evaluation.site import load_site
+from collectors.evaluation.site import Site, load_site
+from collectors.frozen import file_sha256, unknown_sources
 from collectors.http_server import uvicorn_limits
 from collectors.ingest import Ingest
 from collectors.limits import AppLimits
@@ -28,25 +29,45 @@ def build(path: Path) -> tuple[uvicorn.Server, Store]:
     cfg = config.load(path)
     c = cfg.collector
     site = load_site(c.site)
+    # Kept with every frozen result: the site file these results were computed with.
+    site_sha256 = file_sha256(c.site)
     keyring = config.keyring(cfg, path)
     # Per-window folds use the site's interval limit as their margin (collectors/windows.py).
     store = Store(c.store, fold_gap_s=site.quality.max_gap_s,
                   limits=SeriesLimits(c.max_series_per_agent, c.max_series_per_source))
+    unknown_site_sources(store, site, c.site)
     for conflict in store.bind_sources(config.source_bindings(cfg), time.time_ns()):
         structlog.get_logger("dcmeter.collector").warning("source binding kept", detail=conflict)
     ingest = Ingest(store, keyring, int(c.max_batch_mb * 2**20),
                     reload=lambda: config.keyring(cfg, path))
-    app = create_app(store, ingest, site, auth=c.auth, limits=AppLimits.of(c))
+    app = create_app(store, ingest, site, auth=c.auth, limits=AppLimits.of(c),
+                     site_sha256=site_sha256)
     server = uvicorn.Server(
         uvicorn.Config(app, host=c.host, port=c.port, log_config=None, access_log=False,
                        **config.uvicorn_tls(c.tls), **uvicorn_limits(c))
     )
     structlog.get_logger("dcmeter.collector").info(
         "collector starting", host=c.host, port=c.port, store=masked(c.store),
-        agents=sorted(keyring), site=site.site.name, auth=c.auth,
+        agents=sorted(keyring), site=site.site.name, site_sha256=site_sha256, auth=c.auth,
         tls="mutual" if c.tls and c.tls.client_ca_file else "on" if c.tls else "off",
     )
     return server, store
+
+
+def unknown_site_sources(store: Store, site: Site, path: Path | str) -> None:
+    """Log one line per source id the site file names that the store has never seen (no
+    agent reported it, none owns it): a typo there would quietly empty a window's figures."""
+    unknown = unknown_sources(store, site)
+    # A store no agent has delivered to yet knows no source: that is expected, not a fault.
+    fresh = not store.seen_sources()
+    logger = structlog.get_logger("dcmeter.collector")
+    for source in unknown:
+        (logger.info if fresh else logger.warning)(
+            "site file names a source the store has never seen", source=source,
+            site_file=str(path),
+            hint="no agent has reported it yet" if fresh else
+            "check the id against the agents' configs: windows read nothing from it",
+        )
 
 
 async def tell_systemd(server: uvicorn.Server, notifier: sdnotify.Notifier) -> None:

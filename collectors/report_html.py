@@ -64,6 +64,8 @@ LABELS: dict[str, dict[str, str]] = {
                           " not the standard's.",
         "level_nc": "{level} (not conforming: deviations declared)", "clause": "Clause",
         "std_value": "Standard", "used": "Used", "reason": "Reason",
+        "revision": "Result revision", "computed_at": "Computed at",
+        "site_sha256": "Site file SHA-256", "software": "Software",
     },
     "zh": {
         "title": "能效评价报告", "site": "站点", "window": "测量窗口",
@@ -119,6 +121,8 @@ LABELS: dict[str, dict[str, str]] = {
                           "本报告中的等级按站点设置得出，并非按标准得出。",
         "level_nc": "{level}（不符合标准：已声明偏离）", "clause": "条款",
         "std_value": "标准值", "used": "采用值", "reason": "理由",
+        "revision": "结果版本", "computed_at": "计算时间",
+        "site_sha256": "站点文件 SHA-256", "software": "软件版本",
     },
 }
 
@@ -253,6 +257,13 @@ class Page:
                 (self.t("hours"), num(w.get("hours"), 3)),
                 (self.t("state"), self.t(state) if state in self.L else _e(state)),
                 (self.t("note"), _e(w.get("note")))]
+        # A closed window's stored result (collectors/frozen.py): which one, from what.
+        if isinstance(rev := self.r.get("revision"), dict):
+            rows += [(self.t("revision"), f"{_e(rev.get('number'))} · {_e(rev.get('reason'))}"
+                      + (f" · {_e(rev.get('by'))}" if rev.get("by") else "")),
+                     (self.t("computed_at"), _e(rev.get("computed_at"))),
+                     (self.t("site_sha256"), f"<code>{_e(rev.get('site_sha256'))}</code>"),
+                     (self.t("software"), _e(rev.get("software")))]
         grid = self.r.get("grid_factor") or {}
         site_rows = [(self.t("site"), _e(self.r.get("site"))),
                      (self.t("grid"), f"{num(grid.get('value'), 3)} · {_e(grid.get('source'))}"),

@@ -33,6 +33,7 @@ from collectors.series_table import (
     source_changes,
 )
 from collectors.store_folds import WindowFolds
+from collectors.store_results import ResultTable, migrate_results
 from collectors.token_table import TOKENS_SCHEMA, TokenTable
 
 # The first release's tables, in SQLite's words (collectors/db.py translates them for
@@ -126,9 +127,11 @@ class Window:
     note: str | None
     opened_by: str | None = None  # the name of the token that opened it
     scope: tuple[str, ...] | None = None  # the source ids it covers; None: the whole site
+    closed_by: str | None = None  # the name of the token that stopped it
+    closed_ns: int | None = None  # when it was stopped (ns; `end_ns` may be set earlier)
 
 
-WINDOW_COLUMNS = "id, kind, start_ns, end_ns, note, opened_by, scope"
+WINDOW_COLUMNS = "id, kind, start_ns, end_ns, note, opened_by, scope, closed_by, closed_ns"
 # Columns added after the first release: (name, type) added to a store that lacks them.
 WINDOW_ADDED = (("opened_by", "TEXT"), ("scope", "TEXT"))
 
@@ -161,15 +164,18 @@ MIGRATIONS = (
     Migration(5, "series keyed by identity; source_meta: sources' metadata over time",
               migrate_series_identity),
     Migration(6, "source_owners: which agent owns which source, over time", migrate_owners),
+    Migration(7, "window_results: frozen results of closed windows; windows.closed_by",
+              migrate_results),
 )
 
 
 def _window(row: Sequence[Any]) -> Window:
     scope = None if row[6] is None else tuple(json.loads(row[6]))
-    return Window(row[0], row[1], row[2], row[3], row[4], row[5], scope)
+    return Window(row[0], row[1], row[2], row[3], row[4], row[5], scope, row[7],
+                  None if row[8] is None else int(row[8]))
 
 
-class Store(TokenTable):
+class Store(TokenTable, ResultTable):
     """One database connection (SQLite in WAL mode, or PostgreSQL); every write is one
     transaction, and every use of the connection is serialised by one lock."""
 
@@ -456,6 +462,11 @@ class Store(TokenTable):
             )
         return out
 
+    def seen_sources(self) -> set[str]:
+        """The source ids any agent has reported samples of (the series table)."""
+        with self._lock:
+            return {str(r[0]) for r in self._db.execute("SELECT DISTINCT source FROM series")}
+
     def source_changes(
         self, sources: Sequence[str], t0_ns: int, t1_ns: int
     ) -> list[dict[str, Any]]:
@@ -615,11 +626,16 @@ class Store(TokenTable):
             ).fetchall()
         return [_window(r) for r in rows]
 
-    def close_window(self, wid: int, end_ns: int) -> bool:
-        """Close an open window; False if it was already closed."""
+    def close_window(
+        self, wid: int, end_ns: int, closed_by: str | None = None, now_ns: int | None = None
+    ) -> bool:
+        """Close an open window at `end_ns`, recording who stopped it and when (`now_ns`);
+        False if it was already closed."""
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE windows SET end_ns = ? WHERE id = ? AND end_ns IS NULL", (end_ns, wid)
+                "UPDATE windows SET end_ns = ?, closed_by = ?, closed_ns = ?"
+                " WHERE id = ? AND end_ns IS NULL",
+                (end_ns, closed_by, time.time_ns() if now_ns is None else now_ns, wid),
             )
             if cur.rowcount == 1:
                 self._folds.closed(db, wid, end_ns)

@@ -250,6 +250,7 @@ def window_result(
         "state": "open" if w.end_ns is None else "closed",
         "note": w.note,
         "opened_by": w.opened_by,
+        "closed_by": w.closed_by,
         "scope": None if w.scope is None else list(w.scope),
         **result["window"],
     }

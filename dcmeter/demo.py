@@ -29,7 +29,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from agent import keys
 from collectors.auth import create_token
 from collectors.evaluation.energy import integrated_energy
-from collectors.evaluation.jsonl import parse_rfc3339
+from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from collectors.store import Store
 from dcmeter.configfile import ConfigError
 from dcmeter.render import print_result
@@ -202,8 +202,12 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
                 win = http.post(f"{base}/windows", json={"kind": "infrastructure",
                                                           "note": "dcmeter demo"}).json()
                 _progress(console, http, f"{base}/windows/{win['id']}", seconds, procs)
-                http.post(f"{base}/windows/{win['id']}/stop").raise_for_status()
-                time.sleep(2.5)  # a sample after the window closes, to interpolate its end
+                # The result is computed once, at the stop (collectors/frozen.py): stop with
+                # the end as of now once a sample after it is stored, to interpolate it.
+                end_at = rfc3339(time.time())
+                time.sleep(2.5)
+                http.post(f"{base}/windows/{win['id']}/stop",
+                          json={"end": end_at}).raise_for_status()
                 result = http.get(f"{base}/windows/{win['id']}").json()
     finally:
         sim.stop()

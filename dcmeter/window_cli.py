@@ -36,7 +36,7 @@ KINDS = ("infrastructure", "general", "ai")
 
 
 def add_parser(sub: Any) -> None:
-    """Register `window start|stop|list|status|report` on the `dcmeter` subparsers."""
+    """Register `window start|stop|list|status|report|reevaluate` on the `dcmeter` subparsers."""
     common = connection_options()
     win = sub.add_parser("window", help="measurement windows on a collector").add_subparsers(
         dest="window_command", required=True
@@ -71,6 +71,8 @@ def add_parser(sub: Any) -> None:
                         help="seconds between refreshes with --watch (default 5)")
     status.add_argument("--json", action="store_true",
                         help="print the result as JSON (one line per refresh with --watch)")
+    status.add_argument("--revision", type=int, default=None, metavar="N",
+                        help="a closed window's stored revision N (default: the latest)")
     report = win.add_parser("report", parents=[common],
                             help="the window's evaluation report (docs/report.md)")
     report.add_argument("id", type=int, help="window id")
@@ -81,6 +83,14 @@ def add_parser(sub: Any) -> None:
                         help="labels in English or Chinese (default en)")
     report.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
                         help="where to write the report")
+    report.add_argument("--revision", type=int, default=None, metavar="N",
+                        help="a closed window's stored revision N (default: the latest)")
+    again = win.add_parser("reevaluate", parents=[common],
+                           help="compute a closed window's result again as a new revision"
+                           " (engineer)")
+    again.add_argument("id", type=int, help="window id")
+    again.add_argument("--reason", required=True, help="why: kept with the new revision")
+    again.add_argument("--json", action="store_true", help="print the new result as JSON")
 
 
 def _console() -> Console:
@@ -174,6 +184,11 @@ def status_view(result: Mapping[str, Any], width: int, colour: bool) -> Renderab
                          f"{plain(w.get('state'))}"
                          + (f" · {plain(w['note'])}" if w.get("note") else ""))
     ]
+    if isinstance(rev := result.get("revision"), dict):  # a closed window's stored result
+        parts.append(Text(
+            f"Stored result, revision {rev.get('number')} ({rev.get('reason')}), computed"
+            f" {rev.get('computed_at')} by {rev.get('software')}, site file sha256"
+            f" {rev.get('site_sha256') or 'unknown'}"))
     text, fraction = progress_line(str(w.get("kind")), float(w.get("hours") or 0.0),
                                    str(w.get("state")))
     row = Table.grid(padding=(0, 1))
@@ -207,7 +222,7 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
     """Show one window's status, once or refreshed until Ctrl-C."""
     path = f"/windows/{args.id}"
     if not args.watch:
-        result = c.call("GET", path)
+        result = c.call("GET", path, params=_revision(args))
         if args.json:
             _print_json(result)
         else:
@@ -264,10 +279,10 @@ def cmd_report(c: Client, args: argparse.Namespace) -> int:
     """Fetch the window's report from the collector and write it to `--output`."""
     path = f"/windows/{args.id}/report"
     if args.format == "json":
-        body = json.dumps(c.call("GET", path, params={"format": "json"}), indent=1,
-                          ensure_ascii=False)
+        body = json.dumps(c.call("GET", path, params={"format": "json", **_revision(args)}),
+                          indent=1, ensure_ascii=False)
     else:
-        body = c.text(path, params={"lang": args.lang})
+        body = c.text(path, params={"lang": args.lang, **_revision(args)})
     try:
         if args.format == "pdf":
             from collectors.report import ReportError, render_pdf
@@ -284,8 +299,27 @@ def cmd_report(c: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _revision(args: argparse.Namespace) -> dict[str, int]:
+    return {} if args.revision is None else {"revision": args.revision}
+
+
+def cmd_reevaluate(c: Client, args: argparse.Namespace) -> int:
+    """Re-evaluate a closed window: a new revision of its result, with the reason."""
+    result = c.call("POST", f"/windows/{args.id}/reevaluate", json={"reason": args.reason})
+    if args.json:
+        _print_json(result)
+    else:
+        rev = result.get("revision") or {}
+        valid = (result.get("quality") or {}).get("valid")
+        sha = rev.get("site_sha256")
+        print(f"window {args.id}: revision {rev.get('number')} stored"
+              f" ({'valid' if valid else 'NOT valid'}), site file "
+              + (f"sha256 {str(sha)[:12]}…" if sha else "unknown") + f", {rev.get('software')}")
+    return 0
+
+
 COMMANDS = {"start": cmd_start, "stop": cmd_stop, "list": cmd_list, "status": cmd_status,
-            "report": cmd_report}
+            "report": cmd_report, "reevaluate": cmd_reevaluate}
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> int:

@@ -83,8 +83,12 @@ def test_offline_evaluate_equals_the_collector_result(tmp_path: Path, collector:
         w = http.post(base, json={"kind": "infrastructure", "start": start}).json()
         http.post(f"{base}/{w['id']}/stop", json={"end": end}).raise_for_status()
         online = http.get(f"{base}/{w['id']}").json()
-    for extra in ("id", "kind", "state", "note", "opened_by", "scope"):
+    for extra in ("id", "kind", "state", "note", "opened_by", "closed_by", "scope"):
         online["window"].pop(extra)
+    # a closed window's stored result says which revision it is; offline has none
+    revision = online.pop("revision")
+    assert (revision["number"], revision["reason"]) == (1, "window stopped")
+    assert "revision" not in offline
     # the store-side checks exist only at the collector
     assert offline["quality"].pop("chain")["checked"] is False
     assert offline["quality"].pop("clock")["checked"] is False

@@ -227,6 +227,16 @@ def test_two_sites_one_stopped_midway(sites: dict[str, SiteCollector], tmp_path:
             assert (details(a.hits, 1), details(a.hits, 2)) == (0, 2)
             assert store.window("a", 2) is not None
             assert api.get("/api/v1/sites/a/windows/2").json()["window"]["state"] == "closed"
+            # A re-evaluated window (collectors/frozen.py) is pulled once more: its latest
+            # revision, which the site's list names.
+            with a.http() as h:
+                assert h.post("/api/v1/windows/1/reevaluate",
+                              json={"reason": "central test"}).status_code == 201
+            a.hits.clear()
+            pull(store, path)
+            pull(store, path)
+            assert details(a.hits, 1) == 1
+            assert api.get("/api/v1/sites/a/windows/1").json()["revision"]["number"] == 2
 
             # Site b stops; site a goes on and gets a new window.
             b.stop()
