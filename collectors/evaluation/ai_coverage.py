@@ -4,7 +4,7 @@ T/CECA-G 0355—2025 6.3.3.2: the energy of a run is read from the server direct
 energy during the task"), or is the mean of power sampled periodically during the run ×
 its duration, the samples spread over the whole run, with a sampling density of at least
 10 %; 6.3.3.3 step 3a records the energy sampling during the run. dcmeter reads both forms
-by one principle (docs/evaluation-runs.md):
+by one principle (docs/evaluation.md, "Runs that count"):
 
 - **Bounds.** The reading nearest each edge of the run lies within EDGE_SHARE (5 %) of the
   run's duration T of that edge. Linear interpolation at an edge errs by at most the distance
