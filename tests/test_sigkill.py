@@ -118,7 +118,14 @@ def test_sigkill_loses_and_duplicates_nothing(
 
     # A last, clean run: stop with SIGTERM, then ship what it left with the agent's shipper.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(3)
+    # It runs at least 3 s and until the collector holds more than 100 samples (a deadline,
+    # not a fixed time: on a loaded machine the kills above may leave little time to poll).
+    started = time.monotonic()
+    deadline = started + 120
+    while len(collector.store.samples()) <= 100 or time.monotonic() - started < 3:
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        assert time.monotonic() < deadline, "the agent stored no more than 100 samples"
+        time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
     seen |= committed(buffer)

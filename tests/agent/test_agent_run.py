@@ -80,7 +80,14 @@ def test_daemon_goes_on_past_dead_and_slow_targets(
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen([sys.executable, "-m", "dcmeter", "agent", "run", "-c", str(cfg)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        time.sleep(5.5)
+        # Until four ticks of the good meter are stored (a deadline, not a count in a fixed
+        # time: on a loaded machine the agent's start alone can take seconds).
+        deadline = time.monotonic() + 90
+        while len({int(ts // 10**9) for src, metric, ts, _ in collector.store.samples()
+                   if metric == "power_w"}) < 4:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "four ticks of the good meter never arrived"
+            time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
     finally:
