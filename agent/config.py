@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.sources import REGISTRY, Source, SourceConfig, config_class, import_vendor_modules
-from dcmeter.configfile import ConfigError, load_model, read_toml, resolve_files
+from dcmeter.configfile import ConfigError, Faults, read_toml, resolve_files
 from dcmeter.tls import client_context
 
 
@@ -79,28 +79,50 @@ class AgentConfig:
 
 
 def load(path: Path) -> AgentConfig:
-    """Read and validate an agent config file; raise ConfigError naming file, key and fix."""
+    """Read and validate an agent config file; raise ConfigError naming every fault of it.
+
+    `[agent]`, `[collector]` and each `[[sources]]` entry are checked on their own, so a
+    fault in one never hides the faults of the others: one run lists them all.
+    """
     raw = read_toml(path)
-    base = load_model(path, _File, raw)
+    faults = Faults()
+    base = faults.model(path, _File, raw)
+    entries = raw.get("sources")
+    sources = _load_sources(path, entries if isinstance(entries, list) else [], faults)
+    if base is not None and base.collector is not None:
+        try:
+            _check_tls(path, base.collector)
+        except ConfigError as exc:
+            faults.add(exc)
+    faults.raise_any()
+    assert base is not None  # no faults: the file validated
+    return AgentConfig(path, base.agent, base.collector, sources)
+
+
+def _load_sources(path: Path, entries: list[Any], faults: Faults) -> list[SourceConfig]:
+    """Validate every `[[sources]]` entry, keeping the faults of each (not just the first)."""
     sources: list[SourceConfig] = []
     seen: set[str] = set()
-    for i, entry in enumerate(base.sources):
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue  # reported by _File: sources must be tables
         kind = entry.get("type")
         if kind not in REGISTRY:
             valid = ", ".join(sorted(REGISTRY))
-            raise ConfigError(
+            faults.add(ConfigError(
                 f"{path}: key sources[{i}].type: bad value {kind!r}: must be one of {valid}"
-            )
-        cfg: Any = load_model(path, config_class(kind), entry, ("sources", i))
+            ))
+            continue
+        cfg: Any = faults.model(path, config_class(kind), entry, ("sources", i))
+        if cfg is None:
+            continue
         if cfg.id in seen:
-            raise ConfigError(
+            faults.add(ConfigError(
                 f"{path}: key sources[{i}].id: bad value {cfg.id!r}: source ids must be unique"
-            )
+            ))
         seen.add(cfg.id)
         sources.append(cfg)
-    if base.collector is not None:
-        _check_tls(path, base.collector)
-    return AgentConfig(path, base.agent, base.collector, sources)
+    return sources
 
 
 def _check_tls(path: Path, c: CollectorSection) -> None:

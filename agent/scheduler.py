@@ -37,7 +37,7 @@ class Poller:
         try:
             readings = await asyncio.wait_for(source.read(), timeout)
         except TimeoutError:
-            reason = f"no answer within {timeout:g} s (timeout_s): check that it is reachable"
+            reason = timeout_reason(source, timeout)
         except SourceError as exc:
             reason = str(exc)
         except Exception as exc:  # a source bug must not stop the other targets
@@ -67,6 +67,19 @@ class Poller:
                 await s.close()
             except Exception as exc:
                 log.debug("close failed", source=s.info.id, error=str(exc))
+
+
+def timeout_reason(source: Source, timeout_s: float) -> str:
+    """The message for a read that outran `timeout_s`: the target, and the source's own hint.
+
+    A source's client may give up a moment after the poller does (pysnmp checks its timers
+    every few tenths of a second), so the poller asks the source what silence means for it
+    (`timeout_hint()`, optional): a wrong SNMP community looks exactly like a dead host.
+    """
+    hint_of = getattr(source, "timeout_hint", None)
+    hint = hint_of() if callable(hint_of) else "check that it is reachable"
+    info = source.info
+    return f"{info.address} ({info.protocol}): no answer within {timeout_s:g} s (timeout_s): {hint}"
 
 
 def next_aligned(now_s: float, interval_s: float) -> datetime:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agent.keys import parse_public
 from collectors.db import is_url, masked
-from dcmeter.configfile import ConfigError, load_model, resolve_files
+from dcmeter.configfile import ConfigError, Faults, load_model, resolve_files
 
 
 class TlsSection(BaseModel):
@@ -123,22 +123,30 @@ class CollectorConfig(BaseModel):
 
 
 def load(path: Path) -> CollectorConfig:
-    """Read and validate a collector config; relative paths are taken from the file's folder."""
+    """Read and validate a collector config; relative paths are taken from the file's folder.
+
+    Every fault of the file is reported at once (ConfigError, one line each).
+    """
     cfg = load_model(path, CollectorConfig)
     c = cfg.collector
     base = path.parent
+    faults = Faults()
     if isinstance(c.store, Path):
         c.store = base / c.store
     elif not is_url(c.store):
-        raise ConfigError(
+        faults.add(ConfigError(
             f"{path}: key collector.store: bad value {masked(c.store)!r}: not a supported URL:"
             " give a SQLite file path or a postgresql://user@host:port/db URL"
-        )
+        ))
     c.site = base / c.site
     if c.keys_dir is not None:
         c.keys_dir = base / c.keys_dir
     if c.tls is not None:
-        _check_tls(path, c.tls)
+        try:
+            _check_tls(path, c.tls)
+        except ConfigError as exc:
+            faults.add(exc)
+    faults.raise_any()
     return cfg
 
 

@@ -209,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except ConfigError as exc:
-        print(f"dcmeter: configuration error: {exc}", file=sys.stderr)
+        # One line per fault, each greppable on its own.
+        for line in exc.lines:
+            print(f"dcmeter: configuration error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

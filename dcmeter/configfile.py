@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+import types
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(Exception):
-    """A configuration file is unusable; str() names the file, the key, the value and the fix."""
+    """A configuration file is unusable; str() names the file, the key, the value and the fix.
+
+    One line per fault (`lines`), so one run reports every fault of a file.
+    """
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = [part for line in lines for part in line.split("\n")]
+
+
+class Faults:
+    """The faults found so far in one file; each section is checked even after one failed."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, error: ConfigError) -> None:
+        """Keep the lines of `error`."""
+        self.lines.extend(error.lines)
+
+    def model(
+        self, path: Path, model: type[M], data: Any, prefix: tuple[int | str, ...] = ()
+    ) -> M | None:
+        """Validate `data` against `model`; keep its faults and return None when it is bad."""
+        try:
+            return load_model(path, model, data, prefix)
+        except ConfigError as exc:
+            self.add(exc)
+            return None
+
+    def raise_any(self) -> None:
+        """Raise one ConfigError holding every fault kept, if any."""
+        if self.lines:
+            raise ConfigError(*self.lines)
 
 
 def _key(loc: tuple[int | str, ...]) -> str:
@@ -27,19 +62,87 @@ def _key(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _describe(path: Path, err: ValidationError, prefix: tuple[int | str, ...] = ()) -> str:
+def _step(annotation: Any, item: int | str) -> Any:
+    """The type one step (`item`: a field name, list index or dict key) inside `annotation`."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _step(arg, item)
+            if found is not None:
+                return found
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if not isinstance(item, str):
+            return None
+        for name, field in annotation.model_fields.items():
+            if item in (name, field.alias):
+                return field.annotation
+        return None
+    args = get_args(annotation)
+    if origin in (list, tuple, set, frozenset) and args and isinstance(item, int):
+        return args[0]
+    if origin is dict and len(args) == 2 and isinstance(item, str):
+        return args[1]
+    return None
+
+
+def _table(annotation: Any) -> type[BaseModel] | None:
+    """The model `annotation` stands for (through Optional), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    return None
+
+
+def _at(model: type[BaseModel], loc: tuple[int | str, ...]) -> Any:
+    """The annotation of the value at `loc` inside `model` (None when unknown)."""
+    current: Any = model
+    for item in loc:
+        current = _step(current, item)
+        if current is None:
+            return None
+    return current
+
+
+def _is_secret(annotation: Any, name: int | str | None) -> bool:
+    """Whether a value is a secret: typed SecretStr, or named like a password or community."""
+    if annotation is SecretStr or SecretStr in get_args(annotation):
+        return True
+    return isinstance(name, str) and bool(SECRET_NAME.search(name))
+
+
+# Names whose values are never shown, even when the model does not type them SecretStr.
+SECRET_NAME = re.compile(r"password|passphrase|community|secret|token$|private_key")
+
+
+def _describe(
+    path: Path, err: ValidationError, model: type[BaseModel], prefix: tuple[int | str, ...] = ()
+) -> list[str]:
     lines = []
     for e in err.errors(include_url=False):
-        loc = prefix + tuple(e["loc"])
+        loc = tuple(e["loc"])
         value = e.get("input")
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "missing":
             shown = "(missing)"
+        elif _is_secret(_at(model, loc), loc[-1] if loc else None):
+            shown = "(hidden)"
         elif isinstance(value, dict | list):
             shown = "(a table)" if isinstance(value, dict) else "(a list)"
         else:
             shown = repr(value)
-        lines.append(f"{path}: key {_key(loc)}: bad value {shown}: {e['msg']}")
-    return "\n".join(lines)
+        if e["type"] == "extra_forbidden":
+            table = _table(_at(model, loc[:-1])) if loc[:-1] else model
+            where = _key(prefix + loc[:-1]) if prefix + loc[:-1] else "the top level"
+            msg = "unknown key"
+            if table is not None:
+                valid = ", ".join(sorted(f.alias or n for n, f in table.model_fields.items()))
+                msg = f"unknown key; the keys of {where} are: {valid}"
+        lines.append(f"{path}: key {_key(prefix + loc)}: bad value {shown}: {msg}")
+    return lines
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -69,7 +172,7 @@ def load_model(
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(path, exc, prefix)) from None
+        raise ConfigError(*_describe(path, exc, model, prefix)) from None
 
 
 def resolve_files(path: Path, section: Any, names: tuple[str, ...], key: str) -> None:

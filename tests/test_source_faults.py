@@ -42,7 +42,7 @@ ADL3000_WRAP_KWH = 2**32 * 0.01  # u32 register × 0.01 kWh
 
 # source id -> a word its failure reason must contain
 FAILING = {
-    "meter-silent": "no answer within 1 s (timeout_s)",
+    "meter-silent": "(modbus): no answer within 1 s (timeout_s): tcp: check host, port and device_id",
     "meter-refused": "cannot connect",
     "bmc-wrong-password": "authentication failed",
     "bmc-no-dcmi": "0xc1",

@@ -42,6 +42,9 @@ class Source(Protocol):
         """Release connections."""
         ...
 
+    # Optional: `timeout_hint() -> str`, what no answer within timeout_s means for this
+    # target (agent/scheduler.py timeout_reason puts it into the poller's message).
+
 
 # type name -> "module:ConfigClass". The config class is a pydantic model with a
 # `type: Literal[...]` field and a `build() -> Source` method.

@@ -172,6 +172,15 @@ class IpmiSource:
         """Read the BMC's power once (blocking pyipmi calls run in a worker thread)."""
         return await asyncio.to_thread(self._read_locked)
 
+    def timeout_hint(self) -> str:
+        """What no answer within timeout_s means for this BMC (the poller's message)."""
+        if self._config.interface == "local":
+            return "the BMC did not answer through the device: check the ipmi_si driver"
+        return (
+            "lanplus: check host, port (623), that the BMC is up and its LAN channel enabled,"
+            " and an ACL/firewall between"
+        )
+
     async def close(self) -> None:
         """Close the session and its socket (or the BMC device)."""
         await asyncio.to_thread(self._close_locked)

@@ -207,6 +207,13 @@ class ModbusSource:
             readings.extend(self._decode(request, registers, ts_ns))
         return readings
 
+    def timeout_hint(self) -> str:
+        """What no answer within timeout_s means for this meter (the poller's message)."""
+        unit = f"device_id {self._config.device_id}"
+        if isinstance(self._endpoint, SerialLine):
+            return f"rtu: check serial_port, baudrate, parity, wiring and {unit}"
+        return f"tcp: check host, port and {unit} (a gateway drops requests for an absent unit)"
+
     async def close(self) -> None:
         """Stop using the shared connection; the last user closes it."""
         link, loop = self._link, self._link_loop

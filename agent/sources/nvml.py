@@ -170,6 +170,10 @@ class NvmlSource:
         self._pending = self._in_thread(self._read_sync)
         return await asyncio.wrap_future(self._pending)
 
+    def timeout_hint(self) -> str:
+        """What no answer within timeout_s means for NVML (the poller's message)."""
+        return "the NVIDIA driver did not answer: check nvidia-smi and the driver's state"
+
     async def close(self) -> None:
         """Shut NVML down unless a call still hangs in the driver."""
         if self._initialised and (self._pending is None or self._pending.done()):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from agent.samples import MetricSpec, Reading, SourceInfo, now_ns
 from agent.sources import DeviceError
 from agent.sources.base import SourceConfigBase
-from agent.sources.snmp_client import SnmpClient
+from agent.sources.snmp_client import SnmpClient, no_answer_hint
 from agent.sources.snmp_oids import (
     COUNTER32_MODULUS,
     COUNTER64_MODULUS,
@@ -211,6 +211,10 @@ class SnmpSource:
         self._last_uptime = uptime if isinstance(uptime, int) else None
         self._reads_since_walk += 1
         return self._readings(values, stamps)
+
+    def timeout_hint(self) -> str:
+        """What no answer within timeout_s means for this target (the poller's message)."""
+        return f"v{self._config.version}: {no_answer_hint(self._config)}"
 
     async def close(self) -> None:
         """Close the engine's transport."""

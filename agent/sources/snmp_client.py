@@ -294,11 +294,10 @@ class SnmpClient:
         name = type(indication).__name__
         if name == "RequestTimedOut":
             tries = self._config.retries + 1
-            extra = " (a wrong priv_password looks the same)" if self._config.version == "3" else ""
             requests = "1 request" if tries == 1 else f"{tries} requests"
             return TargetUnreachable(
-                f"{self._address}: no answer to {requests} of {self._attempt_timeout_s:.2g} s:"
-                f" check host, port, community/credentials and ACL{extra}"
+                f"{self._address} (SNMP v{self._config.version}): no answer to {requests} of"
+                f" {self._attempt_timeout_s:.2g} s: {no_answer_hint(self._config)}"
             )
         hint = INDICATION_HINTS.get(name, str(indication))
         return DeviceError(f"{self._address}: {name}: {hint}")
@@ -306,6 +305,22 @@ class SnmpClient:
     def _status_error(self, status: str, oids: Sequence[str]) -> DeviceError:
         hint = STATUS_HINTS.get(status, "see the device's SNMP documentation")
         return DeviceError(f"{self._address}: {status} for {oids[0]} and others: {hint}")
+
+
+def no_answer_hint(config: SnmpConfig) -> str:
+    """What an SNMP agent that never answers means for this version: an agent silently drops
+    a request with a wrong community, a source address outside its ACL or (v3) a wrong
+    privacy password, so all of these look like a dead host."""
+    if config.version == "2c":
+        return (
+            "wrong community, or an ACL on the device that does not admit this agent's"
+            " address; or the host/port is down (check host, port, community and ACL)"
+        )
+    return (
+        "wrong username, auth_password/auth_protocol or priv_password/priv_protocol (a wrong"
+        " priv_password looks the same as no answer), or an ACL on the device; or the"
+        " host/port is down"
+    )
 
 
 @functools.lru_cache(maxsize=16384)

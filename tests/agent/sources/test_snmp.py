@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from agent.samples import Reading
+from agent.scheduler import Poller
 from agent.sources import DeviceError, TargetUnreachable
 from agent.sources.snmp import SnmpConfig
 from agent.sources.snmp_oids import (
@@ -368,9 +369,39 @@ def test_v3_user_below_its_required_level_is_denied(snmpd: Snmpd) -> None:
 def test_wrong_community_is_unreachable_with_a_hint(snmpd: Snmpd) -> None:
     error = read_error(snmpd, community="not-the-community", retries=0, timeout_s=0.5)
     assert isinstance(error, TargetUnreachable)
-    assert "check host, port, community/credentials and ACL" in str(error)
+    assert str(error).startswith(f"127.0.0.1:{snmpd.port} (SNMP v2c): ")
+    assert "wrong community, or an ACL" in str(error)
     assert "not-the-community" not in str(error)
     assert "no answer to 1 request of 0.45 s" in str(error)  # retries=0: no second try
+
+
+@pytest.mark.parametrize("version", ["2c", "3"])
+def test_poller_timeout_keeps_the_snmp_diagnosis(snmpd: Snmpd, version: str) -> None:
+    """The poller's own timeout (here shorter than the client's) still names the target,
+    the version and what silence means for it."""
+    fields: dict[str, Any] = {"community": "not-the-community", "timeout_s": 10}
+    if version == "3":
+        user = snmpd.user("dcm-sha-aes")
+        fields = v3(user, priv_password="wrong-priv-pass", timeout_s=10)
+
+    async def scenario() -> str:
+        source = config(snmpd, **fields).build()
+        poller = Poller([source], [0.5])
+        try:
+            with capture_logs() as logs:
+                assert await poller.poll() == []
+        finally:
+            await poller.close()
+        return str(next(e["reason"] for e in logs if e["event"] == "target failed"))
+
+    reason = asyncio.run(scenario())
+    assert reason.startswith(f"127.0.0.1:{snmpd.port} (snmp): no answer within 0.5 s (timeout_s)")
+    assert f"v{version}: " in reason
+    if version == "2c":
+        assert "wrong community, or an ACL" in reason
+    else:
+        assert "priv_password" in reason and "auth_password" in reason
+    assert "not-the-community" not in reason and "wrong-priv-pass" not in reason
 
 
 def test_no_agent_on_the_port_is_unreachable() -> None:

@@ -104,7 +104,7 @@ def test_unknown_region_lists_the_valid_ones(tmp_path: Path) -> None:
     ("extra", "key", "hint"),
     [
         ("it_point = 'it_rack'", "energy.it_point", "'it_ups', 'it_pdu' or 'it_input'"),
-        ("colour = 'blue'", "energy.colour", "Extra inputs are not permitted"),
+        ("colour = 'blue'", "energy.colour", "unknown key; the keys of energy are: green, it,"),
         ("green = ['pv', 'pv']", "energy.green", "source ids listed twice: pv"),
     ],
 )
