@@ -248,3 +248,12 @@ def test_agent_run_accepts_the_written_config(tmp_path: Path) -> None:
         assert "configuration error" not in out
     finally:
         _stop(proc)
+
+
+def test_example_site_file_matches_the_simulated_meters() -> None:
+    from collectors.evaluation.site import load_site
+    from dcmeter.sim.serve import IT_POINT
+
+    site = load_site(ROOT / "config" / "site.toml")
+    assert (site.energy.total, site.energy.it) == (["meter-total"], ["meter-it"])
+    assert site.energy.it_point == IT_POINT == "it_pdu"
