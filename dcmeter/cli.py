@@ -51,16 +51,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Serve a simulated site until SIGINT or SIGTERM."""
     import asyncio
+    import logging
     import signal
 
     from dcmeter.configfile import load_model
     from dcmeter.sim.serve import SimulateFile, serve_forever
 
+    # pymodbus logs a bind failure itself; ours names the device and the port.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     config = load_model(args.config, SimulateFile)
     if args.agent_config is not None:
         config.simulate.agent_config = args.agent_config
     if args.ports_file is not None:
         config.simulate.ports_file = args.ports_file
+    if args.site_file is not None:
+        config.simulate.site_file = args.site_file
+    if args.base_port is not None:
+        if not 1 <= args.base_port <= 65535:
+            raise ConfigError(f"--base-port {args.base_port}: give a port in 1..65535")
+        config.simulate.base_port = args.base_port
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -139,7 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="serve a simulated site (meters, BMCs, SNMP agents)")
     sim.add_argument("-c", "--config", type=Path, required=True, help="simulate TOML file")
     sim.add_argument("--agent-config", type=Path, default=None,
-                     help="write [[sources]] reading every simulated device to this file")
+                     help="write a complete agent config reading every simulated device")
+    sim.add_argument("--site-file", type=Path, default=None,
+                     help="write the site file matching the agent config")
+    sim.add_argument("--base-port", type=int, default=None,
+                     help="stable ports: devices listen on N, N+1, ... (docs/simulator.md)")
     sim.add_argument("--ports-file", type=Path, default=None,
                      help="write the devices and their ports as JSON to this file")
 

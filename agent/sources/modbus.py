@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+import structlog
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -23,6 +25,7 @@ from agent.sources.modbus_transport import (
     EXCEPTION_HINTS,
     EXCEPTION_NAMES,
     MAX_REGISTERS_PER_READ,
+    REFUSED_CODES,
     Endpoint,
     ModbusLink,
     ReadRequest,
@@ -35,6 +38,8 @@ from agent.sources.modbus_transport import (
 
 if TYPE_CHECKING:
     from pymodbus.pdu import ModbusPDU
+
+log = structlog.get_logger("dcmeter.agent.modbus")
 
 _DATATYPE_NAMES: dict[str, str] = {
     "u16": "UINT16",
@@ -50,6 +55,20 @@ _DATATYPE_NAMES: dict[str, str] = {
 
 _SERIAL_KEYS = ("serial_port", "baudrate", "parity", "stopbits", "bytesize")
 _TCP_KEYS = ("host", "port")
+
+
+class BlockRefused(DeviceError):
+    """The meter refused one request's registers: exception 2 or 3, or a short answer."""
+
+
+def split(request: ReadRequest) -> list[ReadRequest]:
+    """One request per register of a block, in address order."""
+    return [ReadRequest(request.table, r.address, r.words, (r,)) for r in request.members]
+
+
+def span(request: ReadRequest) -> str:
+    """The registers a request covers, for messages: `input registers 70..75`."""
+    return f"{request.table} registers {request.start}..{request.start + request.count - 1}"
 
 
 class ModbusConfig(SourceConfigBase):
@@ -175,6 +194,13 @@ class ModbusSource:
     connection is dropped after a request goes unanswered and opened again on the next read;
     a serial port stays open, since on RTU a silent meter says nothing about the line.
     Non-finite values (meters report NaN for quantities they cannot measure) are left out.
+
+    A meter (or gateway) that refuses a block of registers (exception 2 or 3, or fewer
+    registers than asked) fails only that block's metrics. A refused block of several
+    registers is split into one request per register, once, and read so from then on; a
+    register the meter still refuses is one failed metric group, logged once when it starts
+    failing and once when it answers again, and tried again on every read. The read fails
+    as a whole only when the meter cannot be reached or refuses every block.
     """
 
     def __init__(self, config: ModbusConfig, clock: Callable[[], int] = now_ns) -> None:
@@ -197,14 +223,39 @@ class ModbusSource:
         self._attempt_timeout_s = config.timeout_s / (config.retries + 1)
         self._link: ModbusLink | None = None
         self._link_loop: asyncio.AbstractEventLoop | None = None
+        # Failed metric groups: register span -> reason, as last logged.
+        self.refused: dict[str, str] = {}
 
     async def read(self) -> list[Reading]:
         """Read every configured register once and return the scaled values."""
         link = self._acquire()
         readings: list[Reading] = []
-        for request in self._requests:
-            registers, ts_ns = await self._fetch(link, request)
+        plan: list[ReadRequest] = []
+        refused: list[tuple[ReadRequest, str]] = []
+        queue = deque(self._requests)
+        while queue:
+            request = queue.popleft()
+            try:
+                registers, ts_ns = await self._fetch(link, request)
+            except BlockRefused as exc:
+                if len(request.members) > 1:
+                    log.info(
+                        "register block refused, reading its registers one by one",
+                        source=self.info.id,
+                        registers=span(request),
+                        reason=str(exc),
+                    )
+                    queue.extendleft(reversed(split(request)))
+                else:
+                    plan.append(request)
+                    refused.append((request, str(exc)))
+                continue
+            plan.append(request)
             readings.extend(self._decode(request, registers, ts_ns))
+        self._requests = plan  # a split is kept: the meter refused the block once
+        if refused and len(refused) == len(plan):
+            raise DeviceError("; ".join(reason for _, reason in refused))
+        self._report(refused)
         return readings
 
     def timeout_hint(self) -> str:
@@ -213,6 +264,22 @@ class ModbusSource:
         if isinstance(self._endpoint, SerialLine):
             return f"rtu: check serial_port, baudrate, parity, wiring and {unit}"
         return f"tcp: check host, port and {unit} (a gateway drops requests for an absent unit)"
+
+    def _report(self, refused: list[tuple[ReadRequest, str]]) -> None:
+        """Log each metric group once when it starts failing and once when it recovers."""
+        now = {span(r): reason for r, reason in refused}
+        for request, reason in refused:
+            if span(request) not in self.refused:
+                log.warning(
+                    "metric group failed",
+                    source=self.info.id,
+                    registers=span(request),
+                    metrics=[m.metric for m in request.members],
+                    reason=reason,
+                )
+        for registers in self.refused.keys() - now.keys():
+            log.info("metric group recovered", source=self.info.id, registers=registers)
+        self.refused = now
 
     async def close(self) -> None:
         """Stop using the shared connection; the last user closes it."""
@@ -234,7 +301,7 @@ class ModbusSource:
     async def _fetch(self, link: ModbusLink, request: ReadRequest) -> tuple[list[int], int]:
         from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-        span = f"{request.table} registers {request.start}..{request.start + request.count - 1}"
+        where = span(request)
         async with link.lock:
             client = await link.client(self._attempt_timeout_s, self._config.retries)
             read = (
@@ -254,26 +321,27 @@ class ModbusSource:
                 silent = isinstance(exc, ModbusIOException)
                 if not (silent and link.is_serial):
                     link.drop()
-                raise TargetUnreachable(self._no_answer(span, silent)) from exc
+                raise TargetUnreachable(self._no_answer(where, silent)) from exc
             except ModbusException as exc:
-                raise DeviceError(f"{self.info.address}: bad answer for {span}: {exc}") from exc
+                raise DeviceError(f"{self.info.address}: bad answer for {where}: {exc}") from exc
         ts_ns = self._clock()
         if response.isError():
             code = response.exception_code
             name = EXCEPTION_NAMES.get(code, "unknown")
             hint = EXCEPTION_HINTS.get(code, "see the meter's manual")
-            raise DeviceError(
-                f"{self.info.address}: exception code {code} ({name}) for {span}: {hint}"
+            error = BlockRefused if code in REFUSED_CODES else DeviceError
+            raise error(
+                f"{self.info.address}: exception code {code} ({name}) for {where}: {hint}"
             )
         registers = list(response.registers)
         if len(registers) < request.count:
-            raise DeviceError(
-                f"{self.info.address}: {len(registers)} of {request.count} {span} answered"
+            raise BlockRefused(
+                f"{self.info.address}: {len(registers)} of {request.count} {where} answered"
             )
         return registers, ts_ns
 
-    def _no_answer(self, span: str, silent: bool) -> str:
-        message = f"{self.info.address}: no valid answer for {span}"
+    def _no_answer(self, where: str, silent: bool) -> str:
+        message = f"{self.info.address}: no valid answer for {where}"
         if not silent:
             return f"{message}: the connection failed"
         attempts = self._config.retries + 1
@@ -308,4 +376,4 @@ class ModbusSource:
         return readings
 
 
-__all__ = ["ModbusConfig", "ModbusSource", "ReadRequest", "plan_requests"]
+__all__ = ["BlockRefused", "ModbusConfig", "ModbusSource", "ReadRequest", "plan_requests"]

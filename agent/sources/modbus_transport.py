@@ -41,6 +41,11 @@ EXCEPTION_NAMES: dict[int, str] = {
     11: "gateway target failed to respond",
 }
 
+# Codes with which a meter refuses the registers of one request, not the request itself: the
+# registers are absent from this model's map (or the gateway allows fewer per read). The
+# block is one failed metric group; the rest of the meter is still read.
+REFUSED_CODES = frozenset({2, 3})
+
 # What to check when a meter answers with one of these codes.
 EXCEPTION_HINTS: dict[int, str] = {
     1: "check the register table (holding or input)",

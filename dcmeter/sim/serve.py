@@ -4,6 +4,10 @@ Two Modbus TCP meters (site total and IT), one BMC per server (IPMI lanplus with
 SNMP agent per switch and per storage system, all on loopback ports of their own and all
 driven by one `SimSite`, so their answers agree with each other and with the true energies.
 Every device runs in one asyncio loop; nothing here starts a thread per device.
+
+Ports are free ones picked at each start, or, with `base_port` N, N, N+1, ... in the order
+of `DEVICE_ORDER`, the same at every start. It can write a complete agent config that reads
+every device and the matching site file.
 """
 
 from __future__ import annotations
@@ -17,10 +21,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from dcmeter.configfile import ConfigError
 from dcmeter.sim.site import Device, SimSite, SimSiteConfig, Switch
 
 if TYPE_CHECKING:
     from dcmeter.sim.bmc import PowerReading
+
+# The order in which devices take ports from base_port on (and are listed in the ports file).
+DEVICE_ORDER = (
+    "meter-total, meter-it, then the servers' BMCs (server-001, ...), the switches, the "
+    "storage systems"
+)
+# The GB 40879 point the simulated IT meter stands for: it sits at the PDU outputs.
+IT_POINT = "it_pdu"
 
 
 class SimEndpoints(BaseModel):
@@ -34,10 +47,23 @@ class SimEndpoints(BaseModel):
     bmc_username: str = "admin"
     bmc_password: SecretStr = SecretStr("secret")
     snmp_community: SecretStr = SecretStr("public")
+    base_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="first port; devices take base_port, base_port + 1, ... (DEVICE_ORDER)",
+    )
     agent_config: Path | None = Field(
         default=None, description="write an agent config reading every simulated device here"
     )
+    site_file: Path | None = Field(
+        default=None, description="write the site file matching the agent config here"
+    )
     ports_file: Path | None = Field(default=None, description="write the ports as JSON here")
+    agent_id: str = Field(default="sim-agent", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    interval_s: float = Field(default=10.0, ge=1, le=900)
+    collector_url: str = Field(default="http://127.0.0.1:8470", pattern=r"^https?://[^\s/]+")
+    state_dir: Path | None = Field(
+        default=None, description="the agent's state dir; default <agent config>.state beside it"
+    )
 
 
 class SimulateFile(BaseModel):
@@ -74,37 +100,47 @@ class Simulation:
         from dcmeter.sim.meters import SimMeter
         from dcmeter.sim.snmp import SimSnmpAgent
 
-        host, cfg = self.settings.host, self.settings
+        cfg = self.settings
+        count = 2 + len(self.site.servers) + len(self.site.switches) + len(self.site.storage)
+        if cfg.base_port is not None and cfg.base_port + count - 1 > 65535:
+            raise ConfigError(
+                f"base_port {cfg.base_port}: {count} devices need ports up to "
+                f"{cfg.base_port + count - 1}, past 65535"
+            )
         roles: tuple[tuple[Literal["total", "it"], str], ...] = (
             ("total", cfg.total_profile), ("it", cfg.it_profile)
         )
-        for role, profile in roles:
-            meter = SimMeter(profile, self._meter_values(role))
-            await self._add(meter, meter.start(host), f"meter-{role}", "modbus", role)
-        for server in self.site.servers:
-            bmc = SimBmc(
-                self._bmc_power(server),
-                username=cfg.bmc_username,
-                password=cfg.bmc_password.get_secret_value(),
-            )
-            await self._add(bmc, bmc.start(host), server.name, "ipmi", "compute")
-        community = cfg.snmp_community.get_secret_value()
-        for switch in self.site.switches:
-            agent = SimSnmpAgent(
-                community=community,
-                interfaces=self._interfaces(switch),
-                sys_name=switch.device.name,
-                boot_t=self.site.t0,
-            )
-            await self._add(agent, agent.start(host), switch.device.name, "snmp", "network")
-        for storage in self.site.storage:
-            agent = SimSnmpAgent(
-                community=community,
-                cpu_loads=self._cpu_loads(storage),
-                sys_name=storage.name,
-                boot_t=self.site.t0,
-            )
-            await self._add(agent, agent.start(host), storage.name, "snmp", "storage")
+        try:
+            for role, profile in roles:
+                meter = SimMeter(profile, self._meter_values(role))
+                await self._add(meter, f"meter-{role}", "modbus", role)
+            for server in self.site.servers:
+                bmc = SimBmc(
+                    self._bmc_power(server),
+                    username=cfg.bmc_username,
+                    password=cfg.bmc_password.get_secret_value(),
+                )
+                await self._add(bmc, server.name, "ipmi", "compute")
+            community = cfg.snmp_community.get_secret_value()
+            for switch in self.site.switches:
+                agent = SimSnmpAgent(
+                    community=community,
+                    interfaces=self._interfaces(switch),
+                    sys_name=switch.device.name,
+                    boot_t=self.site.t0,
+                )
+                await self._add(agent, switch.device.name, "snmp", "network")
+            for storage in self.site.storage:
+                agent = SimSnmpAgent(
+                    community=community,
+                    cpu_loads=self._cpu_loads(storage),
+                    sys_name=storage.name,
+                    boot_t=self.site.t0,
+                )
+                await self._add(agent, storage.name, "snmp", "storage")
+        except BaseException:
+            await self.stop()
+            raise
         return self.endpoints
 
     async def stop(self) -> None:
@@ -113,10 +149,19 @@ class Simulation:
         for device in devices:
             await device.stop()
 
-    async def _add(
-        self, device: Any, starting: Any, name: str, protocol: Any, role: str
-    ) -> None:
-        port = int(await starting)
+    async def _add(self, device: Any, name: str, protocol: Any, role: str) -> None:
+        host, base = self.settings.host, self.settings.base_port
+        wanted = 0 if base is None else base + len(self.endpoints)
+        try:
+            port = int(await device.start(host, wanted))
+        except (OSError, RuntimeError) as exc:  # pymodbus says RuntimeError for a bind failure
+            transport = "tcp" if protocol == "modbus" else "udp"
+            where = f"port {wanted}/{transport}" if wanted else "a free port"
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "bind failed"
+            raise ConfigError(
+                f"{name} ({protocol}) cannot listen on {host} {where} ({reason}): is the "
+                "port taken? stop what holds it or choose another base_port (--base-port)"
+            ) from None
         self._devices.append(device)
         self.endpoints.append(Endpoint(name, protocol, role, port))
 
@@ -171,7 +216,7 @@ def agent_sources(endpoints: list[Endpoint], settings: SimEndpoints) -> list[dic
         common: dict[str, Any] = {"id": e.name, "host": settings.host, "port": e.port}
         if e.protocol == "modbus":
             profile = settings.total_profile if e.role == "total" else settings.it_profile
-            point = "total" if e.role == "total" else "it_pdu"
+            point = "total" if e.role == "total" else IT_POINT
             sources.append({**common, "type": "modbus", "profile": profile,
                             "accuracy": 0.005, "labels": {"point": point}})
         elif e.protocol == "ipmi":
@@ -205,6 +250,42 @@ def sources_toml(sources: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def agent_config_toml(endpoints: list[Endpoint], settings: SimEndpoints) -> str:
+    """A complete agent config, [agent], [collector] and [[sources]], for `agent run -c`."""
+    assert settings.agent_config is not None
+    state_dir = settings.state_dir or settings.agent_config.with_name(
+        settings.agent_config.name + ".state"
+    )
+    return (
+        "# written by `dcmeter simulate`: an agent that reads every simulated device\n"
+        "# (dcmeter agent run -c THIS_FILE; enrol its key: dcmeter agent key -c THIS_FILE)\n\n"
+        "[agent]\n"
+        f"id = {_toml_value(settings.agent_id)}\n"
+        f"interval_s = {settings.interval_s:g}\n"
+        f"state_dir = {_toml_value(str(state_dir.absolute()))}\n\n"
+        "[collector]\n"
+        f"url = {_toml_value(settings.collector_url)}\n\n"
+        + sources_toml(agent_sources(endpoints, settings))
+    )
+
+
+def site_toml(endpoints: list[Endpoint]) -> str:
+    """The site file of the simulated site: its meters as E_total and E_IT, no green supply."""
+    total = [e.name for e in endpoints if e.protocol == "modbus" and e.role == "total"]
+    it = [e.name for e in endpoints if e.protocol == "modbus" and e.role == "it"]
+    return (
+        "# written by `dcmeter simulate`: the site file matching its agent config\n"
+        "[site]\n"
+        'name = "dcmeter simulated site"\n'
+        'region = "east-2023"\n\n'
+        "[energy]\n"
+        f"total = {_toml_value(total)}\n"
+        f"it = {_toml_value(it)}\n"
+        "green = []  # the simulated site has no green supply\n"
+        f"it_point = {_toml_value(IT_POINT)}  # the simulated IT meter sits at the PDU outputs\n"
+    )
+
+
 async def serve_forever(config: SimulateFile, stop: asyncio.Event) -> None:
     """Run the simulation until `stop` is set; write the ports and agent config if asked."""
     site = SimSite.build(config.site, time.time())
@@ -217,10 +298,9 @@ async def serve_forever(config: SimulateFile, stop: asyncio.Event) -> None:
                     for e in endpoints]
             settings.ports_file.write_text(json.dumps(rows, indent=1) + "\n")
         if settings.agent_config is not None:
-            settings.agent_config.write_text(
-                "# written by `dcmeter simulate`: every simulated device as a source\n\n"
-                + sources_toml(agent_sources(endpoints, settings))
-            )
+            settings.agent_config.write_text(agent_config_toml(endpoints, settings))
+        if settings.site_file is not None:
+            settings.site_file.write_text(site_toml(endpoints))
         counts: dict[str, int] = {}
         for e in endpoints:
             counts[e.protocol] = counts.get(e.protocol, 0) + 1
