@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from collectors.evaluation.jsonl import rfc3339
 from dcmeter.ratelimit import LogLimiter
 
 NAME = "dcmeter.collector.audit"
@@ -46,6 +47,11 @@ def local_user() -> str:
         return "unknown"
 
 
+def _time(ns: int | None) -> str | None:
+    """A store time (ns since the epoch) as RFC 3339, as the API shows it."""
+    return None if ns is None else rfc3339(ns / 1e9)
+
+
 def client_of(scope: Mapping[str, Any]) -> str | None:
     """The client's address (host) of an ASGI request scope, or None."""
     client = scope.get("client")
@@ -54,15 +60,15 @@ def client_of(scope: Mapping[str, Any]) -> str | None:
 
 def window_opened(w: Any, client: str | None) -> None:
     """Log a window opened: kind, start, scope, who opened it."""
-    _emit("info", "window opened", window=w.id, kind=w.kind, start_ns=w.start_ns,
+    _emit("info", "window opened", window=w.id, kind=w.kind, start=_time(w.start_ns),
           scope=None if w.scope is None else list(w.scope), note=w.note,
           by=w.opened_by, client=client)
 
 
 def window_stopped(w: Any, client: str | None) -> None:
     """Log a window stopped: its end and who stopped it."""
-    _emit("info", "window stopped", window=w.id, kind=w.kind, start_ns=w.start_ns,
-          end_ns=w.end_ns, by=w.closed_by, client=client)
+    _emit("info", "window stopped", window=w.id, kind=w.kind, start=_time(w.start_ns),
+          end=_time(w.end_ns), by=w.closed_by, client=client)
 
 
 def window_reevaluated(

@@ -258,11 +258,11 @@ def test_the_collector_log_holds_every_act_once_and_no_secret(
             got["client"]) == ("agent-1", "agent-2", "moved", "eng-1", "rack 7", "127.0.0.1")
 
     got = only(lines, "window opened", window=wid)
-    assert (got["kind"], got["start_ns"], got["scope"], got["note"], got["by"],
-            got["client"]) == ("ai", int(T0 * 1e9), None, "resnet", "eng-1", "127.0.0.1")
+    assert (got["kind"], got["start"], got["scope"], got["note"], got["by"],
+            got["client"]) == ("ai", START, None, "resnet", "eng-1", "127.0.0.1")
     got = only(lines, "window stopped", window=wid)
-    assert (got["end_ns"], got["by"], got["client"]) == (
-        int((T0 + 2100) * 1e9), "eng-1", "127.0.0.1")
+    assert (got["start"], got["end"], got["by"], got["client"]) == (
+        START, "2026-06-01T00:35:00Z", "eng-1", "127.0.0.1")
     got = only(lines, "window re-evaluated", window=wid)
     assert (got["revision"], got["reason"], got["by"]) == (2, "audit test", "eng-1")
     runs = [e for e in lines if e["event"] == "run posted"]
