@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import keys, wire
+from collectors import audit
 from collectors.store import Store
 
 
@@ -39,11 +40,15 @@ class KeyHistory:
             table.setdefault(agent, []).append((start, keys.parse_public(text)))
         self._keys = table
 
-    def enrol(self, keyring: Mapping[str, Ed25519PublicKey]) -> None:
-        """Record the enrolled keys the table does not hold yet."""
+    def enrol(self, keyring: Mapping[str, Ed25519PublicKey], via: str = "start") -> None:
+        """Record the enrolled keys the table does not hold yet; log each (audit, `via`:
+        "start", or "reload" when a running collector reads its enrolled keys again)."""
         now = time.time_ns()
         for agent, key in keyring.items():
-            self.store.enrol_key(agent, keys.public_text(key), keys.fingerprint(key), now)
+            fp = keys.fingerprint(key)
+            start = self.store.enrol_key(agent, keys.public_text(key), fp, now)
+            if start is not None:
+                audit.agent_enrolled(agent, fp, start, "collector", via=via)
         self.refresh()
 
     def at(self, agent: str, seq: int) -> Ed25519PublicKey | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
 from functools import partial
@@ -17,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.keys import fingerprint
+from collectors import audit
 from collectors.auth import Auth, Principal
 from collectors.deadline import Abandoned, Deadline
 from collectors.evaluation.ai_runs import Run
@@ -36,6 +38,7 @@ from collectors.sources_api import sources_router
 from collectors.store import Store, StoredRun, Window
 from collectors.store_results import Revision
 from collectors.windows import SUPPORTED, window_result
+from dcmeter.ratelimit import LogLimiter
 
 MSGPACK = "application/x-msgpack"
 log = structlog.get_logger("dcmeter.collector")
@@ -146,12 +149,21 @@ def create_app(
     (docs/security.md). `site_sha256`: of the site file bytes `site` was loaded from, kept
     with every frozen result (collectors/frozen.py).
     """
-    app = FastAPI(title="dcmeter collector", version="1")
+    # Refused requests' audit lines: one per (reason, client) a minute; the rest counted,
+    # and the counts not yet written are logged at stop.
+    quiet = LogLimiter()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        audit.refused_left_out(quiet)
+
+    app = FastAPI(title="dcmeter collector", version="1", lifespan=lifespan)
     tokens = Auth(store, auth)
     read, write = Depends(tokens.require("reader")), Depends(tokens.require("engineer"))
     # Token, size and time of a request checked from its head, before a body is read.
     app.add_middleware(Guard, auth=tokens, max_body=limits.max_body_bytes,
-                       body_timeout_s=limits.body_timeout_s)
+                       body_timeout_s=limits.body_timeout_s, quiet=quiet)
     reads = Reads(limits.read_timeout_s)
     counts = HealthCounts(store)
     frozen = Frozen(store, site, site_sha256,
@@ -199,7 +211,7 @@ def create_app(
         return await ingested(lambda: ingest(raw))
 
     @app.post("/api/v1/windows", status_code=201)
-    def open_window(body: WindowOpen, who: Principal = write) -> dict[str, Any]:
+    def open_window(body: WindowOpen, request: Request, who: Principal = write) -> dict[str, Any]:
         """Open a measurement window, now or at a given start time, over the whole site or
         a scope of its sources; the window records the name of the token that opened it."""
         if body.kind not in SUPPORTED:
@@ -219,7 +231,9 @@ def create_app(
             )
         now = clock()
         start = _ns(body.start) if body.start else now
-        return _summary(store.open_window(body.kind, start, body.note, now, who.name, body.scope))
+        w = store.open_window(body.kind, start, body.note, now, who.name, body.scope)
+        audit.window_opened(w, audit.client_of(request.scope))
+        return _summary(w)
 
     @app.get("/api/v1/windows", dependencies=[read])
     def list_windows(
@@ -264,6 +278,7 @@ def create_app(
             if not store.close_window(wid, end, who.name, now):
                 raise HTTPException(409, f"window {wid} is already closed")
             closed = _get(wid)
+            audit.window_stopped(closed, audit.client_of(request.scope))
             try:
                 rev = frozen.freeze(closed, STOPPED, who.name, d)
             except Abandoned as exc:  # closed all the same: the first read freezes it
@@ -345,8 +360,10 @@ def create_app(
 
         return await reads.run(request, work, f"the re-evaluation of window {wid}")
 
-    @app.post("/api/v1/windows/{wid}/runs", status_code=201, dependencies=[write])
-    def post_run(wid: WindowId, run: Run) -> JSONResponse:
+    @app.post("/api/v1/windows/{wid}/runs", status_code=201)
+    def post_run(
+        wid: WindowId, run: Run, request: Request, who: Principal = write
+    ) -> JSONResponse:
         """Record one run of an AI window (201; 200 for the same run again; 409 if it differs)."""
         w = _get(wid)
         if w.kind != "ai":
@@ -359,6 +376,7 @@ def create_app(
         if w.end_ns is not None and end > w.end_ns:
             raise HTTPException(422, f"run ends after window {wid} ({rfc3339(w.end_ns / 1e9)})")
         status, stored = store.add_run(wid, run.to_json(), start, end, clock())
+        audit.run_posted(wid, run, status, who.name, audit.client_of(request.scope), stored.id)
         if status == "conflict":
             raise HTTPException(
                 409,

@@ -41,6 +41,18 @@ class Principal:
     role: Role
 
 
+class Refusal(HTTPException):
+    """A request refused for its token: the HTTP answer, a reason code and the token's name
+    when it is known (for the audit trail, collectors/audit.py)."""
+
+    def __init__(
+        self, status: int, detail: str, reason: str, actor: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, detail, headers)
+        self.reason, self.actor = reason, actor
+
+
 def token_hash(token: str) -> str:
     """The SHA-256 (hex) of a token: the only form the store keeps."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -79,16 +91,17 @@ class Auth:
         if not self.enabled:
             return Principal("auth-off", "engineer")
         if not token:
-            raise HTTPException(
-                401, "no bearer token: send 'Authorization: Bearer <token>'", CHALLENGE
-            )
+            raise Refusal(401, "no bearer token: send 'Authorization: Bearer <token>'",
+                          "no_token", headers=CHALLENGE)
         found = self.store.token(token_hash(token))
         if found is None:
-            raise HTTPException(401, "unknown or revoked bearer token", CHALLENGE)
+            raise Refusal(401, "unknown or revoked bearer token", "unknown_token",
+                          headers=CHALLENGE)
         have: Role = "engineer" if found.role == "engineer" else "reader"
         if role not in GRANTS[have]:
-            raise HTTPException(
-                403, f"token {found.name!r} has role {have!r}; this needs role {role!r}"
+            raise Refusal(
+                403, f"token {found.name!r} has role {have!r}; this needs role {role!r}",
+                "role_too_weak", found.name,
             )
         return Principal(found.name, have)
 

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import structlog
 
+from collectors import audit
 from collectors.deadline import Deadline, TimedOut
 from collectors.evaluation.evaluate import Kind, source_ids
 from collectors.evaluation.site import Site
@@ -157,6 +158,5 @@ class Frozen:
         self.read(w, None, deadline)  # a window without revision 1 gets it first
         with self._held(w.id, deadline):
             rev = self.store.add_revision(*self.compute(w, reason, by, deadline))
-        log.warning("window re-evaluated", window=w.id, revision=rev.info.number,
-                    reason=reason, by=by, site_sha256=self.site_sha256, software=SOFTWARE)
+        audit.window_reevaluated(w.id, rev.info.number, reason, by, self.site_sha256, SOFTWARE)
         return rev

@@ -12,6 +12,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import keys, wire
+from collectors import audit
 from collectors.agent_keys import KeyHistory
 from collectors.ownership import Refused
 from collectors.store import Store
@@ -60,7 +61,7 @@ class Ingest:
 
     def __post_init__(self) -> None:
         self.history = KeyHistory(self.store)
-        self.history.enrol(self.keyring)
+        self.history.enrol(self.keyring, "start")
 
     def _reload(self) -> bool:
         """Read the enrolled keys again if allowed now; True if it did."""
@@ -74,7 +75,7 @@ class Ingest:
             log.error("enrolled keys not reloaded", error=str(exc))
             return False
         self.keyring = keyring
-        self.history.enrol(keyring)
+        self.history.enrol(keyring, "reload")
         return True
 
     def _key(self, agent: str, seq: int) -> Ed25519PublicKey | None:
@@ -173,8 +174,7 @@ class Ingest:
         self.history.refresh()
         now = self.history.at(batch.agent, batch.seq + 1)
         if now is not None and keys.public_text(now) == new[0]:
-            log.info("agent key rotated", agent=batch.agent, from_seq=batch.seq + 1, key=new[1],
-                     batch=state)
+            audit.key_rotated(batch.agent, batch.seq + 1, new[1], state)
         else:
             log.warning("key announced in a duplicate batch not recorded: the agent already"
                         " went on", agent=batch.agent, seq=batch.seq, key=new[1])

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from agent import keys
+from collectors import audit
 from dcmeter.configfile import ConfigError
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -45,11 +46,13 @@ def cmd_enroll(
         ) from None
     text = keys.public_text(key)
     target = kd / f"{agent}.pub"
+    old_print: str | None = None
     if target.exists():
         try:
             old = keys.parse_public(target.read_text())
         except (OSError, ValueError):
             old = None
+        old_print = keys.fingerprint(old) if old is not None else "unreadable"
         if old is not None and keys.public_text(old) == text:
             print(f"agent {agent}: already enrolled with {keys.fingerprint(key)} ({target})")
             return 0
@@ -67,6 +70,9 @@ def cmd_enroll(
     os.replace(tmp, target)
     print(f"agent {agent}: enrolled {keys.fingerprint(key)} ({target}); a running collector"
           " accepts it within a few seconds")
+    audit.agent_enrolled(agent, keys.fingerprint(key), None, audit.local_user(),
+                         audit.cli_logger(), via="enroll_command", file=str(target),
+                         replaced=old_print)
     return 0
 
 

@@ -26,8 +26,10 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from collectors.auth import Auth, Role, bearer_token
+from collectors import audit
+from collectors.auth import Auth, Refusal, Role, bearer_token
 from collectors.config import CollectorSection
+from dcmeter.ratelimit import LogLimiter
 
 # Routes whose body limit is their own (the batch route's max_batch_mb, with its refusal
 # recorded as a rejected batch).
@@ -73,14 +75,16 @@ class Guard:
 
     def __init__(
         self, app: ASGIApp, auth: Auth, max_body: int, body_timeout_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, quiet: LogLimiter | None = None,
     ) -> None:
-        """Guard `app` with `auth`'s tokens, `max_body` bytes per body, `body_timeout_s`."""
+        """Guard `app` with `auth`'s tokens, `max_body` bytes per body, `body_timeout_s`;
+        `quiet` rate-limits the audit lines of refusals (one per reason and client a minute)."""
         self.app = app
         self.auth = auth
         self.max_body = max_body
         self.body_timeout_s = body_timeout_s
         self.clock = clock
+        self.quiet = quiet or LogLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the head, then pass the request on with a guarded body."""
@@ -98,9 +102,12 @@ class Guard:
                 else:  # the token table is behind the store's lock: off the loop
                     await anyio.to_thread.run_sync(self.auth.principal, token, role)
             except HTTPException as exc:
+                self._refused(scope, exc.status_code, getattr(exc, "reason", "refused"),
+                              exc.actor if isinstance(exc, Refusal) else None)
                 await _answer(send, body, exc.status_code, exc.detail, exc.headers)
                 return
         if body.limit is not None and body.declared is not None and body.declared > body.limit:
+            self._refused(scope, 413, "body_too_large")
             await _answer(send, body, 413, _too_large(body.declared, body.limit, "declared"))
             return
 
@@ -113,6 +120,7 @@ class Guard:
                 with anyio.fail_after(max(body.by - self.clock(), 0.0)):
                     message = await receive()
             except TimeoutError:
+                self._refused(scope, 408, "body_timeout")
                 await _answer(send, body, 408, f"request body not received within"
                               f" {self.body_timeout_s:g} s (collector.body_timeout_s)")
                 return {"type": "http.disconnect"}
@@ -120,6 +128,7 @@ class Guard:
                 body.received += len(message.get("body", b""))
                 body.done = not message.get("more_body", False)
                 if body.limit is not None and body.received > body.limit:
+                    self._refused(scope, 413, "body_too_large")
                     await _answer(send, body, 413,
                                   _too_large(body.received, body.limit, "received"))
                     return {"type": "http.disconnect"}
@@ -143,6 +152,10 @@ class Guard:
             if not body.answered:
                 raise
             # The app failed on the body it was denied after this middleware answered.
+
+    def _refused(self, scope: Scope, status: int, reason: str, actor: str | None = None) -> None:
+        audit.refused(self.quiet, status, reason, scope["method"], scope["path"],
+                      audit.client_of(scope), actor)
 
     def _body(self, scope: Scope, headers: Headers) -> _Body:
         length = headers.get("content-length")

@@ -104,11 +104,12 @@ class Owners:
             return None
         return [(s.from_ns, FOREVER if s.until_ns is None else s.until_ns) for s in mine]
 
-    def check(self, db: Connection, batch: Batch, now_ns: int) -> None:
+    def check(self, db: Connection, batch: Batch, now_ns: int) -> list[str]:
         """Raise Refused unless `batch.agent` owns every source its samples read, at those
-        samples' times; bind the sources nobody owns yet to it (first delivery)."""
+        samples' times; bind the sources nobody owns yet to it (first delivery) and return
+        them."""
         if not len(batch):
-            return
+            return []
         src = np.frombuffer(batch.src, dtype=np.uint32)
         ts = np.frombuffer(batch.ts, dtype=np.int64)
         allowed = self.allowed.get(batch.agent)
@@ -141,6 +142,7 @@ class Owners:
                 )
         for sid in unbound:
             self._add(db, sid, batch.agent, 0, "first_delivery", None, None, now_ns)
+        return unbound
 
     def _add(
         self, db: Connection, source: str, agent: str, from_ns: int, via: str,

@@ -12,7 +12,8 @@ LABELS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Energy-efficiency evaluation report", "site": "Site", "window": "Window",
         "id": "ID", "kind": "Kind", "start": "Start", "end": "End", "hours": "Duration (h)",
-        "state": "State", "note": "Note", "indicators": "Indicators", "indicator": "Indicator",
+        "state": "State", "note": "Note", "opened_by": "Opened by", "closed_by": "Stopped by",
+        "indicators": "Indicators", "indicator": "Indicator",
         "value": "Value", "level": "Level", "thresholds": "Thresholds",
         "e_total": "Total energy E_total (kWh)", "e_it": "IT energy E_IT (kWh)",
         "e_green": "Green energy E_green (kWh)", "pue": "PUE", "cue": "CUE (kg CO₂/kWh)",
@@ -70,7 +71,8 @@ LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "title": "能效评价报告", "site": "站点", "window": "测量窗口",
         "id": "编号", "kind": "类型", "start": "开始", "end": "结束", "hours": "时长（小时）",
-        "state": "状态", "note": "备注", "indicators": "指标", "indicator": "指标",
+        "state": "状态", "note": "备注", "opened_by": "开启人", "closed_by": "停止人",
+        "indicators": "指标", "indicator": "指标",
         "value": "数值", "level": "等级", "thresholds": "阈值",
         "e_total": "总耗电量 E_total（kWh）", "e_it": "IT 设备耗电量 E_IT（kWh）",
         "e_green": "绿色电量 E_green（kWh）", "pue": "电能利用效率 PUE",
@@ -256,7 +258,10 @@ class Page:
                 (self.t("start"), _e(w.get("start"))), (self.t("end"), _e(w.get("end"))),
                 (self.t("hours"), num(w.get("hours"), 3)),
                 (self.t("state"), self.t(state) if state in self.L else _e(state)),
-                (self.t("note"), _e(w.get("note")))]
+                (self.t("note"), _e(w.get("note"))),
+                # Token names (collectors/auth.py): who opened and who stopped the window.
+                (self.t("opened_by"), _e(w.get("opened_by"))),
+                (self.t("closed_by"), _e(w.get("closed_by")))]
         # A closed window's stored result (collectors/frozen.py): which one, from what.
         if isinstance(rev := self.r.get("revision"), dict):
             rows += [(self.t("revision"), f"{_e(rev.get('number'))} · {_e(rev.get('reason'))}"

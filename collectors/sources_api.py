@@ -7,16 +7,14 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
-import structlog
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from collectors import audit
 from collectors.auth import Auth, Principal
 from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from collectors.ownership import Span
 from collectors.store import Store
-
-log = structlog.get_logger("dcmeter.collector.sources")
 
 
 class OwnerChange(BaseModel):
@@ -67,7 +65,7 @@ def sources_router(
 
     @router.post("/api/v1/sources/{source}/owner")
     def change_owner(
-        source: str, body: OwnerChange, who: Principal = write
+        source: str, body: OwnerChange, request: Request, who: Principal = write
     ) -> dict[str, Any]:
         """Give a source to an enrolled agent from a sample time on, or confirm its current
         owner; logged, and kept in the source's history."""
@@ -82,10 +80,9 @@ def sources_router(
             store.move_source(source, body.agent, start, who.name, body.reason, now)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        log.warning(
-            "source owner changed", source=source, agent=body.agent,
-            previous=before[-1].agent if before else None, by=who.name, reason=body.reason,
-            from_=_time(store.owners.spans(source)[-1].from_ns),
+        audit.source_owner_changed(
+            source, body.agent, before[-1].agent if before else None, who.name, body.reason,
+            _time(store.owners.spans(source)[-1].from_ns), audit.client_of(request.scope),
         )
         return _entry(source, store.owners.spans(source))
 

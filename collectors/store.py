@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.wire import Batch
+from collectors import audit
 from collectors import db as dbm
 from collectors import store_chain as chain_db
 from collectors.db import Connection, Migration
@@ -261,7 +262,7 @@ class Store(TokenTable, ResultTable):
                         (raw, batch.agent, batch.seq),
                     )
                 return "duplicate", ""
-            self.owners.check(db, batch, received_ns)  # Refused: nothing of it is written
+            bound = self.owners.check(db, batch, received_ns)  # Refused: nothing is written
             if not chain_db.successor_links(db, batch.agent, batch.seq, digest):
                 raise _refused("chain_mismatch", batch)
             if rotation is not None:
@@ -299,6 +300,7 @@ class Store(TokenTable, ResultTable):
                     for d in batch.dropped
                 ],
             )
+        audit.sources_bound(batch.agent, bound, "first_delivery")  # once committed
         return "stored", chain
 
     # agents' public keys over time (collectors/agent_keys.py)

@@ -1,7 +1,8 @@
 """`dcmeter collector token …` and `dcmeter central token …`: API bearer tokens by hand.
 
 `create` prints the token alone on stdout, once (only its SHA-256 is stored); `list` shows
-names, roles and when each was made, never a token; `revoke` deletes one by name.
+names, roles and when each was made, never a token; `revoke` deletes one by name. `create`
+and `revoke` write their audit line (collectors/audit.py) as JSON on stderr.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from collectors import audit
 from collectors.auth import Role, create_token
 from collectors.token_table import TokenTable
 
@@ -51,6 +53,7 @@ def run_token_command(
                 print(f"dcmeter: token create: {exc}", file=sys.stderr)
                 return 2
             print(token)
+            audit.token_created(name, role, audit.local_user(), audit.cli_logger())
             print(f"dcmeter: token {name!r} (role {role}) created; it is shown only this"
                   " once: keep it in a file (--token-file) or DCMETER_TOKEN", file=sys.stderr)
             return 0
@@ -61,6 +64,7 @@ def run_token_command(
                   file=sys.stderr)
             return 1
         print(f"dcmeter: token {args.name!r} revoked", file=sys.stderr)
+        audit.token_revoked(args.name, audit.local_user(), audit.cli_logger())
         return 0
     finally:
         store.close()

@@ -48,6 +48,15 @@ class LogLimiter:
             self._keys[key] = (now, 0)
             return 0 if last is None else last[1]
 
+    def drain(self) -> dict[Hashable, int]:
+        """The keys with repeats left out since their last line, with the counts; reset them
+        (at stop, so that no count is lost)."""
+        with self._lock:
+            out = {k: n for k, (_, n) in self._keys.items() if n}
+            for k in out:
+                self._keys[k] = (self._keys[k][0], 0)
+        return out
+
 
 class RateLimitFilter(logging.Filter):
     """A logging filter letting one record per (logger, message) through per interval."""

@@ -10,6 +10,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Request
@@ -44,6 +46,12 @@ total = ["meter-total"]
 it = ["meter-it"]
 it_point = "it_pdu"
 """
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Send the log lines of in-process collectors (their audit trail) to the real stderr,
+    which pytest captures per test, not into the stdout a command's test reads back."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -20,6 +20,18 @@ def test_one_line_per_key_per_interval_with_the_repeats_counted() -> None:
     assert limiter.allow(("malformed", None)) is None
 
 
+def test_drain_hands_over_the_counts_not_written_once() -> None:
+    now = [0.0]
+    limiter = LogLimiter(60.0, clock=lambda: now[0])
+    assert limiter.allow(("unknown_token", "10.0.0.9")) == 0
+    assert limiter.allow(("no_token", "10.0.0.9")) == 0
+    assert [limiter.allow(("unknown_token", "10.0.0.9")) for _ in range(3)] == [None] * 3
+    assert limiter.drain() == {("unknown_token", "10.0.0.9"): 3}  # no_token: nothing left out
+    assert limiter.drain() == {}
+    now[0] = 60.0  # the next line counts only what came after the drain
+    assert limiter.allow(("unknown_token", "10.0.0.9")) == 0
+
+
 def test_invented_keys_do_not_grow_the_table() -> None:
     limiter = LogLimiter(60.0, clock=lambda: 0.0, max_keys=3)
     for i in range(10):

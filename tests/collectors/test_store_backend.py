@@ -132,7 +132,7 @@ def test_a_broken_postgresql_connection_is_replaced(
 
 def test_the_collector_logs_its_store_without_the_password(
     tmp_path: Path, store_location: Callable[[str], Path | str],
-    capsys: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from conftest import SITE_TOML
 
@@ -147,7 +147,7 @@ def test_the_collector_logs_its_store_without_the_password(
                    'site = "site.toml"\n')
     _, store = build(cfg)
     store.close()
-    out = capsys.readouterr().out
+    out = capfd.readouterr().err  # the tests' log goes to stderr (tests/conftest.py)
     assert "collector starting" in out and masked(where) in out and "s3cr3t" not in out
 
 
