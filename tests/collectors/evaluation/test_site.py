@@ -35,7 +35,7 @@ def test_example_site_file_loads() -> None:
     assert site.energy.total == ["meter-total"]
     assert site.energy.it == ["meter-it"]
     assert site.energy.green == []
-    assert site.energy.it_point == "it_input"
+    assert site.energy.it_point == "it_pdu"  # the simulator's IT meter (issue 14)
     assert site.energy.metrics.counter == "energy_import_kwh"
     assert site.energy.metrics.power == "power_w"
     assert site.pue_levels is None
