@@ -37,6 +37,9 @@ class CollectorSection(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     backoff_initial_s: float = Field(default=1.0, gt=0, le=60)
     backoff_max_s: float = Field(default=300.0, gt=0, le=3600)
+    # Idle kept-alive connections are closed after this long, s: below the collector's
+    # keep_alive_s (default 5), so the agent never reuses one the collector is closing.
+    keep_alive_s: float = Field(default=4.0, ge=0, le=300)
     # TLS (docs/tls.md): the CA the collector's certificate must verify against (default:
     # the system store) and, for mutual TLS, this agent's client certificate and key.
     ca_file: Path | None = None

@@ -25,7 +25,7 @@ from agent.config import AgentConfig
 from agent.rotation import Signer
 from agent.samples import now_ns
 from agent.scheduler import Poller, next_aligned, start_ticks
-from agent.shipper import Shipper
+from agent.shipper import Shipper, probe_interval
 from agent.sources import Source, import_vendor_modules
 from agent.wire import ClockStatus
 from dcmeter import sdnotify
@@ -52,7 +52,8 @@ def make_shipper(
     if c is None:
         return None
     return Shipper(buffer, c.url, c.timeout_s, c.backoff_initial_s, c.backoff_max_s,
-                   tls=c.tls_context(), ca_file=c.ca_file, on_ack=on_ack)
+                   tls=c.tls_context(), ca_file=c.ca_file, on_ack=on_ack,
+                   probe_s=probe_interval(cfg.agent.interval_s), keep_alive_s=c.keep_alive_s)
 
 
 def check_reloadable(old: AgentConfig, new: AgentConfig) -> None:
@@ -248,6 +249,8 @@ class Agent:
             await self._stop_shipping()
             self.shipper = make_shipper(self.buffer, new, self.signer.acknowledged)
             self._start_shipping()
+        elif self.shipper:
+            self.shipper.probe_s = probe_interval(new.agent.interval_s)
         self.cfg = new
 
     async def run(self) -> None:

@@ -56,10 +56,14 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 class SiteCollector:
     """A collector on a fixed loopback port that can be stopped and started again on the
-    same store, as a restarted collector service would be."""
+    same store, as a restarted collector service would be; `keep_alive_s`: how long it keeps
+    an idle connection open (uvicorn's timeout_keep_alive), s."""
 
-    def __init__(self, location: Path | str, tmp: Path, key: Ed25519PrivateKey) -> None:
+    def __init__(
+        self, location: Path | str, tmp: Path, key: Ed25519PrivateKey, keep_alive_s: int = 5
+    ) -> None:
         self.location = location
+        self.keep_alive_s = keep_alive_s
         self.site_file = tmp / "site.toml"
         self.site_file.write_text(SITE_TOML)
         self.public = key.public_key()
@@ -78,7 +82,8 @@ class SiteCollector:
         ingest = Ingest(self.store, {AGENT: self.public}, max_bytes=1 << 20)
         app = create_app(self.store, ingest, load_site(self.site_file))
         self._server = uvicorn.Server(uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_config=None, access_log=False))
+            app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
+            timeout_keep_alive=self.keep_alive_s))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         server = self._server
