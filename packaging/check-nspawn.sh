@@ -80,7 +80,12 @@ cp -a --reflink=auto "$cached" "$root"
 
 # -- boot --------------------------------------------------------------------------------
 step "boot: systemd-nspawn -b (systemd as PID 1)"
-systemd-nspawn -q -D "$root" -b --register=no --keep-unit --console=pipe \
+# Where systemd is the host's init, nspawn registers the container with systemd-machined
+# and runs it in a scope of its own with its cgroup delegated; elsewhere (a container
+# build machine, this check's own development) it stays in the caller's cgroup.
+nspawn_opts=(--register=no --keep-unit)
+if [ -d /run/systemd/system ]; then nspawn_opts=(); fi
+systemd-nspawn -q -D "$root" -b "${nspawn_opts[@]}" --console=pipe \
     -M "dcmeter-ci-$$" --bind-ro="$deb:/root/dcmeter.deb" \
     </dev/null >"$work/console.log" 2>&1 &
 nspawn_pid=$!
@@ -247,7 +252,7 @@ db = sqlite3.connect('file:/var/lib/dcmeter/buffer.sqlite?mode=ro', uri=True, ti
 loose = db.execute('SELECT count(*) FROM samples').fetchone()[0]
 print(loose, ','.join(f'{s}:{n}' for s, n in db.execute('SELECT seq, samples FROM batches ORDER BY seq')))"
 }
-buffering() { set -- $(buffer); [ -n "${2:-}" ]; }
+buffering() { set -- $(buffer); [[ ${2:-} == *,* ]]; }  # two sealed batches or more
 wait_for 90 "the agent buffers while the collector is down" buffering
 t_stop=$SECONDS
 cx systemctl stop dcmeter-agent
@@ -281,24 +286,53 @@ allow=$(prop dcmeter-agent DeviceAllow)
 for c in char-ipmidev char-nvidia-frontend char-nvidia; do
     grep -q "$c rw" <<<"$allow" || die "agent DeviceAllow lacks $c: $allow"
 done
-echo "agent DeviceAllow: $allow"
+echo "agent DevicePolicy=closed, DeviceAllow: $(paste -sd, <<<"$allow")"
 agent_pid=$(prop dcmeter-agent MainPID)
-# The device access the kernel enforces: the cgroup v1 devices controller's list, or on
-# cgroup v2 a BPF program (not readable as text: then the class check below is all).
-cg=$(cx sed -n 's/^[0-9]*:devices:\(.*\)$/\1/p' "/proc/$agent_pid/cgroup" || true)
-if [ -n "$cg" ] && cx test -r "/sys/fs/cgroup/devices$cg/devices.list"; then
+# Whether the kernel enforces the policy: a probe with the agent's user and device
+# properties opens /dev/null (allowed) and /dev/net/tun (0666, class "misc": not allowed,
+# so EPERM where the policy is enforced). On cgroup v1 the policy is the devices
+# controller's list of the unit's own cgroup; nspawn does not delegate that controller
+# to the container, and then the agent sits in the container's root devices cgroup.
+cgline=$(cx grep ':devices:' "/proc/$agent_pid/cgroup" || true)
+cg=${cgline##*:devices:}
+enforced=unknown
+if [ -n "$cgline" ] && [ "$cg" != / ] && cx test -r "/sys/fs/cgroup/devices$cg/devices.list"; then
     list=$(cx cat "/sys/fs/cgroup/devices$cg/devices.list")
     echo "agent's devices.list ($cg): $(tr '\n' ' ' <<<"$list")"
     grep -qx 'a \*:\* rwm' <<<"$list" && die "the agent's device cgroup allows every device"
     grep -qx 'c 1:3 rwm' <<<"$list" || die "the agent's device cgroup lacks /dev/null"
+    enforced=yes
+elif [ -n "$cgline" ]; then
+    enforced=no
+    echo "NOT ENFORCED HERE: the agent's devices cgroup is '$cg' (/proc/$agent_pid/cgroup: '$cgline'):" \
+        "the cgroup v1 devices controller is not delegated to the container's systemd"
+fi
+if cx test -c /dev/net/tun; then
+    props=(-p User=dcmeter -p Group=dcmeter -p DevicePolicy=closed)
+    while read -r a; do [ -n "$a" ] && props+=(-p "DeviceAllow=$a"); done \
+        < <(prop dcmeter-agent DeviceAllow)
+    probe=$(cx systemd-run -q --wait --pipe "${props[@]}" /usr/bin/python3 -c '
+for dev in ("/dev/null", "/dev/net/tun"):
+    try:
+        open(dev, "rb").close()
+        print(dev, "opened")
+    except OSError as e:
+        print(dev, "refused:", e.strerror)' 2>&1) || die "device probe: $probe"
+    echo "probe with the agent's user and device properties: $(tr '\n' ';' <<<"$probe")"
+    grep -q '^/dev/null opened' <<<"$probe" || die "the agent could not open /dev/null"
+    if grep -q '^/dev/net/tun opened' <<<"$probe"; then
+        [ "$enforced" != yes ] || die "DevicePolicy=closed let the agent open /dev/net/tun"
+        echo "NOT ENFORCED HERE: /dev/net/tun opened despite DevicePolicy=closed"
+    else
+        echo "DevicePolicy=closed enforced: /dev/net/tun refused, /dev/null opened"
+    fi
 fi
 ipmi_major=$(awk '$2 == "ipmidev" {print $1}' /proc/devices)
-if [ -n "$ipmi_major" ]; then
-    [ -z "$cg" ] || grep -q "^c $ipmi_major:\* rw" <<<"$list" || die "ipmidev (major $ipmi_major) not in the agent's devices.list"
-    cx sh -c "[ -e /dev/ipmi0 ] || mknod -m 0660 /dev/ipmi0 c $ipmi_major 0; chgrp dcmeter /dev/ipmi0"
-    echo "ipmidev is major $ipmi_major: /dev/ipmi0 made, group dcmeter 0660 (the udev rule's result)"
-else
-    echo "no ipmidev in this kernel's /proc/devices (ipmi_devintf not loaded): the ipmidev class cannot be opened here; checked the unit's DeviceAllow and the enforced list only"
+if [ -n "$ipmi_major" ] && [ "$enforced" = yes ]; then
+    grep -q "^c $ipmi_major:\* rw" <<<"$list" || die "ipmidev (major $ipmi_major) not in the agent's devices.list"
+    echo "ipmidev (major $ipmi_major) allowed in the agent's devices.list"
+elif [ -z "$ipmi_major" ]; then
+    echo "no ipmidev in this kernel's /proc/devices (ipmi_devintf not loaded): no /dev/ipmi0 can be opened here"
 fi
 cx systemctl stop dcmeter-agent dcmeter-collector dcmeter-sim
 step "done"
