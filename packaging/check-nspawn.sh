@@ -83,19 +83,26 @@ step "boot: systemd-nspawn -b (systemd as PID 1)"
 # Where systemd is the host's init, nspawn registers the container with systemd-machined
 # and runs it in a scope of its own with its cgroup delegated; elsewhere (a container
 # build machine, this check's own development) it stays in the caller's cgroup.
-nspawn_opts=(--register=no --keep-unit)
-if [ -d /run/systemd/system ]; then nspawn_opts=(); fi
-systemd-nspawn -q -D "$root" -b "${nspawn_opts[@]}" --console=pipe \
-    -M "dcmeter-ci-$$" --bind-ro="$deb:/root/dcmeter.deb" \
-    </dev/null >"$work/console.log" 2>&1 &
-nspawn_pid=$!
-cpid=""
-for _ in $(seq 300); do
-    cpid=$(ps -o pid= --ppid "$nspawn_pid" | head -n1 | tr -d " " || true)
-    [ -n "$cpid" ] && [ "$(cat "/proc/$cpid/comm" 2>/dev/null)" = systemd ] && break
-    kill -0 "$nspawn_pid" 2>/dev/null || die "systemd-nspawn exited"
-    cpid=""; sleep 0.1
-done
+boot() {  # boot the copy with nspawn options "$@"; sets nspawn_pid and cpid (the container's PID 1)
+    systemd-nspawn -q -D "$root" -b "$@" --console=pipe \
+        -M "dcmeter-ci-$$" --bind-ro="$deb:/root/dcmeter.deb" \
+        </dev/null >"$work/console.log" 2>&1 &
+    nspawn_pid=$!
+    cpid=""
+    for _ in $(seq 300); do
+        cpid=$(ps -o pid= --ppid "$nspawn_pid" | head -n1 | tr -d " " || true)
+        [ -n "$cpid" ] && [ "$(cat "/proc/$cpid/comm" 2>/dev/null)" = systemd ] && return 0
+        kill -0 "$nspawn_pid" 2>/dev/null || { wait "$nspawn_pid" || true; nspawn_pid=""; return 1; }
+        cpid=""; sleep 0.1
+    done
+    return 1
+}
+if [ -d /run/systemd/system ] && boot; then
+    echo "container registered with systemd-machined"
+elif [ -z "$nspawn_pid" ]; then
+    [ ! -d /run/systemd/system ] || { echo "registered boot failed:" >&2; cat "$work/console.log" >&2; }
+    boot --register=no --keep-unit || { cat "$work/console.log" >&2; die "systemd-nspawn exited"; }
+fi
 [ -n "$cpid" ] || die "no systemd process under systemd-nspawn within 30 s"
 # Run a command in the container, with a clean environment.
 cx() { nsenter --target "$cpid" --all env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
