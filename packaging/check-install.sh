@@ -11,16 +11,8 @@
 # the .rpm next to the .deb has its file list, conffiles and scriptlets checked too.
 set -euo pipefail
 
-die() { echo "packaging/check-install.sh: FAIL: $*" >&2; exit 1; }
-t0=${EPOCHREALTIME/./}
-t_step=$t0
-step() {  # print the step with the time since the start and the previous step's duration
-    local now=${EPOCHREALTIME/./}
-    printf '== [%4d.%01d s, previous step %3d.%01d s] %s\n' $(((now - t0) / 1000000)) \
-        $(((now - t0) / 100000 % 10)) $(((now - t_step) / 1000000)) \
-        $(((now - t_step) / 100000 % 10)) "$*"
-    t_step=$now
-}
+# shellcheck source=check-steps.sh
+source "$(dirname "$0")/check-steps.sh"  # die, step
 
 [ $# = 1 ] || die "usage: bash packaging/check-install.sh DEB"
 deb=$(readlink -f "$1")

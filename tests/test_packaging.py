@@ -131,7 +131,7 @@ def test_maintainer_scripts_exist_and_parse(name: str) -> None:
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("name", ["build.sh", "check-install.sh"])
+@pytest.mark.parametrize("name", ["build.sh", "check-install.sh", "check-nspawn.sh", "check-steps.sh"])
 def test_packaging_commands_parse(name: str) -> None:
     r = subprocess.run(["bash", "-n", str(PACKAGING / name)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
