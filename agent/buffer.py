@@ -21,9 +21,9 @@ from typing import Any
 
 import structlog
 
-from agent.buffer_salvage import Damaged, corrupt, move_aside, salvage
-from agent.samples import MetricSpec, Reading, SourceInfo
-from agent.wire import (
+from dcmeter.agent.buffer_salvage import Damaged, corrupt, move_aside, salvage
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent.wire import (
     GENESIS,
     Batch,
     ClockStatus,

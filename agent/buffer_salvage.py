@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from agent.wire import GENESIS, WireError, batch_hash, decode_body, open_envelope
+from dcmeter.agent.wire import GENESIS, WireError, batch_hash, decode_body, open_envelope
 
 log = structlog.get_logger("dcmeter.agent.buffer")
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent import config, keys
-from agent.daemon import Agent
-from agent.samples import Reading, SourceInfo
-from agent.scheduler import Poller
-from dcmeter import log
+from dcmeter.agent import config, keys, pubkey
+from dcmeter.agent.daemon import Agent
+from dcmeter.agent.samples import Reading, SourceInfo
+from dcmeter.agent.scheduler import Poller
+from dcmeter.base import log
 
 
 def rfc3339(ts_ns: int) -> str:
@@ -88,5 +88,5 @@ def cmd_key(path: Path) -> int:
     """Print the agent's public key (creating the key pair if there is none yet)."""
     cfg = config.load(path)
     key = keys.load_or_create(cfg.agent.state_dir)
-    print(keys.public_text(key.public_key()))
+    print(pubkey.public_text(key.public_key()))
     return 0

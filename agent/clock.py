@@ -14,8 +14,8 @@ import ctypes.util
 import time
 from collections.abc import Callable, Iterable
 
-from agent.samples import Reading, SourceInfo
-from agent.wire import ClockStatus
+from dcmeter.agent.samples import Reading, SourceInfo
+from dcmeter.agent.wire import ClockStatus
 
 # Wall minus monotonic time between two checks beyond this, s, is a step: NTP slews at most
 # 500 ppm (30 ms a minute), so anything near a second was set, not slewed.

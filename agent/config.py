@@ -9,9 +9,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.sources import REGISTRY, Source, SourceConfig, config_class, import_vendor_modules
-from dcmeter.configfile import ConfigError, Faults, read_toml, resolve_files
-from dcmeter.tls import client_context
+from dcmeter.agent.sources import (
+    REGISTRY,
+    Source,
+    SourceConfig,
+    config_class,
+    import_vendor_modules,
+)
+from dcmeter.base.configfile import ConfigError, Faults, read_toml, resolve_files
+from dcmeter.base.tls import client_context
 
 
 class AgentSection(BaseModel):

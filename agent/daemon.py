@@ -1,6 +1,6 @@
 """The agent's life: poll on aligned ticks, buffer, seal, ship; reload on SIGHUP, drain on SIGTERM.
 
-systemd learns the agent's state through sd_notify (dcmeter/sdnotify.py): READY=1 once the
+systemd learns the agent's state through sd_notify (dcmeter/base/sdnotify.py): READY=1 once the
 sources are built, the buffer is open and the ticks are scheduled; WATCHDOG=1 from the event
 loop; a STATUS= line after each tick; RELOADING=1 then READY=1 around a reload; STOPPING=1
 when a stop begins. A stop writes everything held in memory to the buffer within DRAIN_S.
@@ -18,18 +18,18 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agent import config, keys
-from agent.buffer import Buffer, Held
-from agent.clock import OrderGuard, StepWatch, clock_status
-from agent.config import AgentConfig
-from agent.rotation import Signer
-from agent.samples import now_ns
-from agent.scheduler import Poller, next_aligned, start_ticks
-from agent.shipper import Shipper, probe_interval
-from agent.sources import Source, import_vendor_modules
-from agent.wire import ClockStatus
-from dcmeter import sdnotify
-from dcmeter.configfile import ConfigError
+from dcmeter.agent import config, pubkey
+from dcmeter.agent.buffer import Buffer, Held
+from dcmeter.agent.clock import OrderGuard, StepWatch, clock_status
+from dcmeter.agent.config import AgentConfig
+from dcmeter.agent.rotation import Signer
+from dcmeter.agent.samples import now_ns
+from dcmeter.agent.scheduler import Poller, next_aligned, start_ticks
+from dcmeter.agent.shipper import Shipper, probe_interval
+from dcmeter.agent.sources import Source, import_vendor_modules
+from dcmeter.agent.wire import ClockStatus
+from dcmeter.base import sdnotify
+from dcmeter.base.configfile import ConfigError
 
 log = structlog.get_logger("dcmeter.agent")
 
@@ -273,7 +273,7 @@ class Agent:
             agent=self.cfg.agent.id,
             sources=len(self.sources),
             interval_s=self.cfg.agent.interval_s,
-            key=keys.fingerprint(self.signer.key.public_key()),
+            key=pubkey.fingerprint(self.signer.key.public_key()),
             watchdog_s=interval,
             **self.buffer.counts(),
         )

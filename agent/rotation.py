@@ -24,7 +24,7 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import keys, wire
+from dcmeter.agent import keys, pubkey, wire
 
 log = structlog.get_logger("dcmeter.agent.keys")
 
@@ -93,7 +93,7 @@ class Signer:
         self._announcing, self._announced = False, None
         current, nxt = self.state_dir / keys.KEY_FILE, self.state_dir / keys.NEXT_FILE
         retired = self.state_dir / f"{keys.KEY_FILE}.retired-{seq}"
-        old = keys.fingerprint(self.key.public_key())
+        old = pubkey.fingerprint(self.key.public_key())
         with contextlib.suppress(FileExistsError):
             os.link(current, retired)
         os.replace(nxt, current)
@@ -101,7 +101,7 @@ class Signer:
         self._retired.add(seq)
         log.info(
             "agent key rotated", announced_in_seq=seq, old_key=old,
-            new_key=keys.fingerprint(self.key.public_key()), kept_as=retired.name,
+            new_key=pubkey.fingerprint(self.key.public_key()), kept_as=retired.name,
         )
 
     def acknowledged(self, seq: int) -> None:
@@ -130,18 +130,18 @@ def cmd_rotate(path: Path) -> int:
     """`dcmeter agent key rotate`: make the next key; the agent announces it in its next batch."""
     import sys
 
-    from agent import config
+    from dcmeter.agent import config
 
     cfg = config.load(path)
     state = cfg.agent.state_dir
     current = keys.load_or_create(state)
     nxt, new = start_rotation(state)
-    print(keys.public_text(nxt.public_key()))
+    print(pubkey.public_text(nxt.public_key()))
     what = "new key made" if new else "a rotation is already pending; its key is"
     print(
-        f"agent {cfg.agent.id}: {what} {keys.fingerprint(nxt.public_key())}; the agent"
+        f"agent {cfg.agent.id}: {what} {pubkey.fingerprint(nxt.public_key())}; the agent"
         f" announces it in its next batch, signed by the current key"
-        f" {keys.fingerprint(current.public_key())}, then signs with it",
+        f" {pubkey.fingerprint(current.public_key())}, then signs with it",
         file=sys.stderr,
     )
     return 0

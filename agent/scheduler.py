@@ -11,8 +11,8 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agent.samples import Reading, SourceInfo
-from agent.sources import Source, SourceError
+from dcmeter.agent.samples import Reading, SourceInfo
+from dcmeter.agent.sources import Source, SourceError
 
 log = structlog.get_logger("dcmeter.agent.poll")
 

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import structlog
 
-from agent.buffer import Buffer
-from dcmeter.tls import describe
+from dcmeter.agent.buffer import Buffer
+from dcmeter.base.tls import describe
 
 log = structlog.get_logger("dcmeter.agent.ship")
 

@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.samples import MetricSpec, SourceInfo
 
 VERSION = 1
 GENESIS = bytes(32)

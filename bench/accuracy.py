@@ -24,10 +24,10 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from agent.sources.modbus_profiles import PROFILES, RegisterConfig
-from collectors.evaluation.evaluate import evaluate
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
+from dcmeter.agent.sources.modbus_profiles import PROFILES, RegisterConfig
+from dcmeter.collectors.evaluation.evaluate import evaluate
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
 from dcmeter.sim.meters import encode_registers
 from dcmeter.sim.site import SimSite, SimSiteConfig
 

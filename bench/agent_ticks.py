@@ -3,7 +3,7 @@
     .venv/bin/python bench/agent_ticks.py AGENT.toml --cycles 10 --interval 10
 
 Run by bench/poll_cycle.py in a process of its own, so its CPU and RSS are the agent's
-alone. `agent.daemon.Agent` is built from the config as `dcmeter agent run` builds it; its
+alone. `dcmeter.agent.daemon.Agent` is built from the config as `dcmeter agent run` builds it; its
 `tick()` is awaited on wall-clock multiples of `--interval` (as the scheduler would fire it)
 and timed: wall (time.perf_counter) and CPU of the whole process, all threads included
 (time.process_time), during the tick (`cpu_s`) and since the end of the previous tick
@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from agent import config
-from agent.daemon import Agent, close_sources
-from dcmeter import log
+from dcmeter.agent import config
+from dcmeter.agent.daemon import Agent, close_sources
+from dcmeter.base import log
 
 
 async def drive(path: Path, cycles: int, interval_s: float) -> None:

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from collectors.db import Connection
-from collectors.evaluation.evaluate import evaluate
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
-from collectors.store import Store
-from collectors.windows import window_result
+from dcmeter.collectors.evaluation.evaluate import evaluate
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.results.windows import window_result
+from dcmeter.collectors.storage.db import Connection
+from dcmeter.collectors.storage.store import Store
 
 T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 INTERVAL_S = 60.0

@@ -10,9 +10,10 @@ initdb/pg_ctl and stops, default durability) and each batch size, in one run:
            index), one transaction per batch: `executemany` on SQLite, `COPY` of ready-made
            text on PostgreSQL; the rows are built before the clock starts.
   store    `Store.insert_batch` on the decoded batches, no HTTP, no signature.
-  e2e      a real collector: `dcmeter collector serve` (collectors.cli.cmd_serve) in its own
-           process on a loopback socket, and `--senders` sender processes, each one agent
-           posting its pre-signed batches in seq order over one keep-alive httpx connection.
+  e2e      a real collector: `dcmeter collector serve`
+           (dcmeter.collectors.commands.cli.cmd_serve) in its own process on a loopback
+           socket, and `--senders` sender processes, each one agent posting its pre-signed
+           batches in seq order over one keep-alive httpx connection.
 
 A batch is one poll of `size / 10` targets × 10 metrics by one agent (1,000 samples: 100
 targets; 10,000: 1,000 targets), ticks 60 s apart. Prints samples/s for each and the ratio
@@ -43,11 +44,11 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import keys, wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.db import SqliteConnection
-from collectors.store import Store
+from dcmeter.agent import pubkey, wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.storage.db import SqliteConnection
+from dcmeter.collectors.storage.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from store_insert import private_postgres
@@ -133,7 +134,7 @@ def raw_rows(todo: list[tuple[Batch, bytes, bytes]]) -> list[list[tuple[int, int
 
 def raw_sqlite(path: Path, batches: list[list[tuple[int, int, float, int]]]) -> float:
     """Append the rows with executemany, one transaction per batch, with the store's own
-    connection settings (collectors/db.py: WAL, synchronous=NORMAL, …); seconds."""
+    connection settings (collectors/storage/db.py: WAL, synchronous=NORMAL, …); seconds."""
     Store(path).close()  # the schema and its index
     db = SqliteConnection(path).db  # the store's own connection settings
     t = time.perf_counter()
@@ -196,7 +197,7 @@ def write_config(folder: Path, store: Path | str, agent_keys: dict[str, Ed25519P
              'site = "site.toml"', "max_batch_mb = 64", ""]
     for agent, key in agent_keys.items():
         lines += ["[[agents]]", f'id = "{agent}"',
-                  f'public_key = "{keys.public_text(key.public_key())}"', ""]
+                  f'public_key = "{pubkey.public_text(key.public_key())}"', ""]
     path = folder / "collector.toml"
     path.write_text("\n".join(lines))
     return path
@@ -267,7 +268,7 @@ def end_to_end(folder: Path, store: Path | str, agent_keys: dict[str, Ed25519Pri
 
 def serve(config: Path, profile: Path | None) -> None:
     """The collector process: `dcmeter collector serve CONFIG`, optionally profiled."""
-    from collectors.cli import cmd_serve
+    from dcmeter.collectors.commands.cli import cmd_serve
 
     if profile is None:
         cmd_serve(config)

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.store import Store
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.storage.store import Store
 
 T0 = 1_793_491_200  # 2026-11-01T00:00:00Z
 CPU = MetricSpec("cpu_util_pct", "%")

@@ -50,9 +50,9 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import keys, wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.agent import pubkey, wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
 
 SITE = """
 [site]
@@ -273,7 +273,7 @@ def main() -> int:
         cfg.write_text(
             f'[collector]\nhost = "127.0.0.1"\nport = {port}\nstore = "c.sqlite"\n'
             f'site = "site.toml"\n\n[[agents]]\nid = "agent-1"\n'
-            f'public_key = "{keys.public_text(key.public_key())}"\n'
+            f'public_key = "{pubkey.public_text(key.public_key())}"\n'
         )
         log = tmp / "collector.log"
         with log.open("wb") as out:

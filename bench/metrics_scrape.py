@@ -27,12 +27,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.evaluation.site import Site
-from collectors.metrics import StoreCollector
-from collectors.store import Store
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.metrics import StoreCollector
 
 INTERVAL_S = 60
 METRICS = [

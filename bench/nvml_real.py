@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.sources.nvml import NvmlConfig, NvmlSource
+from dcmeter.agent.sources.nvml import NvmlConfig, NvmlSource
 
 SMI_FIELDS = (
     "index,uuid,name,driver_version,power.draw,power.draw.average,power.draw.instant,"

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import store_insert as si
 
-from collectors.store import Store
+from dcmeter.collectors.storage.store import Store
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/refuse_unenrolled.py [--mb 16] [--runs 5]
 
-Calls the collector's ingest pipeline (collectors/ingest.py) directly, in this process, on a
+Calls the collector's ingest pipeline (collectors/intake/ingest.py) directly, in this process, on a
 new SQLite store: the time of one call is the time the collector's event loop is held by
 the request (the body is already read). Prints each run and the median, in ms; for
 comparison, the same batch from the enrolled agent with a bad signature (403) and valid
@@ -20,11 +20,11 @@ from pathlib import Path
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.ingest import Ingest
-from collectors.store import Store
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.intake.ingest import Ingest
+from dcmeter.collectors.storage.store import Store
 
 SRC = SourceInfo("meter-total", "modbus", "127.0.0.1:502/1", {"point": "total"})
 POWER = MetricEntry(MetricSpec("power_w", "W"))

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.keys import parse_public
-from collectors.db import is_url, masked
-from dcmeter.configfile import ConfigError, Faults, load_model, resolve_files
+from dcmeter.agent.pubkey import parse_public
+from dcmeter.base.configfile import ConfigError, Faults, load_model, resolve_files
+from dcmeter.collectors.storage.db import is_url, masked
 
 
 class TlsSection(BaseModel):
@@ -33,15 +33,16 @@ class CollectorSection(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8470, ge=0, le=65535)
-    # A SQLite file, or a `postgresql://user[:password]@host:port/db` URL (collectors/db.py).
+    # A SQLite file, or a `postgresql://user[:password]@host:port/db` URL
+    # (collectors/storage/db.py).
     store: Path | str = Path("/var/lib/dcmeter/collector.sqlite")
     site: Path = Path("/etc/dcmeter/site.toml")
     keys_dir: Path | None = None
     max_batch_mb: float = Field(default=16.0, gt=0, le=1024)
-    # Caps on what one agent can make the collector keep (collectors/series_table.py).
+    # Caps on what one agent can make the collector keep (collectors/storage/series_table.py).
     max_series_per_agent: int = Field(default=50_000, ge=1, le=10_000_000)
     max_series_per_source: int = Field(default=4_096, ge=1, le=1_000_000)
-    # Bearer tokens on the windows API (collectors/auth.py); off only on loopback.
+    # Bearer tokens on the windows API (collectors/web/auth.py); off only on loopback.
     auth: bool = True
     tls: TlsSection | None = None
     # Limits that keep a hostile client from starving the collector (docs/security.md).

@@ -2,6 +2,6 @@
 
 import sys
 
-from dcmeter.cli import main
+from dcmeter.cli.main import main
 
 sys.exit(main())

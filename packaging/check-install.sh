@@ -101,6 +101,16 @@ out=$(runuser -u dcmeter -- /usr/bin/dcmeter --version)
 [ "$out" = "dcmeter $dist_version" ] || die "as user dcmeter, --version printed '$out'"
 echo "dcmeter --version: $out (package version $version)"
 
+step "one top-level import name: dcmeter, with its agent and collector inside"
+site=/opt/dcmeter/lib/python3.11/site-packages
+for d in agent collectors; do
+    [ ! -e "$site/$d" ] || die "$site/$d is installed beside dcmeter (docs/architecture.md)"
+    [ -f "$site/dcmeter/$d/__init__.py" ] && [ ! -L "$site/dcmeter/$d" ] \
+        || die "$site/dcmeter/$d is missing or a link, not the package's copy"
+done
+/opt/dcmeter/bin/python -c 'import dcmeter.collectors.web.api, dcmeter.agent.daemon' \
+    || die "the installed venv cannot import dcmeter.collectors.web.api and dcmeter.agent.daemon"
+
 # -- the installed agent reads the installed simulator -------------------------------------
 step "dcmeter simulate (installed) in the background"
 cat >"$work/sim.toml" <<'EOF'

@@ -28,11 +28,11 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Request
 
-from collectors.api import create_app
-from collectors.auth import create_token
-from collectors.evaluation.site import load_site
-from collectors.ingest import Ingest
-from collectors.store import Store
+from dcmeter.collectors.evaluation.site import load_site
+from dcmeter.collectors.intake.ingest import Ingest
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.api import create_app
+from dcmeter.collectors.web.auth import create_token
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from agent import config as agent_config
-from collectors import config as collector_config
-from collectors.evaluation.site import load_site
+from dcmeter.agent import config as agent_config
+from dcmeter.collectors import config as collector_config
+from dcmeter.collectors.evaluation.site import load_site
 from tests.peers.snmpd import start_snmpd
 
 

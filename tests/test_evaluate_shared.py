@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 from conftest import ROOT, SITE_TOML, Collector
 
-from agent import wire
-from agent.cli import sample_record
-from agent.samples import MetricSpec, Reading, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.agent import wire
+from dcmeter.agent.cli import sample_record
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
 
 T0 = 1_790_000_000  # 2026-09-21T14:13:20Z
 ENERGY = MetricSpec("energy_import_kwh", "kWh", "counter", 4294967.296)

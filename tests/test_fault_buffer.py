@@ -44,9 +44,9 @@ from test_fault_collector_down import (
     write_agent_config,
 )
 
-from agent import wire
-from agent.buffer import Buffer, envelope_body
-from agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent import wire
+from dcmeter.agent.buffer import Buffer, envelope_body
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
 
 PAGE = 4096
 

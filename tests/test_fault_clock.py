@@ -26,7 +26,7 @@ import pytest
 from conftest import ROOT, Collector, MeterThread
 from cryptography.hazmat.primitives import serialization
 
-from agent import wire
+from dcmeter.agent import wire
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 STEP_KWH = 0.25  # the meter's energy grows in steps float32 holds exactly

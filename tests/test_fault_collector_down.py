@@ -32,13 +32,13 @@ from conftest import ROOT, SITE_TOML, MeterThread, free_port
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import wire
-from agent.buffer import envelope_body
-from collectors.api import create_app
-from collectors.auth import create_token
-from collectors.evaluation.site import load_site
-from collectors.ingest import Ingest
-from collectors.store import Store
+from dcmeter.agent import wire
+from dcmeter.agent.buffer import envelope_body
+from dcmeter.collectors.evaluation.site import load_site
+from dcmeter.collectors.intake.ingest import Ingest
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.api import create_app
+from dcmeter.collectors.web.auth import create_token
 
 AGENT = "agent-1"
 DOWN_TICKS = 20

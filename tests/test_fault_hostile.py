@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import Batch, ClockStatus, MetricEntry
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import Batch, ClockStatus, MetricEntry
 
 CT = {"content-type": "application/x-msgpack"}
 AGENT = "agent-1"

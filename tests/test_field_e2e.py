@@ -32,9 +32,9 @@ import httpx
 import pytest
 from conftest import ROOT, free_port
 
-from agent import keys
-from collectors.evaluation.jsonl import parse_rfc3339
-from dcmeter.demo import AGENT_ID, DEMO_SITE, Simulator, write_configs
+from dcmeter.agent import keys, pubkey
+from dcmeter.cli.demo import AGENT_ID, DEMO_SITE, Simulator, write_configs
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
 from dcmeter.sim.site import SimSite
 
 # The console script of this environment (.venv/bin/dcmeter), else the module.
@@ -146,7 +146,7 @@ def field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Field]:
         )
         key = keys.load_or_create(data / "agent-state")
         (data / "agents").mkdir()
-        (data / "agents" / f"{AGENT_ID}.pub").write_text(keys.public_text(key.public_key())
+        (data / "agents" / f"{AGENT_ID}.pub").write_text(pubkey.public_text(key.public_key())
                                                         + "\n")
         logs = [data / "collector.log", data / "agent.log"]
         procs.append(_daemon(["collector", "serve", "-c", str(paths["collector"])],

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dcmeter.cli import main
+from dcmeter.cli.main import main
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "case.toml").exists())

@@ -12,17 +12,17 @@ from conftest import SITE_TOML, Collector, serve
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import config as agent_config
-from agent import keys, wire
-from agent.buffer import envelope_body
-from agent.daemon import Agent, make_shipper
-from agent.rotation import Signer, start_rotation
-from agent.samples import MetricSpec, Reading, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, pack_arrays
-from collectors import cli as collector_cli
-from collectors import ingest as ingest_module
-from collectors.agent_keys import verify_stored
-from dcmeter.cli import main
+from dcmeter.agent import config as agent_config
+from dcmeter.agent import keys, pubkey, wire
+from dcmeter.agent.buffer import envelope_body
+from dcmeter.agent.daemon import Agent, make_shipper
+from dcmeter.agent.rotation import Signer, start_rotation
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, pack_arrays
+from dcmeter.cli.main import main
+from dcmeter.collectors.commands import cli as collector_cli
+from dcmeter.collectors.intake import ingest as ingest_module
+from dcmeter.collectors.intake.agent_keys import verify_stored
 
 SRC = SourceInfo("meter-total", "modbus", "127.0.0.1:502/1", {"point": "total"})
 POWER = MetricSpec("power_w", "W")
@@ -99,7 +99,7 @@ def test_rotation_mid_stream_keeps_every_batch_verifiable(
         tick(agent, t)
     assert ship(agent)
     # Batch 4 announced the key and was signed by the old one; 5 and 6 by the new one.
-    assert keys.public_text(agent.signer.key.public_key()) == new_text
+    assert pubkey.public_text(agent.signer.key.public_key()) == new_text
     assert not (state / "agent.key.next").exists()
     assert keys.load(state / "agent.key.retired-4").public_key() == old.public_key()
     assert agent.buffer.counts()["batches"] == 0
@@ -109,7 +109,7 @@ def test_rotation_mid_stream_keeps_every_batch_verifiable(
     assert {b["chain"] for b in stored} == {"ok"}
     rows = collector.store.agent_keys("agent-1")
     assert [(r[1], r[2], r[5]) for r in rows] == [
-        (keys.public_text(old.public_key()), 1, "enrolled"), (new_text, 5, "rotation"),
+        (pubkey.public_text(old.public_key()), 1, "enrolled"), (new_text, 5, "rotation"),
     ]
     audit = verify_stored(collector.store)
     assert (audit.verified, audit.failed, audit.faults) == (6, 0, [])
@@ -120,7 +120,7 @@ def test_rotation_mid_stream_keeps_every_batch_verifiable(
     (tmp_path / "site.toml").write_text(SITE_TOML)
     cfg.write_text(
         f'[collector]\nstore = "collector.sqlite"\nsite = "site.toml"\n[[agents]]\n'
-        f'id = "agent-1"\npublic_key = "{keys.public_text(old.public_key())}"\n'
+        f'id = "agent-1"\npublic_key = "{pubkey.public_text(old.public_key())}"\n'
     )
     assert main(["collector", "verify", "-c", str(cfg)]) == 0
     assert "6 batches verified, 0 failed" in capsys.readouterr().out
@@ -224,12 +224,12 @@ def test_enrol_without_restart(
             assert http.post(post, content=wire.envelope(body, key),
                              headers=MSGPACK).status_code == 401
             pub = tmp_path / "rack-9.pub"
-            pub.write_text(keys.public_text(key.public_key()) + "\n")
+            pub.write_text(pubkey.public_text(key.public_key()) + "\n")
             args = ["collector", "enroll", "-c", str(cfg), "--agent", "rack-9"]
             assert main([*args, "--key-file", str(pub)]) == 0
-            assert keys.fingerprint(key.public_key()) in capsys.readouterr().out
+            assert pubkey.fingerprint(key.public_key()) in capsys.readouterr().out
             assert (tmp_path / "agents" / "rack-9.pub").exists()
-            other = keys.public_text(Ed25519PrivateKey.generate().public_key())
+            other = pubkey.public_text(Ed25519PrivateKey.generate().public_key())
             assert main([*args, "--key", other]) == 1
             assert "--replace" in capsys.readouterr().err
             assert main([*args, "--key", "ed25519:nope"]) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from dcmeter.ratelimit import LogLimiter, RateLimitFilter
+from dcmeter.base.ratelimit import LogLimiter, RateLimitFilter
 
 
 def test_one_line_per_key_per_interval_with_the_repeats_counted() -> None:

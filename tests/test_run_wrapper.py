@@ -19,14 +19,14 @@ import httpx
 import pytest
 from conftest import ROOT, SITE_TOML, Collector, serve
 
-from collectors.api import create_app
-from collectors.auth import create_token
-from collectors.evaluation.jsonl import parse_rfc3339
-from collectors.evaluation.site import load_site
-from collectors.ingest import Ingest
-from collectors.store import Store
-from dcmeter.cli import main
-from dcmeter.run_cli import read_report
+from dcmeter.cli.main import main
+from dcmeter.cli.run_cli import read_report
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
+from dcmeter.collectors.evaluation.site import load_site
+from dcmeter.collectors.intake.ingest import Ingest
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.api import create_app
+from dcmeter.collectors.web.auth import create_token
 
 # Sleeps 0.2 s; fails at the repetition named by $FAIL_AT; writes $REPORT_JSON as its report.
 WORKLOAD = """

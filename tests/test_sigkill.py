@@ -22,9 +22,9 @@ from pathlib import Path
 from conftest import ROOT, Collector, MeterThread
 from cryptography.hazmat.primitives import serialization
 
-from agent import wire
-from agent.buffer import Buffer, envelope_body
-from agent.shipper import Shipper
+from dcmeter.agent import wire
+from dcmeter.agent.buffer import Buffer, envelope_body
+from dcmeter.agent.shipper import Shipper
 
 KILLS = 50
 Key = tuple[str, str, int]  # (source, metric, ts_ns)

@@ -163,8 +163,8 @@ def _free_block(count: int) -> int:
 
 
 def test_written_agent_config_and_site_file_run_as_is_on_stable_ports(tmp_path: Path) -> None:
-    from agent import config as agent_config
-    from collectors.evaluation.site import load_site
+    from dcmeter.agent import config as agent_config
+    from dcmeter.collectors.evaluation.site import load_site
 
     devices = 2 + 3 + 1 + 1  # two meters, three BMCs, one switch, one storage system
     base = _free_block(devices)
@@ -251,7 +251,7 @@ def test_agent_run_accepts_the_written_config(tmp_path: Path) -> None:
 
 
 def test_example_site_file_matches_the_simulated_meters() -> None:
-    from collectors.evaluation.site import load_site
+    from dcmeter.collectors.evaluation.site import load_site
     from dcmeter.sim.serve import IT_POINT
 
     site = load_site(ROOT / "config" / "site.toml")

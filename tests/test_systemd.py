@@ -26,9 +26,9 @@ import httpx
 import pytest
 from conftest import ROOT, SITE_TOML, MeterThread, free_port
 
-from agent import wire
-from agent.buffer import envelope_body
-from dcmeter import sdnotify
+from dcmeter.agent import wire
+from dcmeter.agent.buffer import envelope_body
+from dcmeter.base import sdnotify
 
 UNITS = ("dcmeter-agent.service", "dcmeter-collector.service")
 ANALYZE = shutil.which("systemd-analyze")
@@ -81,8 +81,8 @@ def test_unit_exposure_score(tmp_path: Path, name: str, most: float) -> None:
 
 
 def test_units_use_the_state_dir_the_configs_default_to() -> None:
-    from agent.config import AgentSection
-    from collectors.config import CollectorSection
+    from dcmeter.agent.config import AgentSection
+    from dcmeter.collectors.config import CollectorSection
 
     for name in UNITS:
         text = (ROOT / "systemd" / name).read_text()

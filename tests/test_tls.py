@@ -19,16 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent import config as agent_config
-from agent import keys, wire
-from agent.buffer import Buffer
-from agent.daemon import make_shipper
-from agent.samples import MetricSpec, Reading, SourceInfo
-from agent.wire import ClockStatus
-from collectors import cli as collector_cli
-from dcmeter.cli import main
-from dcmeter.configfile import ConfigError
-from dcmeter.tls import client_context
+from dcmeter.agent import config as agent_config
+from dcmeter.agent import pubkey, wire
+from dcmeter.agent.buffer import Buffer
+from dcmeter.agent.daemon import make_shipper
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent.wire import ClockStatus
+from dcmeter.base.configfile import ConfigError
+from dcmeter.base.tls import client_context
+from dcmeter.cli.main import main
+from dcmeter.collectors.commands import cli as collector_cli
 
 SRC = SourceInfo("meter-total", "modbus", "127.0.0.1:502/1", {"point": "total"})
 POWER = MetricSpec("power_w", "W")
@@ -105,7 +105,7 @@ def collector_config(d: Path, key: Ed25519PrivateKey, mutual: bool = False) -> P
         f'[collector]\nport = {free_port()}\nstore = "c.sqlite"\nsite = "site.toml"\n'
         f"auth = false\n[collector.tls]\ncert_file = \"server.pem\"\nkey_file = \"server.key\"\n"
         + ('client_ca_file = "ca.pem"\n' if mutual else "")
-        + f'[[agents]]\nid = "agent-1"\npublic_key = "{keys.public_text(key.public_key())}"\n'
+        + f'[[agents]]\nid = "agent-1"\npublic_key = "{pubkey.public_text(key.public_key())}"\n'
     )
     return cfg
 
@@ -234,7 +234,7 @@ def test_collector_tls_config_faults_name_the_key(pki: Path, tls: str, message: 
     (pki / "site.toml").write_text(SITE_TOML)
     cfg = pki / "collector.toml"
     cfg.write_text(f'[collector]\nsite = "site.toml"\n[collector.tls]\n{tls}')
-    from collectors import config
+    from dcmeter.collectors import config
 
     with pytest.raises(ConfigError, match=message):
         config.load(cfg)

@@ -14,17 +14,17 @@ import httpx
 import pytest
 from conftest import ROOT, SITE_TOML, Collector, serve
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.api import create_app
-from collectors.auth import token_hash
-from collectors.evaluation.jsonl import parse_rfc3339
-from collectors.evaluation.site import load_site
-from collectors.ingest import Ingest
-from collectors.store import Store
-from dcmeter.cli import main
-from dcmeter.window_cli import progress_line
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.cli.main import main
+from dcmeter.cli.window_cli import progress_line
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
+from dcmeter.collectors.evaluation.site import load_site
+from dcmeter.collectors.intake.ingest import Ingest
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.api import create_app
+from dcmeter.collectors.web.auth import token_hash
 
 START, END = "2026-03-01T00:00:00Z", "2026-03-01T01:00:00Z"
 T0 = parse_rfc3339(START)

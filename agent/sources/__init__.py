@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from agent.samples import Reading, SourceInfo
-
-
+    from dcmeter.agent.samples import Reading, SourceInfo
 class SourceError(Exception):
     """A target could not be read; the message says why without any secret."""
 
@@ -49,11 +47,11 @@ class Source(Protocol):
 # type name -> "module:ConfigClass". The config class is a pydantic model with a
 # `type: Literal[...]` field and a `build() -> Source` method.
 REGISTRY: dict[str, str] = {
-    "modbus": "agent.sources.modbus:ModbusConfig",
-    "host": "agent.sources.host:HostConfig",
-    "ipmi": "agent.sources.ipmi:IpmiConfig",
-    "snmp": "agent.sources.snmp:SnmpConfig",
-    "nvml": "agent.sources.nvml:NvmlConfig",
+    "modbus": "dcmeter.agent.sources.modbus:ModbusConfig",
+    "host": "dcmeter.agent.sources.host:HostConfig",
+    "ipmi": "dcmeter.agent.sources.ipmi:IpmiConfig",
+    "snmp": "dcmeter.agent.sources.snmp:SnmpConfig",
+    "nvml": "dcmeter.agent.sources.nvml:NvmlConfig",
 }
 
 

@@ -10,9 +10,9 @@ import psutil
 import structlog
 from pydantic import Field, field_validator
 
-from agent.samples import MetricSpec, Reading, SourceInfo, now_ns
-from agent.sources import DeviceError
-from agent.sources.base import SourceConfigBase
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo, now_ns
+from dcmeter.agent.sources import DeviceError
+from dcmeter.agent.sources.base import SourceConfigBase
 
 log = structlog.get_logger("dcmeter.agent.host")
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agent.sources import DeviceError, SourceError, TargetUnreachable
+from dcmeter.agent.sources import DeviceError, SourceError, TargetUnreachable
 
 if TYPE_CHECKING:
-    from agent.sources.ipmi import IpmiConfig
-
+    from dcmeter.agent.sources.ipmi_config import IpmiSettings
 CC_INVALID_COMMAND = 0xC1
 CC_INSUFFICIENT_PRIVILEGE = 0xD4
 
@@ -24,7 +23,7 @@ _MSC_CIPHER = {0x04, 0x05, 0x06, 0x07, 0x10, 0x11}
 
 
 def translate(
-    exc: Exception, where: str, cfg: IpmiConfig, request_timeout_s: float
+    exc: Exception, where: str, cfg: IpmiSettings, request_timeout_s: float
 ) -> SourceError:
     """Turn a pyipmi or OS exception met at `where` into TargetUnreachable or DeviceError."""
     from pyipmi.errors import (

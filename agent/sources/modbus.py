@@ -17,11 +17,11 @@ import structlog
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from agent.samples import Reading, SourceInfo, now_ns
-from agent.sources import DeviceError, TargetUnreachable
-from agent.sources.base import SourceConfigBase
-from agent.sources.modbus_profiles import PROFILES, RegisterConfig
-from agent.sources.modbus_transport import (
+from dcmeter.agent.samples import Reading, SourceInfo, now_ns
+from dcmeter.agent.sources import DeviceError, TargetUnreachable
+from dcmeter.agent.sources.base import SourceConfigBase
+from dcmeter.agent.sources.modbus_profiles import PROFILES, RegisterConfig
+from dcmeter.agent.sources.modbus_transport import (
     EXCEPTION_HINTS,
     EXCEPTION_NAMES,
     MAX_REGISTERS_PER_READ,

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.samples import MetricSpec
+from dcmeter.agent.samples import MetricSpec
 
 RegisterType = Literal["u16", "i16", "u32", "i32", "u64", "i64", "float32", "float64"]
 

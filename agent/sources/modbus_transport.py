@@ -16,12 +16,12 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from agent.sources import SourceError, TargetUnreachable
+from dcmeter.agent.sources import SourceError, TargetUnreachable
 
 if TYPE_CHECKING:
     from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
-    from agent.sources.modbus_profiles import RegisterConfig
+    from dcmeter.agent.sources.modbus_profiles import RegisterConfig
 
     Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 

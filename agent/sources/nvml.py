@@ -20,10 +20,10 @@ from typing import Annotated, Any, Literal, TypeVar
 import structlog
 from pydantic import Field, StrictInt, field_validator
 
-from agent.samples import MetricSpec, Reading, SourceInfo, now_ns
-from agent.sources import DeviceError, SourceError, TargetUnreachable
-from agent.sources.base import SourceConfigBase
-from agent.sources.nvml_codes import (
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo, now_ns
+from dcmeter.agent.sources import DeviceError, SourceError, TargetUnreachable
+from dcmeter.agent.sources.base import SourceConfigBase
+from dcmeter.agent.sources.nvml_codes import (
     ERROR_INVALID_ARGUMENT,
     FI_POWER_AVERAGE,
     FI_POWER_INSTANT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.sources import DeviceError, SourceError, TargetUnreachable
+from dcmeter.agent.sources import DeviceError, SourceError, TargetUnreachable
 
 # Field ids and power scope (nvml.h); field values are in mW.
 FI_POWER_AVERAGE = 185

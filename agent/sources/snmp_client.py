@@ -16,12 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from agent.sources import DeviceError, SourceError, TargetUnreachable
-from agent.sources.snmp_oids import Value, oid_tuple
+from dcmeter.agent.sources import DeviceError, SourceError, TargetUnreachable
+from dcmeter.agent.sources.snmp_oids import Value, oid_tuple
 
 if TYPE_CHECKING:
-    from agent.sources.snmp import SnmpConfig
-
+    from dcmeter.agent.sources.snmp_config import SnmpSettings
 # GETBULK rows asked per request while walking a table.
 WALK_REPETITIONS = 20
 # A table walk that takes more requests than this is abandoned (a looping agent).
@@ -140,7 +139,7 @@ class SnmpClient:
     """
 
     def __init__(
-        self, config: SnmpConfig, address: str, attempt_timeout_s: float, clock: Callable[[], int]
+        self, config: SnmpSettings, address: str, attempt_timeout_s: float, clock: Callable[[], int]
     ) -> None:
         self._config = config
         self._address = address
@@ -307,7 +306,7 @@ class SnmpClient:
         return DeviceError(f"{self._address}: {status} for {oids[0]} and others: {hint}")
 
 
-def no_answer_hint(config: SnmpConfig) -> str:
+def no_answer_hint(config: SnmpSettings) -> str:
     """What an SNMP agent that never answers means for this version: an agent silently drops
     a request with a wrong community, a source address outside its ACL or (v3) a wrong
     privacy password, so all of these look like a dead host."""
@@ -357,7 +356,7 @@ def _plain(value: Any) -> Value:
     return str(value)  # OBJECT IDENTIFIER
 
 
-def auth_data(config: SnmpConfig) -> Any:
+def auth_data(config: SnmpSettings) -> Any:
     """pysnmp credentials (CommunityData or UsmUserData) for this config."""
     from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData, auth
 

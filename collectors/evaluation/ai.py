@@ -12,26 +12,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collectors.evaluation.ai_calibration import (
+from dcmeter.collectors.evaluation.ai_calibration import (
     gauge_mean,
     port_throughput,
     power_by_gpu_util,
     storage_throughput,
 )
-from collectors.evaluation.ai_coverage import EDGE_SHARE, run_coverage
-from collectors.evaluation.ai_runs import Run, check_quality, no_work, parse_runs, run_flops
-from collectors.evaluation.ai_tasks import ace, combine, mean, sum_valid, tasks_of
-from collectors.evaluation.energy import POWER_UNITS_TO_KW
-from collectors.evaluation.indicators import AEE_ADVANCED, aee_level
-from collectors.evaluation.infrastructure import evaluate_infrastructure
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.plausibility import flag, screen
-from collectors.evaluation.quality import series_quality
-from collectors.evaluation.roles import RoleEnergy, role_energy
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
-from collectors.evaluation.site_ai import PHASES, AiSection
-from collectors.evaluation.uncertainty import MPE, role_parts, sum_rel, within_mpe
+from dcmeter.collectors.evaluation.ai_coverage import EDGE_SHARE, run_coverage
+from dcmeter.collectors.evaluation.ai_runs import Run, check_quality, no_work, parse_runs, run_flops
+from dcmeter.collectors.evaluation.ai_tasks import ace, combine, mean, sum_valid, tasks_of
+from dcmeter.collectors.evaluation.energy import POWER_UNITS_TO_KW
+from dcmeter.collectors.evaluation.indicators import AEE_ADVANCED, aee_level
+from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.plausibility import flag, screen
+from dcmeter.collectors.evaluation.quality import series_quality
+from dcmeter.collectors.evaluation.roles import RoleEnergy, role_energy
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.site_ai import PHASES, AiSection
+from dcmeter.collectors.evaluation.uncertainty import MPE, role_parts, sum_rel, within_mpe
 
 NO_SECTION = (
     "the site file has no [ai] section: name the servers under test (ai.servers, GB 40879"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collectors.evaluation.energy import (
+from dcmeter.collectors.evaluation.energy import (
     EDGE_TOLERANCE_INTERVALS,
     _at,
     _bracket,
@@ -21,7 +21,7 @@ from collectors.evaluation.energy import (
     _median_rate,
     _step,
 )
-from collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.series import Series
 
 GBIT = 1e9
 DISK_READ, DISK_WRITE = "disk_read_bytes", "disk_write_bytes"

@@ -26,11 +26,11 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from collectors.evaluation.ai_calibration import sampling_density
-from collectors.evaluation.energy import _clean, _secs
-from collectors.evaluation.exact import below, seconds_at_most
-from collectors.evaluation.roles import RoleEnergy
-from collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.ai_calibration import sampling_density
+from dcmeter.collectors.evaluation.energy import _clean, _secs
+from dcmeter.collectors.evaluation.exact import below, seconds_at_most
+from dcmeter.collectors.evaluation.roles import RoleEnergy
+from dcmeter.collectors.evaluation.series import Series
 
 EDGE_SHARE = 0.05  # each edge's nearest reading within 5 % of the run: 10 % of it in all
 

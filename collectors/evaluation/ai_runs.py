@@ -23,17 +23,17 @@ from pydantic import (
     model_validator,
 )
 
-from collectors.evaluation.flops import (
+from dcmeter.base.configfile import ConfigError
+from dcmeter.collectors.evaluation.flops import (
     PRECISION_TO_FP16,
     SEQUENCE_LENGTH,
     UnknownModel,
     inference_flops,
     training_flops,
 )
-from collectors.evaluation.int64 import INT64_MAX, in_store_range
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.site_ai import AiSection, Phase, QualityTarget
-from dcmeter.configfile import ConfigError
+from dcmeter.collectors.evaluation.int64 import INT64_MAX, in_store_range
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.site_ai import AiSection, Phase, QualityTarget
 
 
 class Run(BaseModel):

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from collectors.evaluation.site_ai import PHASES, AiSection, Phase
+from dcmeter.collectors.evaluation.site_ai import PHASES, AiSection, Phase
 
 
 def mean(xs: Sequence[float]) -> float | None:

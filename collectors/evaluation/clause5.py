@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from collectors.evaluation.site_equipment import (
+from dcmeter.collectors.evaluation.site_equipment import (
     CLAUSES,
     LABEL,
     NOTE_5_2,

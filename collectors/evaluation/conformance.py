@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from collectors.evaluation.site import Site
-from collectors.evaluation.site_rules import Kind, deviations
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.site_rules import Kind, deviations
 
 
 def mark(result: dict[str, Any], site: Site, kind: Kind) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from typing import Literal
 
 import numpy as np
 
-from collectors.evaluation.exact import reading, seconds_at_most
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Floats, Series, arrays, median
+from dcmeter.collectors.evaluation.exact import reading, seconds_at_most
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.series import Floats, Series, arrays, median
 
 Method = Literal["counter", "integrated_power"]
 EventKind = Literal["wrap", "reset"]

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from collectors.evaluation.ai import evaluate_ai
-from collectors.evaluation.conformance import mark
-from collectors.evaluation.finite import scrub
-from collectors.evaluation.general import evaluate_general
-from collectors.evaluation.infrastructure import evaluate_infrastructure
-from collectors.evaluation.levels import withhold_levels
-from collectors.evaluation.loads import GaugeMean
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
-from collectors.evaluation.verdict import verdict
+from dcmeter.collectors.evaluation.ai import evaluate_ai
+from dcmeter.collectors.evaluation.conformance import mark
+from dcmeter.collectors.evaluation.finite import scrub
+from dcmeter.collectors.evaluation.general import evaluate_general
+from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.levels import withhold_levels
+from dcmeter.collectors.evaluation.loads import GaugeMean
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.verdict import verdict
 
 Kind = Literal["infrastructure", "general", "ai"]
 KINDS: tuple[Kind, ...] = ("infrastructure", "general", "ai")

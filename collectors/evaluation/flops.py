@@ -12,7 +12,7 @@ writes the conventions out.
 
 from __future__ import annotations
 
-from collectors.evaluation.flops_models import BUILDERS, SEQUENCE_LENGTH, Layer
+from dcmeter.collectors.evaluation.flops_models import BUILDERS, SEQUENCE_LENGTH, Layer
 
 __all__ = [
     "MODELS",

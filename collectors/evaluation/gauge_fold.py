@@ -24,9 +24,9 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from collectors.evaluation.exact import seconds_at_most
-from collectors.evaluation.loads import UTIL_UNITS, GaugeMean, _edge_issues
-from collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.exact import seconds_at_most
+from dcmeter.collectors.evaluation.loads import UTIL_UNITS, GaugeMean, _edge_issues
+from dcmeter.collectors.evaluation.series import Series
 
 STATE_VERSION = 1
 

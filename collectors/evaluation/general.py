@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.evaluation.exact import at_most
-from collectors.evaluation.indicators import (
+from dcmeter.collectors.evaluation.exact import at_most
+from dcmeter.collectors.evaluation.indicators import (
     CEE_ADVANCED,
     CEE_ENERGY_SAVING,
     ccue,
@@ -22,8 +22,8 @@ from collectors.evaluation.indicators import (
     computing_power,
     energy_per_unit_time_wh,
 )
-from collectors.evaluation.infrastructure import evaluate_infrastructure
-from collectors.evaluation.loads import (
+from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.loads import (
     LINE_RATE_MARGIN,
     GaugeMean,
     counter_delta,
@@ -33,17 +33,17 @@ from collectors.evaluation.loads import (
     reset_steps,
     wrap_ambiguous,
 )
-from collectors.evaluation.plausibility import flag, screen
-from collectors.evaluation.quality import quality_block
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
-from collectors.evaluation.site_general import (
+from dcmeter.collectors.evaluation.plausibility import flag, screen
+from dcmeter.collectors.evaluation.quality import quality_block
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.site_general import (
     GROUP_KINDS,
     RATING_MEASURE,
     DeviceGroup,
     GroupKind,
 )
-from collectors.evaluation.uncertainty import (
+from dcmeter.collectors.evaluation.uncertainty import (
     ratio_rel,
     ratio_rel_worst,
     source_accuracy,

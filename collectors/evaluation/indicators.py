@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from collectors.evaluation.exact import at_least, at_most, below
-from collectors.evaluation.grid_factors import DEFAULT_PUE_THRESHOLDS, PueThresholds
+from dcmeter.collectors.evaluation.exact import at_least, at_most, below
+from dcmeter.collectors.evaluation.grid_factors import DEFAULT_PUE_THRESHOLDS, PueThresholds
 
 
 def pue(e_total_kwh: float, e_it_kwh: float) -> float | None:

@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collectors.evaluation.energy import CounterEvent, EnergyFigure
-from collectors.evaluation.grid_factors import (
+from dcmeter.collectors.evaluation.energy import CounterEvent, EnergyFigure
+from dcmeter.collectors.evaluation.grid_factors import (
     DEFAULT_PUE_THRESHOLDS,
     PUE_THRESHOLDS_NOTE,
     grid_factor,
 )
-from collectors.evaluation.indicators import carbon_emissions_kg, cue, pue, pue_level
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.plausibility import flag, screen
-from collectors.evaluation.quality import quality_block, series_quality
-from collectors.evaluation.roles import RoleEnergy, role_energy, used_series
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
-from collectors.evaluation.uncertainty import infrastructure_uncertainty
+from dcmeter.collectors.evaluation.indicators import carbon_emissions_kg, cue, pue, pue_level
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.plausibility import flag, screen
+from dcmeter.collectors.evaluation.quality import quality_block, series_quality
+from dcmeter.collectors.evaluation.roles import RoleEnergy, role_energy, used_series
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.uncertainty import infrastructure_uncertainty
 
 
 def _event(event: CounterEvent) -> dict[str, Any]:

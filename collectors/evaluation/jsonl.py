@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.series import Series
 
 
 def parse_rfc3339(text: str) -> float:

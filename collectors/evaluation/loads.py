@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collectors.evaluation.energy import (
+from dcmeter.collectors.evaluation.energy import (
     EDGE_TOLERANCE_INTERVALS,
     WRAP_RATE_FACTOR,
     EventKind,
@@ -31,9 +31,9 @@ from collectors.evaluation.energy import (
     _secs,
     _step,
 )
-from collectors.evaluation.exact import seconds_at_most
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series, arrays, median
+from dcmeter.collectors.evaluation.exact import seconds_at_most
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.series import Series, arrays, median
 
 UTIL_UNITS = {"%": 0.01, "pct": 0.01, "1": 1.0, "": 1.0}  # to a fraction 0..1
 # A wrapped octet step may exceed the line rate by this factor (sample-time jitter).

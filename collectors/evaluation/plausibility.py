@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from collectors.evaluation.energy import ENERGY_UNITS_TO_KWH, POWER_UNITS_TO_KW
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.loads import UTIL_UNITS
-from collectors.evaluation.series import Series
-from collectors.evaluation.site_plausibility import Plausibility
+from dcmeter.collectors.evaluation.energy import ENERGY_UNITS_TO_KWH, POWER_UNITS_TO_KW
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.loads import UTIL_UNITS
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site_plausibility import Plausibility
 
 OCTETS = ("if_in_octets", "if_out_octets")
 SPEED = "if_speed_bps"

@@ -2,8 +2,8 @@
 
 T/CECA-G 0355—2025 Annex A.5: sampling interval 60 s recommended, 15 min at most; a general
 computing window lasts 24 h preferably, 12 h at least. The collector adds the store-side
-items (batch hash chain, agents' clocks, collectors/windows.py); offline they are reported as
-not checked.
+items (batch hash chain, agents' clocks, collectors/results/windows.py); offline they are
+reported as not checked.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from collectors.evaluation.energy import _median_rate, _step
-from collectors.evaluation.exact import seconds_at_most, seconds_below
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series, arrays, median
+from dcmeter.collectors.evaluation.energy import _median_rate, _step
+from dcmeter.collectors.evaluation.exact import seconds_at_most, seconds_below
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.series import Series, arrays, median
 
 MIN_HOURS = {"general": 12.0}  # A.5: the shortest window that counts, by kind
 RECOMMENDED_HOURS = {"general": 24.0}

@@ -11,15 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from collectors.evaluation.energy import (
+from dcmeter.collectors.evaluation.energy import (
     CounterEvent,
     EnergyFigure,
     counter_energy,
     integrated_energy,
     usable,
 )
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.series import Series
 
 
 @dataclass(frozen=True, slots=True)

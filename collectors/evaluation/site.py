@@ -7,14 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from collectors.evaluation.grid_factors import GRID_FACTORS, PueThresholds
-from collectors.evaluation.site_ai import AiSection
-from collectors.evaluation.site_equipment import Equipment
-from collectors.evaluation.site_general import GeneralSection
-from collectors.evaluation.site_ids import check_ids
-from collectors.evaluation.site_plausibility import Plausibility
-from collectors.evaluation.site_rules import RULE_KEYS, check_declared
-from dcmeter.configfile import ConfigError, load_model
+from dcmeter.base.configfile import ConfigError, load_model
+from dcmeter.collectors.evaluation.grid_factors import GRID_FACTORS, PueThresholds
+from dcmeter.collectors.evaluation.site_ai import AiSection
+from dcmeter.collectors.evaluation.site_equipment import Equipment
+from dcmeter.collectors.evaluation.site_general import GeneralSection
+from dcmeter.collectors.evaluation.site_ids import check_ids
+from dcmeter.collectors.evaluation.site_plausibility import Plausibility
+from dcmeter.collectors.evaluation.site_rules import RULE_KEYS, check_declared
 
 ItPoint = Literal["it_ups", "it_pdu", "it_input"]
 

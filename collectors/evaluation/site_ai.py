@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from collectors.evaluation.flops import PRECISION_TO_FP16
-from collectors.evaluation.site_ids import check_ids
+from dcmeter.collectors.evaluation.flops import PRECISION_TO_FP16
+from dcmeter.collectors.evaluation.site_ids import check_ids
 
 Phase = Literal["train", "infer"]
 PHASES: tuple[Phase, ...] = ("train", "infer")

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collectors.evaluation.exact import at_most
-from collectors.evaluation.roles import RoleEnergy, used_series
-from collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.exact import at_most
+from dcmeter.collectors.evaluation.roles import RoleEnergy, used_series
+from dcmeter.collectors.evaluation.series import Series
 
 # Maximum permissible errors of a calibration result (seed 004, STANDARD.md §4), relative.
 MPE: dict[str, float] = {

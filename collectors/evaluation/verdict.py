@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from collectors.evaluation.clause5 import clause5
-from collectors.evaluation.site_equipment import Equipment
+from dcmeter.collectors.evaluation.clause5 import clause5
+from dcmeter.collectors.evaluation.site_equipment import Equipment
 
 Category = Literal["advanced", "energy-saving", "none"]
 CEE_TABLE = {"advanced": 50.0, "energy_saving": 20.0}  # Table 1, standard points per Wh

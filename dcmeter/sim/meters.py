@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from agent.sources.modbus_profiles import INTEGER_TYPES, PROFILES, RegisterConfig
+from dcmeter.agent.sources.modbus_profiles import INTEGER_TYPES, PROFILES, RegisterConfig
 
 if TYPE_CHECKING:
     from pymodbus.constants import ExcCodes

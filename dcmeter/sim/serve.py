@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from dcmeter.configfile import ConfigError
+from dcmeter.base.configfile import ConfigError
 from dcmeter.sim.site import Device, SimSite, SimSiteConfig, Switch
 
 if TYPE_CHECKING:
     from dcmeter.sim.bmc import PowerReading
-
 # The order in which devices take ports from base_port on (and are listed in the ports file).
 DEVICE_ORDER = (
     "meter-total, meter-it, then the servers' BMCs (server-001, ...), the switches, the "

@@ -14,7 +14,7 @@ from pathlib import Path
 from conftest import ROOT, Collector, MeterThread, free_port
 from cryptography.hazmat.primitives import serialization
 
-from collectors.evaluation.jsonl import parse_rfc3339
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
 
 
 def meter_values() -> dict[str, float]:

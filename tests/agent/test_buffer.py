@@ -6,10 +6,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import wire
-from agent.buffer import Buffer, envelope_body
-from agent.samples import MetricSpec, Reading, SourceInfo
-from agent.wire import GENESIS, ClockStatus
+from dcmeter.agent import wire
+from dcmeter.agent.buffer import Buffer, envelope_body
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent.wire import GENESIS, ClockStatus
 
 KEY = Ed25519PrivateKey.generate()
 SRC = SourceInfo("meter-total", "modbus", "127.0.0.1:502/1", {"point": "total"})

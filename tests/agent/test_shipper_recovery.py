@@ -30,11 +30,11 @@ from test_fault_collector_down import (
     write_agent_config,
 )
 
-from agent import wire
-from agent.buffer import Buffer
-from agent.samples import MetricSpec, Reading, SourceInfo
-from agent.shipper import Shipper
-from agent.wire import ClockStatus
+from dcmeter.agent import wire
+from dcmeter.agent.buffer import Buffer
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent.shipper import Shipper
+from dcmeter.agent.wire import ClockStatus
 
 KEY = Ed25519PrivateKey.generate()
 SRC = SourceInfo("meter-total", "modbus", "127.0.0.1:502/1", {"point": "total"})

@@ -8,9 +8,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, Dropped, MetricEntry
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, Dropped, MetricEntry
 
 KEY = Ed25519PrivateKey.generate()
 POWER = MetricEntry(MetricSpec("power_w", "W"))

@@ -24,13 +24,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from structlog.testing import capture_logs
 
-from agent import config as agent_config
-from agent import keys, wire
-from agent.daemon import Agent, make_shipper
-from agent.samples import MetricSpec, Reading, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry, pack_arrays
-from collectors.agent_keys import KeyHistory, verify_stored
-from dcmeter.cli import main
+from dcmeter.agent import config as agent_config
+from dcmeter.agent import pubkey, wire
+from dcmeter.agent.daemon import Agent, make_shipper
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry, pack_arrays
+from dcmeter.cli.main import main
+from dcmeter.collectors.intake.agent_keys import KeyHistory, verify_stored
 
 CT = {"content-type": "application/x-msgpack"}
 SRC = SourceInfo("meter-total", "modbus", "127.0.0.1:502/1", {"point": "total"})
@@ -171,7 +171,7 @@ def test_collector_verify_checks_links_and_lists_gaps(
     cfg = tmp_path / "collector.toml"
     cfg.write_text(
         f'[collector]\nstore = "{location}"\nsite = "site.toml"\n'
-        f'[[agents]]\nid = "agent-1"\npublic_key = "{keys.public_text(key.public_key())}"\n'
+        f'[[agents]]\nid = "agent-1"\npublic_key = "{pubkey.public_text(key.public_key())}"\n'
     )
     assert main(["collector", "verify", "-c", str(cfg)]) == 1
     out = capsys.readouterr().out

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from conftest import Collector
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.evaluation.jsonl import parse_rfc3339
-from dcmeter.cli import main
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.cli.main import main
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
 
 START, END = "2026-03-01T00:00:00Z", "2026-03-01T01:00:00Z"
 T0 = parse_rfc3339(START)

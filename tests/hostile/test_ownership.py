@@ -17,16 +17,16 @@ import pytest
 from conftest import SITE_TOML, serve
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.api import create_app
-from collectors.auth import create_token
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.site import load_site
-from collectors.ingest import Ingest
-from collectors.series_table import SeriesLimits
-from collectors.store import Store
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.site import load_site
+from dcmeter.collectors.intake.ingest import Ingest
+from dcmeter.collectors.storage.series_table import SeriesLimits
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.api import create_app
+from dcmeter.collectors.web.auth import create_token
 
 CT = {"content-type": "application/x-msgpack"}
 T0 = 1_780_000_000 * 10**9

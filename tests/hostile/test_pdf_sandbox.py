@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.report_print import render_pdf, render_png
+from dcmeter.collectors.reporting.report_print import render_pdf, render_png
 
 
 def need(tool: str) -> str:

@@ -24,16 +24,16 @@ import pytest
 from conftest import ROOT, SITE_TOML, Collector, serve
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import wire
-from agent.cli import sample_record
-from agent.samples import MetricSpec, Reading, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.api import create_app
-from collectors.auth import create_token
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.site import load_site
-from collectors.ingest import Ingest
-from collectors.store import Store
+from dcmeter.agent import wire
+from dcmeter.agent.cli import sample_record
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.site import load_site
+from dcmeter.collectors.intake.ingest import Ingest
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.api import create_app
+from dcmeter.collectors.web.auth import create_token
 
 CT = {"content-type": "application/x-msgpack"}
 KWH = MetricSpec("energy_import_kwh", "kWh", "counter")
@@ -260,7 +260,7 @@ def test_cpu_load_of_150_percent_is_flagged_and_left_out(
     t0 = hour()
     agent = Agent(c.url, c.keys["agent-1"])
     wid = None
-    if open_first:  # the window folds the CPU samples as they arrive (collectors/store_folds.py)
+    if open_first:  # the window folds the CPU samples as they arrive (collectors/storage/store_folds.py)
         with c.http() as http:
             r = http.post(f"{c.url}/api/v1/windows", json={"kind": "general",
                                                           "start": rfc3339(t0)})

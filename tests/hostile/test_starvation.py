@@ -1,6 +1,6 @@
 """A collector that cannot be starved: each finding of issue 12 item 4, against the real stack.
 
-The collector is built by `collectors.cli.build` from a config file (the uvicorn protocol
+The collector is built by `dcmeter.collectors.commands.cli.build` from a config file (the uvicorn protocol
 with its head timeout, the connection limit, the body guard, the off-loop reads) and served
 on a real loopback socket; hostile clients speak raw HTTP over sockets where a well-behaved
 client library would hide what is tested (a body never sent, a head never finished).
@@ -26,12 +26,12 @@ import structlog
 from conftest import SITE_TOML, free_port, running
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import keys, wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.auth import create_token
-from collectors.cli import build
-from collectors.store import Store
+from dcmeter.agent import pubkey, wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.commands.cli import build
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.auth import create_token
 
 CT = {"content-type": "application/x-msgpack"}
 IT = SourceInfo("meter-it", "modbus", "127.0.0.1:502/2", {"point": "it_pdu"})
@@ -55,7 +55,7 @@ def config_text(port: int, store: Path | str, key: Ed25519PrivateKey, **limits: 
     return (
         f'[collector]\nhost = "127.0.0.1"\nport = {port}\nstore = "{store}"\n'
         f'site = "site.toml"\nmax_batch_mb = 64\n{extra}\n\n'
-        f'[[agents]]\nid = "agent-1"\npublic_key = "{keys.public_text(key.public_key())}"\n'
+        f'[[agents]]\nid = "agent-1"\npublic_key = "{pubkey.public_text(key.public_key())}"\n'
     )
 
 

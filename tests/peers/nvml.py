@@ -181,8 +181,8 @@ def drive_main() -> None:
 
     from structlog.testing import capture_logs
 
-    from agent.sources import SourceError
-    from agent.sources.nvml import NvmlConfig, NvmlSource
+    from dcmeter.agent.sources import SourceError
+    from dcmeter.agent.sources.nvml import NvmlConfig, NvmlSource
 
     program = json.load(sys.stdin)
     state_file, call_log = Path(program["state_file"]), Path(program["call_log"])

@@ -29,7 +29,7 @@ from pyipmi.errors import (
 )
 from pyipmi.interfaces import rmcpplus as R
 
-from agent.sources import ipmi_compat
+from dcmeter.agent.sources import ipmi_compat
 from dcmeter.sim.bmc import PowerReading, SimBmc
 from dcmeter.sim.loop import LoopThread
 
@@ -497,7 +497,7 @@ def test_ipmi_source_reads_a_sha256_bmc(sim: LoopThread, suite: int | None) -> N
     """The ipmi source corrects python-ipmi's SHA-256 keys, so suite 17 works as with ipmitool."""
     import asyncio
 
-    from agent.sources.ipmi import IpmiConfig
+    from dcmeter.agent.sources.ipmi import IpmiConfig
 
     port = sim.serve(SimBmc(Power(PowerReading(431.0, 400.0, 470.0, 433.0)), cipher_suites=(17,)))
     source = IpmiConfig.model_validate(

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agent.sources import DeviceError
-from agent.sources.host import DISK_READ, DISK_WRITE, HostConfig, HostSource
+from dcmeter.agent.sources import DeviceError
+from dcmeter.agent.sources.host import DISK_READ, DISK_WRITE, HostConfig, HostSource
 
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's sector size
 

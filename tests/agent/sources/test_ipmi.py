@@ -18,10 +18,10 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from agent.samples import Reading
-from agent.sources import DeviceError, TargetUnreachable, config_class
-from agent.sources.ipmi import IpmiConfig, IpmiSource
-from dcmeter.configfile import ConfigError
+from dcmeter.agent.samples import Reading
+from dcmeter.agent.sources import DeviceError, TargetUnreachable, config_class
+from dcmeter.agent.sources.ipmi import IpmiConfig, IpmiSource
+from dcmeter.base.configfile import ConfigError
 from tests.peers.ipmisim import ADMIN, READER, SENSORS, IpmiSim, build_plugin, free_udp_port
 
 WRONG_PASSWORD = "Wr0ng-Pa55"

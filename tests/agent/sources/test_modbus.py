@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agent.samples import Reading
-from agent.sources import DeviceError, TargetUnreachable
-from agent.sources.modbus import ModbusConfig, ModbusSource, plan_requests
-from agent.sources.modbus_profiles import PROFILES, RegisterConfig
+from dcmeter.agent.samples import Reading
+from dcmeter.agent.sources import DeviceError, TargetUnreachable
+from dcmeter.agent.sources.modbus import ModbusConfig, ModbusSource, plan_requests
+from dcmeter.agent.sources.modbus_profiles import PROFILES, RegisterConfig
 from dcmeter.sim.meters import MeterDevice, SimGateway, SimMeter, encode_registers
 
 

@@ -21,8 +21,8 @@ from typing import Any
 from conftest import ROOT
 from structlog.testing import capture_logs
 
-from agent.sources.modbus import ModbusConfig, ModbusSource
-from agent.sources.modbus_profiles import PROFILES, RegisterConfig
+from dcmeter.agent.sources.modbus import ModbusConfig, ModbusSource
+from dcmeter.agent.sources.modbus_profiles import PROFILES, RegisterConfig
 from dcmeter.sim.loop import LoopThread
 from dcmeter.sim.meters import SimMeter
 from dcmeter.sim.serve import sources_toml

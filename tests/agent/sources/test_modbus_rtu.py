@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from agent.samples import Reading
-from agent.sources import SourceError, TargetUnreachable
-from agent.sources.modbus import ModbusConfig, ModbusSource
+from dcmeter.agent.samples import Reading
+from dcmeter.agent.sources import SourceError, TargetUnreachable
+from dcmeter.agent.sources.modbus import ModbusConfig, ModbusSource
 from dcmeter.sim.meters import MeterDevice, SimGateway
 
 MBPOLL_LINE = re.compile(r"^\[(\d+)\]:\s+(\S+)$", re.MULTILINE)

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agent.sources.nvml import NvmlConfig
-from agent.sources.nvml_codes import field_number
-from collectors.evaluation.energy import counter_energy
-from collectors.evaluation.series import Series
+from dcmeter.agent.sources.nvml import NvmlConfig
+from dcmeter.agent.sources.nvml_codes import field_number
+from dcmeter.collectors.evaluation.energy import counter_energy
+from dcmeter.collectors.evaluation.series import Series
 from tests.peers.nvml import NvmlStub, StubGpu, StubState, build_stub
 
 UUID_A = "GPU-1f0e7c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -233,9 +233,8 @@ def test_no_nvml_library_is_one_clear_error(stub: NvmlStub, tmp_path: Path) -> N
 POLL_THREE_TICKS = """
 import asyncio, json
 from structlog.testing import capture_logs
-from agent.scheduler import Poller
-from agent.sources.nvml import NvmlConfig
-
+from dcmeter.agent.scheduler import Poller
+from dcmeter.agent.sources.nvml import NvmlConfig
 async def main():
     source = NvmlConfig(type="nvml", id="gpus").build()
     poller = Poller([source], [5.0])
@@ -419,8 +418,8 @@ def test_config_rejects_bad_values(fields: dict[str, Any], message: str) -> None
 
 
 def test_a_bad_selection_in_the_agent_file_names_file_and_key(tmp_path: Path) -> None:
-    from agent.config import load
-    from dcmeter.configfile import ConfigError
+    from dcmeter.agent.config import load
+    from dcmeter.base.configfile import ConfigError
 
     path = tmp_path / "agent.toml"
     path.write_text(AGENT_TOML.format(state_dir=tmp_path).replace('gpus = "all"', 'gpus = ["0"]'))

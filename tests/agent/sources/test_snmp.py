@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from agent.samples import Reading
-from agent.scheduler import Poller
-from agent.sources import DeviceError, TargetUnreachable
-from agent.sources.snmp import SnmpConfig
-from agent.sources.snmp_oids import (
+from dcmeter.agent.samples import Reading
+from dcmeter.agent.scheduler import Poller
+from dcmeter.agent.sources import DeviceError, TargetUnreachable
+from dcmeter.agent.sources.snmp import SnmpConfig
+from dcmeter.agent.sources.snmp_oids import (
     COUNTER32_MODULUS,
     COUNTER64_MODULUS,
     HR_PROCESSOR_LOAD,
@@ -830,7 +830,7 @@ def test_secrets_stay_out_of_repr_and_dumps() -> None:
 
 def test_loading_the_config_does_not_import_pysnmp() -> None:
     code = (
-        "import sys; from agent.sources.snmp import SnmpConfig; "
+        "import sys; from dcmeter.agent.sources.snmp import SnmpConfig; "
         f"SnmpConfig.model_validate({SWITCH!r}).build(); "
         "assert not [m for m in sys.modules if m.startswith('pysnmp')], 'pysnmp imported'"
     )

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agent.sources import snmp_client
-from agent.sources.snmp import SnmpConfig, SnmpSource
+from dcmeter.agent.sources import snmp_client
+from dcmeter.agent.sources.snmp import SnmpConfig, SnmpSource
 from dcmeter.sim.loop import LoopThread
 from dcmeter.sim.snmp import SimInterface, SimSnmpAgent
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import pytest
 from structlog.testing import capture_logs
 
-from agent.samples import Reading
-from agent.sources import DeviceError
-from agent.sources.snmp import SnmpConfig, SnmpSource
+from dcmeter.agent.samples import Reading
+from dcmeter.agent.sources import DeviceError
+from dcmeter.agent.sources.snmp import SnmpConfig, SnmpSource
 from dcmeter.sim.loop import LoopThread
 from dcmeter.sim.snmp import SimInterface, SimSnmpAgent
 

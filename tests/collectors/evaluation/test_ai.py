@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from collectors.evaluation.ai import evaluate_ai
-from collectors.evaluation.ai_calibration import counter_delta, gauge_mean, sampling_density
-from collectors.evaluation.ai_runs import Run, check_quality, parse_runs, run_flops
-from collectors.evaluation.evaluate import evaluate, source_ids
-from collectors.evaluation.flops import SEQUENCE_LENGTH, forward_flops, training_flops
-from collectors.evaluation.jsonl import rfc3339
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
-from collectors.evaluation.site_ai import AiSection
-from dcmeter.configfile import ConfigError
+from dcmeter.base.configfile import ConfigError
+from dcmeter.collectors.evaluation.ai import evaluate_ai
+from dcmeter.collectors.evaluation.ai_calibration import counter_delta, gauge_mean, sampling_density
+from dcmeter.collectors.evaluation.ai_runs import Run, check_quality, parse_runs, run_flops
+from dcmeter.collectors.evaluation.evaluate import evaluate, source_ids
+from dcmeter.collectors.evaluation.flops import SEQUENCE_LENGTH, forward_flops, training_flops
+from dcmeter.collectors.evaluation.jsonl import rfc3339
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.site_ai import AiSection
 
 T0 = 1_780_000_000.0  # 2026-05-28T20:26:40Z, a whole multiple of 10 s
 

@@ -10,14 +10,14 @@ import httpx
 import pytest
 from conftest import serve
 
-from collectors.api import create_app
-from collectors.auth import create_token
-from collectors.evaluation.evaluate import evaluate
-from collectors.evaluation.site import Site, load_site
-from collectors.ingest import Ingest
-from collectors.report_html import page
-from collectors.store import Store
-from dcmeter.cli import main
+from dcmeter.cli.main import main
+from dcmeter.collectors.evaluation.evaluate import evaluate
+from dcmeter.collectors.evaluation.site import Site, load_site
+from dcmeter.collectors.intake.ingest import Ingest
+from dcmeter.collectors.reporting.report_html import page
+from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.web.api import create_app
+from dcmeter.collectors.web.auth import create_token
 
 HEAD = """[site]
 name = "t"
@@ -199,7 +199,7 @@ def test_collector_keeps_a_zero_work_run_not_valid_and_marks_the_deviation(
 
 
 def test_terminal_output_says_not_conforming_first_and_marks_levels() -> None:
-    from dcmeter.render import print_result, result_console
+    from dcmeter.cli.render import print_result, result_console
 
     base = {"window": {"id": 1, "start": "a", "end": "b", "hours": 1.0}, "pue": 1.2,
             "energy_kwh": {"total": 1.2, "it": 1.0, "green": 0.0}, "carbon_kg": 0.1,

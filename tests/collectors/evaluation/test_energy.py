@@ -8,10 +8,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from collectors.evaluation.energy import counter_energy, integrated_energy
-from collectors.evaluation.jsonl import parse_rfc3339
-from collectors.evaluation.roles import role_energy
-from collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.energy import counter_energy, integrated_energy
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
+from dcmeter.collectors.evaluation.roles import role_energy
+from dcmeter.collectors.evaluation.series import Series
 
 T0 = parse_rfc3339("2026-11-22T10:00:00Z")
 M32_KWH = 4294967.296  # a 32-bit Wh register read in kWh: 2**32 Wh = 4294967.296 kWh

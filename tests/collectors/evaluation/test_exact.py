@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from collectors.evaluation.energy import counter_energy, integrated_energy
-from collectors.evaluation.evaluate import evaluate
-from collectors.evaluation.exact import (
+from dcmeter.cli.render import print_result, result_console
+from dcmeter.collectors.evaluation.energy import counter_energy, integrated_energy
+from dcmeter.collectors.evaluation.evaluate import evaluate
+from dcmeter.collectors.evaluation.exact import (
     GRADE_DIGITS,
     at_least,
     at_most,
@@ -26,17 +27,16 @@ from collectors.evaluation.exact import (
     seconds_at_most,
     seconds_below,
 )
-from collectors.evaluation.grid_factors import DEFAULT_PUE_THRESHOLDS
-from collectors.evaluation.indicators import aee_level, cee_level, pue, pue_level
-from collectors.evaluation.jsonl import parse_rfc3339, read_jsonl, series_from_records
-from collectors.evaluation.levels import withhold_levels
-from collectors.evaluation.quality import series_quality, window_rule
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site, load_site
-from collectors.evaluation.uncertainty import within_mpe
-from collectors.report import render_html, series_from
-from collectors.report_html import LABELS
-from dcmeter.render import print_result, result_console
+from dcmeter.collectors.evaluation.grid_factors import DEFAULT_PUE_THRESHOLDS
+from dcmeter.collectors.evaluation.indicators import aee_level, cee_level, pue, pue_level
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339, read_jsonl, series_from_records
+from dcmeter.collectors.evaluation.levels import withhold_levels
+from dcmeter.collectors.evaluation.quality import series_quality, window_rule
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site, load_site
+from dcmeter.collectors.evaluation.uncertainty import within_mpe
+from dcmeter.collectors.reporting.report import render_html, series_from
+from dcmeter.collectors.reporting.report_html import LABELS
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 T0 = 1_790_000_000.0  # 2026-09-21, whole seconds

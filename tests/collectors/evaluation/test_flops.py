@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from collectors.evaluation.flops import (
+from dcmeter.collectors.evaluation.flops import (
     MODELS,
     PRECISION_TO_FP16,
     SEQUENCE_LENGTH,
@@ -31,7 +31,7 @@ from collectors.evaluation.flops import (
     layer_breakdown,
     training_flops,
 )
-from collectors.evaluation.flops_models import BUILDERS
+from dcmeter.collectors.evaluation.flops_models import BUILDERS
 
 # Stated tolerance of the catalogue against the independent counter (total forward FLOPs).
 TOLERANCE = 0.01

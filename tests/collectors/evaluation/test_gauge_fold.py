@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collectors.evaluation.gauge_fold import GaugeFold, hist_median_s
-from collectors.evaluation.loads import GaugeMean, mean_utilisation
-from collectors.evaluation.quality import series_quality
-from collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.gauge_fold import GaugeFold, hist_median_s
+from dcmeter.collectors.evaluation.loads import GaugeMean, mean_utilisation
+from dcmeter.collectors.evaluation.quality import series_quality
+from dcmeter.collectors.evaluation.series import Series
 
 MAX_INTERVAL = 900.0
 T0 = 1_790_000_000.0

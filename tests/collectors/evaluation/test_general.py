@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from collectors.evaluation.evaluate import evaluate, source_ids
-from collectors.evaluation.general import cee_level, evaluate_general
-from collectors.evaluation.jsonl import parse_rfc3339
-from collectors.evaluation.loads import counter_delta, mean_utilisation, reset_steps
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.evaluate import evaluate, source_ids
+from dcmeter.collectors.evaluation.general import cee_level, evaluate_general
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
+from dcmeter.collectors.evaluation.loads import counter_delta, mean_utilisation, reset_steps
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
 
 ROOT = Path(__file__).resolve().parents[3]
 T0 = parse_rfc3339("2026-11-01T00:00:00Z")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.evaluation.grid_factors import (
+from dcmeter.collectors.evaluation.grid_factors import (
     DEFAULT_PUE_THRESHOLDS,
     GRID_FACTORS,
     PueThresholds,
     grid_factor,
 )
-from collectors.evaluation.indicators import carbon_emissions_kg, cue, pue, pue_level
+from dcmeter.collectors.evaluation.indicators import carbon_emissions_kg, cue, pue, pue_level
 
 
 def test_pue_is_total_over_it() -> None:

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from collectors.evaluation.infrastructure import evaluate_infrastructure
-from collectors.evaluation.jsonl import (
+from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.jsonl import (
     parse_rfc3339,
     read_jsonl,
     rfc3339,
     series_from_records,
 )
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
 
 T0 = parse_rfc3339("2026-11-22T10:00:00Z")
 HOUR = 3600.0

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from collectors.evaluation.evaluate import evaluate
-from collectors.evaluation.finite import scrub
-from collectors.evaluation.indicators import cee_level, pue_level
-from collectors.evaluation.jsonl import parse_rfc3339, rfc3339
-from collectors.evaluation.plausibility import counter_steps, screen
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site, load_site
-from collectors.evaluation.site_plausibility import Plausibility
-from dcmeter.configfile import ConfigError
+from dcmeter.base.configfile import ConfigError
+from dcmeter.collectors.evaluation.evaluate import evaluate
+from dcmeter.collectors.evaluation.finite import scrub
+from dcmeter.collectors.evaluation.indicators import cee_level, pue_level
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339, rfc3339
+from dcmeter.collectors.evaluation.plausibility import counter_steps, screen
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site, load_site
+from dcmeter.collectors.evaluation.site_plausibility import Plausibility
 
 T0 = parse_rfc3339("2026-11-22T10:00:00Z")
 TIGHT = Plausibility(margin=0.25, sources={"m": {"max_power_w": 3.6e6, "resolution_kwh": 0.5}})

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from agent import wire
-from agent.samples import MetricSpec, SourceInfo
-from agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from collectors.evaluation.infrastructure import evaluate_infrastructure
-from collectors.evaluation.jsonl import parse_rfc3339
-from collectors.evaluation.quality import quality_block, series_quality, window_rule
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
-from collectors.store import Store
-from collectors.windows import window_result
+from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
+from dcmeter.collectors.evaluation.quality import quality_block, series_quality, window_rule
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.results.windows import window_result
+from dcmeter.collectors.storage.store import Store
 
 T0 = parse_rfc3339("2026-11-22T10:00:00Z")
 HOUR = 3600.0

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.evaluation.site import load_site
-from dcmeter.configfile import ConfigError
+from dcmeter.base.configfile import ConfigError
+from dcmeter.collectors.evaluation.site import load_site
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "site.toml"
 

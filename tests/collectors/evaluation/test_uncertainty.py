@@ -14,11 +14,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from collectors.evaluation.infrastructure import evaluate_infrastructure
-from collectors.evaluation.jsonl import parse_rfc3339
-from collectors.evaluation.series import Series
-from collectors.evaluation.site import Site
-from collectors.evaluation.uncertainty import (
+from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
+from dcmeter.collectors.evaluation.series import Series
+from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.uncertainty import (
     MPE,
     ratio_rel,
     ratio_rel_worst,

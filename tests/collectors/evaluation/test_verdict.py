@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from collectors.evaluation.clause5 import clause5, item_status
-from collectors.evaluation.site import load_site
-from collectors.evaluation.site_equipment import REQUIREMENTS, Equipment
-from collectors.evaluation.verdict import verdict
-from collectors.report_verdict import VERDICT_LABELS, verdict_html
-from dcmeter.configfile import ConfigError
-from dcmeter.render import verdict_line
+from dcmeter.base.configfile import ConfigError
+from dcmeter.cli.render import verdict_line
+from dcmeter.collectors.evaluation.clause5 import clause5, item_status
+from dcmeter.collectors.evaluation.site import load_site
+from dcmeter.collectors.evaluation.site_equipment import REQUIREMENTS, Equipment
+from dcmeter.collectors.evaluation.verdict import verdict
+from dcmeter.collectors.reporting.report_verdict import VERDICT_LABELS, verdict_html
 
 ROOT = Path(__file__).resolve().parents[3]
 HEAD = """[site]

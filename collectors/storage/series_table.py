@@ -1,0 +1,215 @@
+"""A series' identity, its source's metadata over time, and the caps on how many there are.
+
+A series is one quantity of one source of one agent: (agent, source id, metric name, unit,
+kind, modulus, metric labels such as a GPU or a port). The source's protocol, address,
+labels and accuracy are **metadata**, not identity: reconfiguring an instrument (a meter's
+new address, a better accuracy class) keeps its series and adds a row to `source_meta`
+(from the first sample time of the batch that brought the change), and the window result
+lists the change (collectors/results/windows.py). Caps bound what one agent can make the collector
+keep and read: `max_series_per_agent` and `max_series_per_source` (collector.toml); a batch
+that would pass one is refused whole with 422 "series_limit".
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dcmeter.agent.samples import SourceInfo
+from dcmeter.agent.wire import Batch
+from dcmeter.collectors.storage.db import Connection
+from dcmeter.collectors.storage.ownership import Refused
+
+SOURCE_META_SCHEMA = """
+CREATE TABLE IF NOT EXISTS source_meta (
+    agent TEXT NOT NULL, source TEXT NOT NULL, from_ts INTEGER NOT NULL,
+    protocol TEXT NOT NULL, address TEXT NOT NULL, labels TEXT NOT NULL, accuracy REAL,
+    received_ns INTEGER NOT NULL{rowid});
+CREATE INDEX IF NOT EXISTS source_meta_source ON source_meta(source, from_ts);
+"""
+
+# (protocol, address, labels as sorted JSON, accuracy)
+Meta = tuple[str, str, str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesLimits:
+    """How many series one agent, and one source of an agent, may have."""
+
+    per_agent: int = 50_000
+    per_source: int = 4_096
+
+
+def series_key(
+    agent: str, source: str, name: str, unit: str, kind: str, modulus: float | None,
+    labels: str,
+) -> str:
+    """The unique key of a series: its identity, never its source's metadata."""
+    return json.dumps([agent, source, name, unit, kind, modulus, labels])
+
+
+def meta_of(src: SourceInfo) -> Meta:
+    """A source's metadata as stored."""
+    return (src.protocol, src.address, json.dumps(dict(src.labels), sort_keys=True),
+            src.accuracy)
+
+
+class SeriesTable:
+    """The `series` table's keys, per-source metadata and counts, kept in memory."""
+
+    def __init__(self, limits: SeriesLimits | None = None) -> None:
+        self.limits = limits or SeriesLimits()
+        self.ids: dict[str, int] = {}
+        self.meta: dict[tuple[str, str], Meta] = {}
+        self.per_agent: Counter[str] = Counter()
+        self.per_source: Counter[tuple[str, str]] = Counter()
+
+    def load(self, db: Connection) -> None:
+        """Read the table again (at start, and after a failed transaction)."""
+        self.ids, self.meta = {}, {}
+        self.per_agent, self.per_source = Counter(), Counter()
+        for sid, key, agent, source, proto, addr, labels, acc in db.execute(
+            "SELECT id, key, agent, source, protocol, address, source_labels, accuracy"
+            " FROM series ORDER BY id"
+        ):
+            self.ids[str(key)] = int(sid)
+            self.meta[(agent, source)] = (proto, addr, labels, acc)
+            self.per_agent[agent] += 1
+            self.per_source[(agent, source)] += 1
+
+    def ids_of(
+        self, db: Connection, batch: Batch, pairs: Sequence[tuple[int, int]], received_ns: int
+    ) -> list[int]:
+        """The series ids of (source index, metric index) pairs of `batch`; those not stored
+        yet are inserted, and a source whose metadata changed is updated and recorded.
+        Refused (422 series_limit) before any write if new series would pass a cap."""
+        keyed: list[tuple[str, tuple[Any, ...]]] = []
+        for s, m in pairs:
+            src, met = batch.sources[s], batch.metrics[m]
+            spec = met.spec
+            labels = json.dumps(dict(met.labels), sort_keys=True)
+            meta = meta_of(src)
+            row = (batch.agent, src.id, *meta, spec.name, spec.unit, spec.kind, spec.modulus,
+                   labels)
+            keyed.append((series_key(batch.agent, src.id, spec.name, spec.unit, spec.kind,
+                                     spec.modulus, labels), row))
+        new = list({key: (key, *row) for key, row in keyed if key not in self.ids}.values())
+        self._check_caps(batch.agent, [r[2] for r in new])
+        self._record_meta(db, batch, received_ns)
+        made = db.insert_returning_ids(
+            "INSERT INTO series(key, agent, source, protocol, address, source_labels,"
+            " accuracy, metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            new,
+        )
+        self.ids.update(zip((r[0] for r in new), made, strict=True))
+        for r in new:
+            self.per_agent[batch.agent] += 1
+            self.per_source[(batch.agent, r[2])] += 1
+        return [self.ids[key] for key, _ in keyed]
+
+    def _check_caps(self, agent: str, new_sources: Sequence[str]) -> None:
+        if not new_sources:
+            return
+        lim = self.limits
+        if self.per_agent[agent] + len(new_sources) > lim.per_agent:
+            raise Refused(
+                422, "series_limit",
+                f"agent {agent!r} has {self.per_agent[agent]} series; this batch adds"
+                f" {len(new_sources)}, over max_series_per_agent = {lim.per_agent}"
+                " (collector.toml [collector]); check the agent's sources and labels",
+            )
+        for source, n in Counter(new_sources).items():
+            if self.per_source[(agent, source)] + n > lim.per_source:
+                raise Refused(
+                    422, "series_limit",
+                    f"source {source!r} of agent {agent!r} has"
+                    f" {self.per_source[(agent, source)]} series; this batch adds {n}, over"
+                    f" max_series_per_source = {lim.per_source} (collector.toml [collector])",
+                )
+
+    def _record_meta(self, db: Connection, batch: Batch, received_ns: int) -> None:
+        """Update and record every source of `batch` whose metadata differs from the
+        stored one (the first time a source is seen, its metadata is recorded too)."""
+        first_ts = min(batch.ts) if len(batch) else batch.sealed_ns
+        for src in batch.sources:
+            meta, pair = meta_of(src), (batch.agent, src.id)
+            known = self.meta.get(pair)
+            if known == meta:
+                continue
+            db.execute(
+                "INSERT INTO source_meta(agent, source, from_ts, protocol, address, labels,"
+                " accuracy, received_ns) VALUES (?,?,?,?,?,?,?,?)",
+                (batch.agent, src.id, first_ts, *meta, received_ns),
+            )
+            if known is not None:
+                db.execute(
+                    "UPDATE series SET protocol = ?, address = ?, source_labels = ?,"
+                    " accuracy = ? WHERE agent = ? AND source = ?", (*meta, *pair),
+                )
+            self.meta[pair] = meta
+
+
+def source_changes(
+    db: Connection, sources: Sequence[str], t0_ns: int, t1_ns: int
+) -> list[dict[str, Any]]:
+    """Metadata changes of `sources` that took effect in [t0, t1] (not first sightings)."""
+    if not sources:
+        return []
+    marks = ",".join("?" * len(sources))
+    rows = db.execute(
+        f"SELECT agent, source, from_ts, protocol, address, labels, accuracy FROM source_meta"
+        f" WHERE source IN ({marks}) ORDER BY agent, source, from_ts, rowid", tuple(sources),
+    ).fetchall()
+    out: list[dict[str, Any]] = []
+    last: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for agent, source, ts, *meta in rows:
+        before = last.get((agent, source))
+        last[(agent, source)] = tuple(meta)
+        if before is None or not t0_ns <= ts <= t1_ns:
+            continue
+        names = ("protocol", "address", "labels", "accuracy")
+        out.append({
+            "agent": agent, "source": source, "ts_ns": int(ts),
+            "changed": {n: [b, a] for n, b, a in zip(names, before, meta, strict=True)
+                        if b != a},
+        })
+    return out
+
+
+def migrate_series_identity(db: Connection) -> None:
+    """Schema step: series keyed by identity only. Series of one identity that differ only
+    in their source's metadata are merged into the oldest (their samples moved to it, their
+    gauge folds dropped, so windows read those samples raw), and each source's newest
+    metadata is recorded as its first `source_meta` row."""
+    if db.columns("source_meta"):
+        return
+    db.ddl(SOURCE_META_SCHEMA)
+    rows = db.execute(
+        "SELECT id, agent, source, protocol, address, source_labels, accuracy, metric, unit,"
+        " kind, modulus, labels FROM series ORDER BY id"
+    ).fetchall()
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        groups.setdefault(series_key(r[1], r[2], r[7], r[8], r[9], r[10], r[11]), []).append(r)
+    newest: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for key, group in groups.items():
+        keep, latest = group[0], group[-1]
+        for dup in group[1:]:
+            db.execute("UPDATE samples SET series = ? WHERE series = ?", (keep[0], dup[0]))
+            db.execute("DELETE FROM window_folds WHERE series_id IN (?, ?)", (keep[0], dup[0]))
+            db.execute("DELETE FROM series WHERE id = ?", (dup[0],))
+        db.execute(
+            "UPDATE series SET key = ?, protocol = ?, address = ?, source_labels = ?,"
+            " accuracy = ? WHERE id = ?", (key, *latest[3:7], keep[0]),
+        )
+        pair = (latest[1], latest[2])
+        if pair not in newest or latest[0] > newest[pair][0]:
+            newest[pair] = latest
+    db.executemany(
+        "INSERT INTO source_meta(agent, source, from_ts, protocol, address, labels, accuracy,"
+        " received_ns) VALUES (?,?,0,?,?,?,?,0)",
+        [(a, s, *r[3:7]) for (a, s), r in newest.items()],
+    )

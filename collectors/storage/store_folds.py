@@ -1,0 +1,178 @@
+"""The gauge folds of general windows, kept by the store as batches arrive.
+
+For every general window still folding, each `cpu_util_pct` series gets a `GaugeFold`
+(collectors/evaluation/gauge_fold.py) fed the samples the raw path would read for the
+window (its span ± the margin); `Store.insert_batch` calls `fold_rows` in its transaction
+and the changed states are written to the `window_folds` table there. collectors/results/windows.py
+reads them through `Store.window_folds`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
+from dcmeter.collectors.evaluation.general import A5_MAX_INTERVAL_S
+from dcmeter.collectors.evaluation.loads import UTIL_UNITS
+
+if TYPE_CHECKING:
+    from dcmeter.collectors.storage.db import Connection
+    from dcmeter.collectors.storage.records import Window
+# The metric folded; how long a closed window's folds stay in memory, beyond the margin,
+# after the first batch received once it closed (a sample for it arriving later drops its
+# fold: that series is then read raw; on start, a closed window stays when the last batch
+# was received before its end + margin + this); how many stored samples a new fold may be
+# seeded with (more: the window started in the past, and the fold is left to the raw path).
+FOLD_METRIC = "cpu_util_pct"
+FOLD_KEEP_NS = 3600 * 10**9
+FOLD_SEED_LIMIT = 100
+# A fold's state, written over the one stored (an upsert both SQLite and PostgreSQL read).
+UPSERT_FOLD = (
+    "INSERT INTO window_folds VALUES (?,?,?) ON CONFLICT (window_id, series_id)"
+    " DO UPDATE SET state = excluded.state"
+)
+
+
+def ns_s(ts_ns: int) -> float:
+    """Epoch ns to s exactly as `Store.series` converts them (SQLite's truncating / and %)."""
+    q, r = divmod(abs(ts_ns), 10**9)
+    if ts_ns < 0:
+        q, r = -q, -r
+    return float(q) + float(r) / 1e9
+
+
+class WindowFolds:
+    """The folds in memory, by window and series id; every method runs under the store's
+    lock, and those given `db` inside its transaction."""
+
+    def __init__(self, gap_s: float) -> None:
+        self.margin_s = gap_s
+        self.interval_s = min(gap_s, A5_MAX_INTERVAL_S)
+        self.scale: dict[int, float | None] = {}
+        self.windows: dict[int, Window] = {}
+        self.folds: dict[int, dict[int, GaugeFold]] = {}
+        self.gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
+        self.until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
+
+    def load(self, db: Connection, general: Iterable[Window]) -> None:
+        """Hold in memory the folds of the general windows still folding (from the table)."""
+        self.windows, self.folds, self.gone, self.until = {}, {}, {}, {}
+        last_rx = db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
+        for w in general:
+            if self._live(w, last_rx):
+                self.windows[w.id] = w
+                self.folds[w.id] = {
+                    int(sid): GaugeFold.from_state(json.loads(state))
+                    for sid, state in db.execute(
+                        "SELECT series_id, state FROM window_folds WHERE window_id = ?", (w.id,)
+                    )
+                }
+            else:
+                self._evict(w)
+
+    def opened(self, w: Window) -> None:
+        """Start folding for a new general window."""
+        self.windows[w.id] = w
+        self.folds[w.id] = {}
+
+    def closed(self, db: Connection, wid: int, end_ns: int) -> None:
+        """Close the folds of a window that was just closed at `end_ns`."""
+        if wid not in self.windows:
+            return
+        self.windows[wid] = replace(self.windows[wid], end_ns=end_ns)
+        for fold in self.folds[wid].values():
+            fold.close(end_ns / 1e9)
+        db.executemany(
+            UPSERT_FOLD,
+            [(wid, sid, json.dumps(f.to_state())) for sid, f in self.folds[wid].items()],
+        )
+
+    def copies(self, wid: int) -> dict[int, GaugeFold] | None:
+        """Copies of a window's folds held in memory, or None when it is not held."""
+        if wid not in self.folds:
+            return None
+        return {sid: f.copy() for sid, f in self.folds[wid].items()}
+
+    def _span(self, w: Window) -> tuple[int, int | None]:
+        """The samples (ns) the raw path reads for `w`: its span ± the margin."""
+        margin = int(self.margin_s * 1e9)
+        return w.start_ns - margin, None if w.end_ns is None else w.end_ns + margin
+
+    def _live(self, w: Window, now_ns: int | None) -> bool:
+        _, hi = self._span(w)
+        return hi is None or now_ns is None or now_ns <= hi + FOLD_KEEP_NS
+
+    def _evict(self, w: Window) -> None:
+        lo, hi = self._span(w)
+        self.gone[w.id] = (lo, hi if hi is not None else lo)
+        self.windows.pop(w.id, None)
+        self.folds.pop(w.id, None)
+
+    def _scale_of(self, db: Connection, sid: int) -> float | None:
+        """The fraction per unit of a series folded (a `cpu_util_pct` gauge), else None."""
+        if sid not in self.scale:
+            row = db.execute(
+                "SELECT metric, kind, unit FROM series WHERE id = ?", (sid,)
+            ).fetchone()
+            ok = row is not None and row[0] == FOLD_METRIC and row[1] == "gauge"
+            self.scale[sid] = UTIL_UNITS.get(row[2].strip().lower()) if ok else None
+        return self.scale[sid]
+
+    def _new_fold(self, db: Connection, w: Window, sid: int, scale: float) -> GaugeFold:
+        """A fold of `sid` for `w`, seeded with the samples already stored in its span (before
+        the batch at hand); beyond FOLD_SEED_LIMIT of them it is left to the raw path."""
+        fold = GaugeFold(w.start_ns / 1e9, None if w.end_ns is None else w.end_ns / 1e9, scale,
+                         self.interval_s, self.margin_s)
+        lo, hi = self._span(w)
+        stored = db.execute(
+            "SELECT ts, value FROM samples WHERE series = ? AND ts BETWEEN ? AND ?"
+            " ORDER BY ts LIMIT ?",
+            (sid, lo, 2**63 - 1 if hi is None else hi, FOLD_SEED_LIMIT + 1),
+        ).fetchall()
+        if len(stored) > FOLD_SEED_LIMIT:
+            fold.from_raw_needed = True
+        for ts, value in stored if not fold.from_raw_needed else ():
+            fold.add(ns_s(ts), value)
+        return fold
+
+    def fold_rows(
+        self, db: Connection, rows: Sequence[tuple[int, int, float]], received_ns: int
+    ) -> None:
+        """Fold (series id, ts ns, value) rows, in arrival order, into the gauge folds of the
+        general windows whose span holds them; write the changed folds in `db`'s transaction.
+        Call it before the rows are stored (a new fold is seeded from the stored samples)."""
+        if not self.windows and not self.gone:
+            return
+        by: dict[int, list[tuple[int, float]]] = {}
+        for sid, ts, value in rows:
+            if self._scale_of(db, sid) is not None:
+                by.setdefault(sid, []).append((ts, value))
+        if not by:
+            return
+        keep_ns = int(self.margin_s * 1e9) + FOLD_KEEP_NS
+        for wid, w in list(self.windows.items()):
+            if w.end_ns is not None and self.until.setdefault(
+                wid, received_ns + keep_ns
+            ) < received_ns:
+                self._evict(w)
+        changed = []
+        for wid, w in self.windows.items():
+            lo, hi = self._span(w)
+            folds = self.folds[wid]
+            for sid, pts in by.items():
+                chosen = [(t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)]
+                if not chosen:
+                    continue
+                fold = folds.get(sid)
+                if fold is None:
+                    fold = folds[sid] = self._new_fold(db, w, sid, self.scale[sid] or 1.0)
+                for t, v in chosen:
+                    fold.add(ns_s(t), v)
+                changed.append((wid, sid, json.dumps(fold.to_state())))
+        late = [(wid, sid) for wid, (lo, hi) in self.gone.items()
+                for sid, pts in by.items() if any(lo <= t <= hi for t, _ in pts)]
+        db.executemany("DELETE FROM window_folds WHERE window_id = ? AND series_id = ?", late)
+        db.executemany(UPSERT_FOLD, changed)

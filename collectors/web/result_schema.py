@@ -1,0 +1,67 @@
+"""A window's result in the API: its OpenAPI description, and the revision parameters.
+
+The routes return the result as plain JSON (collectors/evaluation/evaluate.py builds it);
+these models only describe it in /openapi.json (`responses=`), so nothing is filtered or
+reshaped on the way out. Fields beyond those named here are allowed (`extra="allow"`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from dcmeter.collectors.evaluation.int64 import INT64_MAX
+
+
+class ResultRevision(BaseModel):
+    """Which stored evaluation of a closed window this is (collectors/results/frozen.py)."""
+
+    number: int = Field(description="1 for the result stored at the stop, then +1 per"
+                        " re-evaluation")
+    computed_at: str = Field(description="RFC 3339 UTC time the result was computed")
+    site_sha256: str | None = Field(description="SHA-256 (hex) of the site file bytes the"
+                                    " collector had loaded; null if built without a file")
+    software: str = Field(description="the software that computed it: `dcmeter X.Y.Z`")
+    reason: str = Field(description="`window stopped`, `frozen on first read after upgrade`,"
+                        " or the engineer's reason for a re-evaluation")
+    by: str | None = Field(description="the token name that stopped or re-evaluated it")
+
+
+class WindowResult(BaseModel):
+    """A window's result (docs/evaluation.md); `revision` on a closed window's only."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    site: str
+    window: dict[str, object] = Field(description="id, kind, state, start, end, hours,"
+                                      " note, opened_by, closed_by, scope")
+    quality: dict[str, object] = Field(description="valid, issues, sources, chain, clock, …")
+    conforming: bool = Field(description="whether the site file keeps every fixed rule of"
+                             " T/CECA-G 0355—2025 (docs/evaluation.md)")
+    deviations: list[dict[str, object]] = Field(
+        description="each fixed rule the site file declares it changes: rule, clause,"
+        " standard, used, key, reason")
+    verdict: dict[str, object] = Field(
+        description="the clause 4 front-runner verdict: category (advanced, energy-saving,"
+        " none), indicative, basis, clause5 (infrastructure: the clause 5 register)")
+    revision: ResultRevision | None = Field(
+        default=None, description="the stored revision of a closed window's result; absent"
+        " while the window is open and offline (`dcmeter evaluate`)")
+
+
+class WindowReevaluate(BaseModel):
+    """Body of POST /api/v1/windows/{id}/reevaluate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=1000)] = Field(
+        description="why the closed window is computed again; kept with the new revision")
+
+
+# `?revision=N` of the result and report routes: a stored revision of a closed window.
+RevisionNumber = Annotated[int | None, Query(
+    ge=1, le=INT64_MAX, description="a stored revision of a closed window (default: the latest)")]
