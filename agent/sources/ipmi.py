@@ -32,6 +32,10 @@ POWER = MetricSpec("power_w", "W")
 POWER_AVG = MetricSpec("power_avg_w", "W")
 POWER_MIN = MetricSpec("power_min_w", "W")
 POWER_MAX = MetricSpec("power_max_w", "W")
+# DCMI's statistics reporting period: the time power_avg_w (and min/max) were taken over. A
+# value, never a label: it changes (it grows after a BMC starts, some BMCs move it every
+# poll) and a label is part of a series' identity (docs/sources.md).
+POWER_AVG_PERIOD = MetricSpec("power_avg_period_s", "s")
 
 DCMI_STATE_ACTIVE = 0x40  # Get Power Reading, reading-state byte (DCMI 1.5, table 6-16)
 UNIT_WATTS = 6  # SDR sensor unit type code (IPMI v2.0, table 43-15)
@@ -209,12 +213,12 @@ class IpmiSource:
                 f"{rsp.reading_state:#04x}): the BMC is not measuring power now; check that "
                 "the server is powered on and its power meter is enabled"
             )
-        period = {"period_s": f"{rsp.period / 1000:g}"}
         return [
             Reading(POWER, float(rsp.current_power), ts_ns),
-            Reading(POWER_AVG, float(rsp.average_power), ts_ns, period),
-            Reading(POWER_MIN, float(rsp.minimum_power), ts_ns, period),
-            Reading(POWER_MAX, float(rsp.maximum_power), ts_ns, period),
+            Reading(POWER_AVG, float(rsp.average_power), ts_ns),
+            Reading(POWER_MIN, float(rsp.minimum_power), ts_ns),
+            Reading(POWER_MAX, float(rsp.maximum_power), ts_ns),
+            Reading(POWER_AVG_PERIOD, rsp.period / 1000.0, ts_ns),
         ]
 
     def _read_sdr(self, ipmi: Ipmi) -> list[Reading]:

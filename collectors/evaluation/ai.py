@@ -43,9 +43,10 @@ ACE_METHOD = (
     " energy over each run (T/CECA-G 0355 6.1.2 formula (2) applied to the tasks' energy)"
 )
 DENSITY_METHOD = (
-    "sampled time share (6.3.3.2): n x tau / T per power series, n samples inside the run, tau"
-    " the time one sample stands for (label period_s, else ai.power_sample_period_s), T the"
-    " run's duration; 1 - (d_start + d_end) / T per energy counter, d the distance from each"
+    "sampled time share (6.3.3.2): sum of tau_i / T per power series over the samples inside"
+    " the run, tau_i the time sample i stands for (the averaging period its source reports"
+    " with it, as DCMI's power_avg_period_s, else ai.power_sample_period_s), T the run's"
+    " duration; 1 - (d_start + d_end) / T per energy counter, d the distance from each"
     " run edge to its nearest reading. A run's energy is measured when every series has a"
     f" reading within {EDGE_SHARE:.0%} of T of each edge and the density reaches"
     " ai.min_sampling_density (collectors/evaluation/ai_coverage.py)"

@@ -8,6 +8,8 @@ the sampled time share of a power gauge (6.3.3.2's sampling density).
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,23 +91,55 @@ def gauge_mean(series: Series, start: float, end: float) -> float | None:
     return area / (b - a)
 
 
-def sampling_density(series: Sequence[Series], start: float, end: float, period_s: float) -> float:
+# A power metric -> the metric its source reports its averaging period in (s), per reading:
+# DCMI's average power and its statistics period (agent/sources/ipmi.py).
+PERIOD_OF = {"power_avg_w": "power_avg_period_s"}
+
+
+def _taus(
+    s: Series, inside: Sequence[float], periods: Sequence[Series], period_s: float
+) -> list[float]:
+    """τ (s) of each of `s`'s samples at the times `inside`: the period in force then.
+
+    The source's period metric (PERIOD_OF) gives it: its sample at that time, else its latest
+    before; a series without one takes an old agent's `period_s` label (samples files written
+    before the period became a metric), else `period_s`.
+    """
+    fallback = period_s
+    with contextlib.suppress(ValueError):
+        fallback = float(s.labels.get("period_s", period_s))
+    name = PERIOD_OF.get(s.metric)
+    own = [p for p in periods if name is not None and p.source == s.source and p.metric == name]
+    if not own:
+        return [fallback] * len(inside)
+    pts, pvs, _ = _clean(own[0])
+    out = []
+    for t in inside:
+        i = bisect.bisect_right(pts, t) - 1
+        tau = pvs[i] if i >= 0 else math.nan
+        out.append(tau if math.isfinite(tau) and tau > 0 else fallback)
+    return out
+
+
+def sampling_density(
+    series: Sequence[Series], start: float, end: float, period_s: float,
+    periods: Sequence[Series] = (),
+) -> float:
     """Return the sampled time share of power gauges over [start, end], 0..1.
 
-    n · τ / T per series, capped at 1, and the smallest over the series: n the samples inside
-    [start, end], τ the time one sample stands for (the series' `period_s` label where the
-    source reports an averaging period, as DCMI's average power, else `period_s`, the
-    source's own averaging time), T the run's duration.
+    Σ τ_i / T per series, capped at 1, and the smallest over the series: the sum over the
+    samples inside [start, end], τ_i the time sample i stands for, T the run's duration. τ_i
+    is the averaging period in force at sample i where the source reports one as a metric
+    among `periods` (DCMI's power_avg_w: power_avg_period_s at the same time, else the latest
+    before it; _taus), else `period_s`, the source's own averaging time
+    (ai.power_sample_period_s). With one τ throughout this is n · τ / T.
     """
     shares = []
     for s in series:
         ts, _, _ = _clean(s)
-        inside = sum(start <= t <= end for t in ts)
-        try:
-            tau = float(s.labels.get("period_s", period_s))
-        except ValueError:
-            tau = period_s
-        shares.append(min(1.0, inside * tau / (end - start)))
+        inside = [t for t in ts if start <= t <= end]
+        taus = _taus(s, inside, periods, period_s)
+        shares.append(min(1.0, math.fsum(taus) / (end - start)))
     return min(shares, default=0.0)
 
 

@@ -12,10 +12,11 @@ by one principle (docs/evaluation.md, "Runs that count"):
   10 % of T whose energy is not read: the share 6.3.3.2's 10 % density leaves unsampled.
   A counter read every 900 s cannot bound a 300 s run: its energy would be an interpolated
   share of the interval between readings, not a measurement.
-- **Density.** A power sample stands for τ seconds (its averaging period): density = n · τ / T
-  over the n samples inside the run. A counter reading stands for all the energy since the
-  previous one, so a counter measures the run except the edge distances: density =
-  1 − (d_start + d_end) / T, at least 0. Both must reach ai.min_sampling_density.
+- **Density.** A power sample stands for τ seconds (its averaging period in force then):
+  density = Σ τ_i / T over the samples inside the run (n · τ / T with one τ). A counter
+  reading stands for all the energy since the previous one, so a counter measures the run
+  except the edge distances: density = 1 − (d_start + d_end) / T, at least 0. Both must
+  reach ai.min_sampling_density.
 
 A run whose readings fail either rule is not valid: "energy not measured: …".
 """
@@ -61,7 +62,8 @@ def _nearest(ts: Sequence[float], t: float) -> float | None:
 
 
 def _one(
-    s: Series, counter: bool, start: float, end: float, period_s: float
+    s: Series, counter: bool, start: float, end: float, period_s: float,
+    periods: Sequence[Series],
 ) -> tuple[float | None, float | None, float]:
     """Return (d_start, d_end, density) of one series over the run [start, end]."""
     ts = _clean(s)[0]
@@ -70,7 +72,7 @@ def _one(
         return None, None, 0.0
     if counter:
         return d0, d1, max(0.0, 1.0 - (d0 + d1) / (end - start))
-    return d0, d1, sampling_density([s], start, end, period_s)
+    return d0, d1, sampling_density([s], start, end, period_s, periods)
 
 
 def run_coverage(
@@ -84,8 +86,10 @@ def run_coverage(
     """Hold the series behind a role's energy over the run [start, end] to both rules.
 
     Every series summed into the role's figures (counter or power, per source) is checked; the
-    worst edge distance and the smallest density stand for the role. `period_s` is τ of power
-    series without a `period_s` label (ai.power_sample_period_s).
+    worst edge distance and the smallest density stand for the role. A power sample's τ is its
+    source's averaging period in force then where `series` holds it as a metric
+    (ai_calibration.PERIOD_OF: DCMI's power_avg_period_s), else `period_s`
+    (ai.power_sample_period_s).
     """
     duration = end - start
     limit = EDGE_SHARE * duration
@@ -97,7 +101,7 @@ def run_coverage(
         counter = figure.method == "counter"
         chosen = [s for s in series if s.source == figure.sources[0] and s.metric == figure.metric]
         for s in chosen:
-            d0, d1, share = _one(s, counter, start, end, period_s)
+            d0, d1, share = _one(s, counter, start, end, period_s, series)
             density = share if density is None else min(density, share)
             if d0 is None or d1 is None:
                 continue

@@ -12,6 +12,7 @@ from dcmeter.collectors.evaluation.general import evaluate_general
 from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
 from dcmeter.collectors.evaluation.levels import withhold_levels
 from dcmeter.collectors.evaluation.loads import GaugeMean
+from dcmeter.collectors.evaluation.quality import tidy_sources
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.site import Site
 from dcmeter.collectors.evaluation.verdict import verdict
@@ -59,6 +60,7 @@ def evaluate(
         result = evaluate_ai(site, series, runs, start, end)
     else:
         raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
+    tidy_sources(result["quality"])
     mark(result, site, kind)
     withhold_levels(result)
     result["verdict"] = verdict(kind, result, site.equipment)  # clause 4, after every field

@@ -188,3 +188,34 @@ def quality_block(
         "chain": {"checked": False, "note": NOT_CHECKED_OFFLINE},
         "clock": {"checked": False, "note": NOT_CHECKED_OFFLINE},
     }
+
+
+def part_of(labels: Mapping[str, str]) -> str | None:
+    """Return the part of its source a series measures, for a row's name: a switch port's
+    if_name (else its if_index), a GPU's index and name; None for the whole device."""
+    if labels.get("if_name") or labels.get("if_index"):
+        return labels.get("if_name") or f"ifIndex {labels['if_index']}"
+    if labels.get("gpu_index") is not None:
+        return f"GPU {labels['gpu_index']} {labels.get('gpu_name', '')}".strip()
+    return None
+
+
+def tidy_sources(quality: dict[str, Any]) -> None:
+    """Name each row of `quality["sources"]` by its part (`part`, part_of; `name`: the metric
+    and its part, as a table shows it) and leave out the idle series of live sources, in
+    place.
+
+    A row without samples in the window stays when no row of its source has any: a dead
+    source is a finding (its issue is the role's). An idle series of a source that did report
+    (a port gone from the selection, a series left behind by a relabelling) is no finding
+    about the window: it is counted in `idle_series`, not listed. The block's validity and
+    issues are unchanged (they were judged over every series).
+    """
+    rows = quality.get("sources") or []
+    live = {q["source"] for q in rows if q.get("samples")}
+    kept = [q for q in rows if q.get("samples") or q["source"] not in live]
+    for q in kept:
+        q["part"] = part_of(q.get("labels") or {})
+        q["name"] = " ".join(x for x in (q["metric"], q["part"]) if x)
+    quality["sources"] = kept
+    quality["idle_series"] = len(rows) - len(kept)

@@ -382,7 +382,7 @@ class Page:
             else f"<p>{self.t('no_issues')}</p>"))
         srcs = q.get("sources") or []
         L = self.L
-        rows = [[_e(s.get("source")), _e(s.get("metric")), num(s.get("samples"), 0),
+        rows = [[_e(s.get("source")), _e(s.get("name", s.get("metric"))), num(s.get("samples"), 0),
                  pct(s.get("coverage")), num(s.get("longest_gap_s"), 0),
                  num(s.get("median_interval_s"), 0), self.yn(s.get("interval_ok")),
                  f"{_e(s.get('wraps'))} / {_e(s.get('resets'))}"] for s in srcs]
