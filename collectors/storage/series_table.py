@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS source_meta (
     received_ns INTEGER NOT NULL{rowid});
 CREATE INDEX IF NOT EXISTS source_meta_source ON source_meta(source, from_ts);
 """
+
+# Metric labels that carried a changing value (an old agent's DCMI `period_s`): never part
+# of a series' identity, dropped at ingest (value_labels.py, docs/wire-format.md).
+VALUE_LABELS = frozenset({"period_s"})
 
 # (protocol, address, labels as sorted JSON, accuracy)
 Meta = tuple[str, str, str, float | None]
@@ -49,6 +53,14 @@ def series_key(
 ) -> str:
     """The unique key of a series: its identity, never its source's metadata."""
     return json.dumps([agent, source, name, unit, kind, modulus, labels])
+
+
+def identity_labels(labels: Mapping[str, str]) -> Mapping[str, str]:
+    """Return a metric's labels without the value labels (the same mapping when it has none:
+    the common case costs no copy)."""
+    if VALUE_LABELS.isdisjoint(labels):
+        return labels
+    return {k: v for k, v in labels.items() if k not in VALUE_LABELS}
 
 
 def meta_of(src: SourceInfo) -> Meta:
@@ -90,7 +102,7 @@ class SeriesTable:
         for s, m in pairs:
             src, met = batch.sources[s], batch.metrics[m]
             spec = met.spec
-            labels = json.dumps(dict(met.labels), sort_keys=True)
+            labels = json.dumps(dict(identity_labels(met.labels)), sort_keys=True)
             meta = meta_of(src)
             row = (batch.agent, src.id, *meta, spec.name, spec.unit, spec.kind, spec.modulus,
                    labels)

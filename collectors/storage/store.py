@@ -30,12 +30,14 @@ from dcmeter.collectors.storage.records import Drop, StoredRun, Window
 from dcmeter.collectors.storage.series_table import (
     SeriesLimits,
     SeriesTable,
+    identity_labels,
     migrate_series_identity,
     source_changes,
 )
 from dcmeter.collectors.storage.store_folds import WindowFolds
 from dcmeter.collectors.storage.store_results import ResultTable, migrate_results
 from dcmeter.collectors.storage.token_table import TOKENS_SCHEMA, TokenTable
+from dcmeter.collectors.storage.value_labels import merge_value_label_series
 
 # The first release's tables, in SQLite's words (collectors/storage/db.py translates them for
 # PostgreSQL). `{rowid}`: the tables read in insertion order get an explicit `rowid` column on
@@ -139,6 +141,8 @@ MIGRATIONS = (
     Migration(6, "source_owners: which agent owns which source, over time", migrate_owners),
     Migration(7, "window_results: frozen results of closed windows; windows.closed_by",
               migrate_results),
+    Migration(8, "series split by a value label (DCMI period_s) merged; its periods as"
+              " power_avg_period_s samples", merge_value_label_series),
 )
 
 
@@ -350,7 +354,7 @@ class Store(TokenTable, ResultTable):
                 met = batch.metrics[m]
                 spec = met.spec
                 met_keys[m] = (spec.name, spec.unit, spec.kind, spec.modulus,
-                               tuple(sorted(met.labels.items())))
+                               tuple(sorted(identity_labels(met.labels).items())))
             ident = (src_keys[s], met_keys[m])
             sid = self._pair_ids.get(ident)
             if sid is None:
