@@ -73,7 +73,9 @@ class SimBmc(SessionSetup):
     """One simulated BMC with one user; `power()` is called on every DCMI power reading.
 
     `sessions_opened` counts sessions that completed RAKP; `power_reads` counts answered
-    power readings. A power callback that raises gets completion code 0xD5 (not available
+    power readings. `period_step_s` makes the statistics period change every poll, as some
+    BMCs' does: the n-th answered reading (from 0) reports the callback's period + n ×
+    period_step_s (a test of series identity: the period is a value, never a label). A power callback that raises gets completion code 0xD5 (not available
     in the present state), as a BMC answers while its power sensor is not ready.
     """
 
@@ -88,6 +90,7 @@ class SimBmc(SessionSetup):
         max_sessions: int = 32,
         session_timeout_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        period_step_s: float = 0.0,
     ) -> None:
         self._username = username.encode()
         self._password = password.encode()
@@ -104,6 +107,7 @@ class SimBmc(SessionSetup):
         self.max_sessions = max_sessions
         self.session_timeout_s = session_timeout_s
         self._clock = clock
+        self.period_step_s = period_step_s
         self.guid = uuid.uuid4().bytes
         self.sessions_opened = 0
         self.power_reads = 0
@@ -342,7 +346,8 @@ class SimBmc(SessionSetup):
         values = (reading.current_w, reading.minimum_w, reading.maximum_w, reading.average_w)
         finite = all(math.isfinite(v) for v in values)
         watts = [min(max(round(v), 0), 0xFFFF) if finite else 0 for v in values]
-        period_ms = round(reading.period_s * 1000) if math.isfinite(reading.period_s) else 0
+        period_s = reading.period_s + self.power_reads * self.period_step_s
+        period_ms = round(period_s * 1000) if math.isfinite(period_s) else 0
         state = 0x40 if reading.active and finite else 0x00
         self.power_reads += 1
         return struct.pack(

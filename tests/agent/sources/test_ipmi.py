@@ -111,9 +111,12 @@ def test_reads_dcmi_power_with_its_averaging_period(bmc: IpmiSim) -> None:
         "power_avg_w": 298.0,
         "power_min_w": 281.0,
         "power_max_w": 355.0,
+        "power_avg_period_s": 5.0,  # a value, never a label: it changes (docs/sources.md)
     }
-    assert readings["power_avg_w"].labels == {"period_s": "5"}
-    assert all(r.metric.unit == "W" and r.metric.kind == "gauge" for r in readings.values())
+    assert all(not r.labels for r in readings.values())
+    assert readings["power_avg_period_s"].metric.unit == "s"
+    assert all(r.metric.unit == "W" and r.metric.kind == "gauge"
+               for n, r in readings.items() if n != "power_avg_period_s")
     assert src.info.protocol == "ipmi"
     assert src.info.address == f"127.0.0.1:{bmc.port}"
     assert src.info.labels == {"point": "it_input", "kind": "compute"}
@@ -149,7 +152,7 @@ def test_ipmitool_raw_dcmi_bytes_agree_with_the_source(bmc: IpmiSim) -> None:
     assert readings["power_avg_w"].value == raw["average"] == 499
     assert readings["power_min_w"].value == raw["minimum"] == 400
     assert readings["power_max_w"].value == raw["maximum"] == 612
-    assert readings["power_avg_w"].labels["period_s"] == f"{raw['period_ms'] / 1000:g}" == "60"
+    assert readings["power_avg_period_s"].value == raw["period_ms"] / 1000 == 60.0
 
 
 def test_inactive_reading_is_an_error_not_zero_watts(bmc: IpmiSim) -> None:
