@@ -208,14 +208,24 @@ def tidy_sources(quality: dict[str, Any]) -> None:
     A row without samples in the window stays when no row of its source has any: a dead
     source is a finding (its issue is the role's). An idle series of a source that did report
     (a port gone from the selection, a series left behind by a relabelling) is no finding
-    about the window: it is counted in `idle_series`, not listed. The block's validity and
-    issues are unchanged (they were judged over every series).
+    about the window: it is counted in `idle_series`, not listed. A series listed twice (one
+    source in two roles) is listed once. The block's validity and issues are unchanged (they
+    were judged over every series).
     """
     rows = quality.get("sources") or []
     live = {q["source"] for q in rows if q.get("samples")}
-    kept = [q for q in rows if q.get("samples") or q["source"] not in live]
+    seen: set[tuple[str, str, str]] = set()
+    kept = []
+    for q in rows:
+        key = (q["source"], q["metric"], str(sorted((q.get("labels") or {}).items())))
+        if key in seen or not (q.get("samples") or q["source"] not in live):
+            continue
+        seen.add(key)
+        kept.append(q)
     for q in kept:
         q["part"] = part_of(q.get("labels") or {})
         q["name"] = " ".join(x for x in (q["metric"], q["part"]) if x)
+    quality["idle_series"] = sum(
+        1 for q in rows if not q.get("samples") and q["source"] in live
+    )
     quality["sources"] = kept
-    quality["idle_series"] = len(rows) - len(kept)

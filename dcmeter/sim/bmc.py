@@ -75,8 +75,9 @@ class SimBmc(SessionSetup):
     `sessions_opened` counts sessions that completed RAKP; `power_reads` counts answered
     power readings. `period_step_s` makes the statistics period change every poll, as some
     BMCs' does: the n-th answered reading (from 0) reports the callback's period + n ×
-    period_step_s (a test of series identity: the period is a value, never a label). A power callback that raises gets completion code 0xD5 (not available
-    in the present state), as a BMC answers while its power sensor is not ready.
+    period_step_s (a test of series identity: the period is a value, never a label). A power
+    callback that raises gets completion code 0xD5 (not available in the present state), as a
+    BMC answers while its power sensor is not ready.
     """
 
     def __init__(

@@ -349,3 +349,43 @@ def test_counter_delta_and_gauge_mean() -> None:
                       labels={"period_s": "30"})
     assert sampling_density([labelled], T0, T0 + 120, 1.0) == pytest.approx(0.75)
     assert math.isclose(sampling_density([labelled], T0, T0 + 60, 1.0), 1.0)
+
+
+def test_sampling_density_takes_the_period_in_force_at_each_sample() -> None:
+    """DCMI's average power with its period as a metric (power_avg_period_s), worked by hand:
+    run [T0, T0 + 100 s]; power samples at +5, +10, +30, +50, +70, +90 s; periods 2 s from
+    +10 and 4 s from +50. τ: +5 has no period yet (ai.power_sample_period_s, 1 s), +10 → 2
+    (same time), +30 → 2 (latest before), +50 → 4, +70 → 4, +90 → 4: Σ τ = 17 s, density
+    17 / 100 = 0.17 (a median τ would give 6 × 4 / 100 = 0.24; the fallback alone 0.06)."""
+    at = (5, 10, 30, 50, 70, 90)
+    power = Series("bmc", "power_avg_w", "W", "gauge", [T0 + t for t in at], [300.0] * 6)
+    periods = Series("bmc", "power_avg_period_s", "s", "gauge", (T0 + 10, T0 + 50), (2.0, 4.0))
+    other = Series("bmc-2", "power_avg_period_s", "s", "gauge", (T0,), (60.0,))
+    assert sampling_density([power], T0, T0 + 100, 1.0, [other, periods]) == pytest.approx(0.17)
+    assert sampling_density([power], T0, T0 + 100, 1.0) == pytest.approx(0.06)
+    assert sampling_density([power], T0, T0 + 100, 1.0, [other]) == pytest.approx(0.06)
+    # power_w (the instantaneous reading) has no averaging period: the fallback stands.
+    current = Series("bmc", "power_w", "W", "gauge", power.ts, power.values)
+    assert sampling_density([current], T0, T0 + 100, 1.0, [periods]) == pytest.approx(0.06)
+
+
+def test_quality_rows_name_their_port_and_leave_idle_series_out() -> None:
+    from dcmeter.collectors.evaluation.quality import tidy_sources
+
+    def row(source: str, metric: str, samples: int, **labels: str) -> dict[str, Any]:
+        return {"source": source, "metric": metric, "labels": labels, "samples": samples}
+
+    quality = {"sources": [
+        row("sw-1", "if_in_octets", 5, if_index="1", if_name="Eth1/1"),
+        row("sw-1", "if_in_octets", 5, if_index="2", if_name="Eth1/2"),
+        row("sw-1", "if_in_octets", 0, if_index="9", if_name="Eth1/9"),  # idle: a live source
+        row("sw-1", "if_in_octets", 5, if_index="1", if_name="Eth1/1"),  # listed twice
+        row("meter-it", "energy_import_kwh", 0),  # a dead source: a finding, kept
+        row("gpu-host", "gpu_power_w", 3, gpu_index="0", gpu_name="H200"),
+    ]}
+    tidy_sources(quality)
+    assert [q["name"] for q in quality["sources"]] == [
+        "if_in_octets Eth1/1", "if_in_octets Eth1/2", "energy_import_kwh", "gpu_power_w GPU 0 H200",
+    ]
+    assert [q["part"] for q in quality["sources"]][2] is None
+    assert quality["idle_series"] == 1
