@@ -7,6 +7,7 @@ session) are driven by a minimal console built from python-ipmi's own RMCP+ fram
 from __future__ import annotations
 
 import hmac
+import re
 import shutil
 import socket
 import struct
@@ -274,6 +275,18 @@ def decode_raw_power_reading(stdout: str) -> tuple[int, ...]:
     group, *values = struct.unpack("<BHHHHIIB", data)
     assert group == 0xDC
     return tuple(values)
+
+
+def test_ipmitool_sees_the_period_move_every_poll(sim: LoopThread) -> None:
+    """period_step_s: each answered reading's period is one step more (5, 7, 9 s here), as
+    `ipmitool dcmi power reading` prints it."""
+    port = sim.serve(SimBmc(Power(), period_step_s=2.0))
+    seen = []
+    for _ in range(3):
+        p = ipmitool(port, "dcmi", "power", "reading")
+        assert p.returncode == 0, p.stderr
+        seen += re.findall(r"Sampling period:\s+(\d+) Seconds", p.stdout)
+    assert [int(x) for x in seen] == [5, 7, 9]
 
 
 @pytest.mark.parametrize("suite", ["3", "17", None])
