@@ -11,16 +11,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from html import escape
 from typing import Any, Literal
 
 import numpy as np
 
+from dcmeter import __version__
 from dcmeter.collectors.evaluation.evaluate import Kind, evaluate, source_ids
 from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.reporting.report_buckets import least_bucket_s, nice_s, role_of
+from dcmeter.collectors.reporting.report_format import fmt, hms, plain, zone
 from dcmeter.collectors.reporting.report_html import LABELS, page
 from dcmeter.collectors.reporting.report_print import ReportError as ReportError
 from dcmeter.collectors.reporting.report_print import chromium_binary as chromium_binary
@@ -43,6 +46,9 @@ class ReportSeries:
     `total_kw`, `it_kw`: mean power over each sub-interval (energy / duration) in kW; `pue`:
     the sub-interval's PUE; `load`: U per kind (0..1), general windows only. A value is None
     where the sub-interval could not be evaluated (no samples). `step_s`: sub-interval length.
+    `rule`: why `step_s` is that long (collectors/reporting/report_buckets.py):
+    `r_total_kwh`, `r_it_kwh` (counter resolution), `p_total_kw`, `p_it_kw` (mean power),
+    `least_s` (the shortest bucket keeping resolution under 0.5 %); empty when not computed.
     """
 
     total_kw: list[Point] = field(default_factory=list)
@@ -50,6 +56,7 @@ class ReportSeries:
     pue: list[Point] = field(default_factory=list)
     load: dict[str, list[Point]] = field(default_factory=dict)
     step_s: float = 0.0
+    rule: dict[str, float] = field(default_factory=dict)
 
 
 def _sampling_interval_s(series: Sequence[Series], default: float = 60.0) -> float:
@@ -83,17 +90,30 @@ def series_from(
     """Plot series of [start, end] (epoch s) from samples already read (pure, no I/O).
 
     The window is cut into sub-intervals of `step_s` (default: its length / 48, at least the
-    sampling interval) and each is evaluated with `evaluate()`: general windows as general
-    (for U per kind), every other kind as infrastructure (power and PUE).
+    sampling interval; where counter resolution would change a figure by 0.5 % or more, the
+    least bucket that keeps it under, rounded up to a readable length: report_buckets.py) and each is
+    evaluated with `evaluate()`: general windows as general (for U per kind), every other
+    kind as infrastructure (power and PUE).
     """
     length = end - start
     if not length > 0:
         return ReportSeries(step_s=0.0)
-    step = step_s if step_s and step_s > 0 else max(length / POINTS, _sampling_interval_s(series))
+    counter = site.energy.metrics.counter
+    total_role = role_of(series, site.energy.total, counter)
+    it_role = role_of(series, site.energy.it, counter)
+    least = least_bucket_s((total_role, it_role))
+    rule = {"r_total_kwh": total_role.r_kwh, "r_it_kwh": it_role.r_kwh,
+            "p_total_kw": total_role.p_kw, "p_it_kw": it_role.p_kw, "least_s": least}
+    if step_s and step_s > 0:
+        step = step_s
+    else:
+        step = max(length / POINTS, _sampling_interval_s(series))
+        if least > step:  # counter steps would show: a readable length above the least
+            step = min(length, nice_s(least))
     sub: Kind = "general" if kind == "general" else "infrastructure"
     margin = site.quality.max_gap_s  # samples beyond the edges let evaluate() interpolate
     out = ReportSeries(load={k: [] for k in LOAD_KINDS} if sub == "general" else {},
-                       step_s=step)
+                       step_s=step, rule=rule)
     a = start
     while a < end - 1e-9:
         b = min(a + step, end)
@@ -151,11 +171,11 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def _tick_label(v: float) -> str:
-    return f"{v:.4g}"
+    return plain(v, 4, strip=True)
 
 
-def _time_label(t: float, span_s: float) -> str:
-    d = datetime.fromtimestamp(t, UTC)
+def _time_label(t: float, span_s: float, tz: tzinfo = UTC) -> str:
+    d = datetime.fromtimestamp(t, UTC).astimezone(tz)
     return d.strftime("%m-%d %H:%M" if span_s > 86400 else "%H:%M")
 
 
@@ -163,10 +183,11 @@ TIME_STEPS_S = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
                 604800)
 
 
-def _time_ticks(t0: float, t1: float, most: int = 7) -> list[float]:
-    """Round UTC times (whole minutes, hours, days) in [t0, t1], at most `most` of them."""
+def _time_ticks(t0: float, t1: float, most: int = 7, tz: tzinfo = UTC) -> list[float]:
+    """Round local times (whole minutes, hours, days in `tz`) in [t0, t1], at most `most`."""
     step = next((st for st in TIME_STEPS_S if (t1 - t0) / st <= most - 1), TIME_STEPS_S[-1])
-    first = math.ceil(t0 / step) * step
+    off = (datetime.fromtimestamp(t0, UTC).astimezone(tz).utcoffset() or timedelta()).seconds
+    first = math.ceil((t0 + off) / step) * step - off
     return [float(t) for t in np.arange(first, t1 + 1e-6, step)]
 
 
@@ -201,11 +222,14 @@ def _frame(title: str, y_ticks: Sequence[float], y_of: Any, x_ticks: Sequence[tu
 
 
 def line_chart(title: str, lines: Sequence[tuple[str, Sequence[Point]]], no_data: str,
-               span: tuple[float, float] | None = None) -> str:
+               span: tuple[float, float] | None = None, tz: tzinfo = UTC,
+               marks: Sequence[float] = ()) -> str:
     """An SVG line plot of (name, points) over time (`span`: the x range, epoch s; default
-    the points' own); None values break a line. The y axis starts at 0 where the values are
-    all positive and not far from it, and never spans less than 2 % of the values' size (so
-    a constant PUE is a flat line, not magnified rounding noise)."""
+    the points' own); None values break a line; `marks`: times (epoch s) drawn as dashed
+    vertical lines (an AI window's run boundaries); tick times local to `tz`. The y axis
+    starts at 0 where the values are all positive and not far from it, and never spans less
+    than 2 % of the values' size (so a constant PUE is a flat line, not magnified rounding
+    noise)."""
     pts = [(t, v) for _, line in lines for t, v in line if v is not None]
     if not pts:
         return _empty(title, no_data)
@@ -229,9 +253,14 @@ def line_chart(title: str, lines: Sequence[tuple[str, Sequence[Point]]], no_data
     def y_of(v: float) -> float:
         return H - PAD_B - (v - lo) / (hi - lo) * (H - PAD_T - PAD_B)
 
-    x_ticks = [(x_of(t), _time_label(t, t1 - t0)) for t in _time_ticks(t0, t1)]
+    x_ticks = [(x_of(t), _time_label(t, t1 - t0, tz)) for t in _time_ticks(t0, t1, tz=tz)]
     legend = [(COLOURS[i % len(COLOURS)], name) for i, (name, _) in enumerate(lines)]
     parts = _frame(title, ticks, y_of, x_ticks, legend)
+    for m in marks:
+        if t0 <= m <= t1:
+            parts.append(f'<line class="mark" x1="{x_of(m):.1f}" x2="{x_of(m):.1f}"'
+                         f' y1="{PAD_T}" y2="{H - PAD_B}" stroke="#8e44ad"'
+                         ' stroke-dasharray="4 3"/>')
     for (colour, _), (_, line) in zip(legend, lines, strict=True):
         segment: list[str] = []
         for t, v in [*line, (0.0, None)]:
@@ -274,7 +303,7 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float | None, bool]],
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{slot * 0.6:.1f}"'
                      f' height="{H - PAD_B - y:.1f}" fill="{colour}"/>'
                      f'<text x="{x + slot * 0.3:.1f}" y="{y - 4:.1f}" text-anchor="middle"'
-                     f' class="pa">{v:.4g}</text>')
+                     f' class="pa">{plain(v, 4)}</text>')
     if threshold:
         y = y_of(threshold[1])
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}"'
@@ -302,35 +331,86 @@ def _span(result: Mapping[str, Any]) -> tuple[float, float] | None:
         return None
 
 
+def bucket_note(series: ReportSeries, L: Mapping[str, str]) -> str:
+    """The line under the power and PUE plots: how long a bucket is and why (escaped)."""
+    rule, step = series.rule, series.step_s
+    least = rule.get("least_s", 0.0)
+    if not least > 0:
+        text = L["bucket_note_plain"].format(step=hms(step))
+    elif least > step + 1e-9:
+        text = L["bucket_note_short"].format(step=hms(step), least=hms(least))
+    else:
+        share = sum(rule[f"r_{r}_kwh"] / rule[f"p_{r}_kw"] for r in ("total", "it")
+                    if rule.get(f"p_{r}_kw")) / (step / 3600.0)
+        text = L["bucket_note"].format(
+            step=hms(step), least=hms(least), r_total=plain(rule.get("r_total_kwh"), 3, True),
+            r_it=plain(rule.get("r_it_kwh"), 3, True),
+            p_total=fmt(rule.get("p_total_kw"), "power_kw"),
+            p_it=fmt(rule.get("p_it_kw"), "power_kw"), share=f"{share * 100:.2f} %")
+    return f'<p class="muted note">{escape(text)}</p>'
+
+
+def _run_plots(result: Mapping[str, Any], series: ReportSeries, L: Mapping[str, str],
+               span: tuple[float, float] | None, tz: tzinfo) -> tuple[list[float], list[str]]:
+    """AI windows: the runs' boundaries (epoch s) and the mean power per run and AEE plots."""
+    runs = result.get("runs") or []
+    marks: list[float] = []
+    bars_kw: list[tuple[str, float | None, bool]] = []
+    for i, r in enumerate(runs):
+        label = f"{str(r.get('phase', ''))[:5]} #{r.get('repetition', i + 1)}"
+        start, dur, wh = (parse_rfc3339(str(r["start"])) if r.get("start") else None,
+                          _num(r.get("duration_s")), _num(r.get("energy_wh")))
+        if start is not None and dur is not None:
+            marks += [start, start + dur]
+        kw = wh / 1000.0 / (dur / 3600.0) if wh is not None and dur else None
+        bars_kw.append((label, kw, bool(r.get("valid"))))
+    bars = [(label, _num(r.get("aee_gflops_per_wh")), bool(r.get("valid")))
+            for (label, _, _), r in zip(bars_kw, runs, strict=True)]
+    advanced = _num((result.get("aee_thresholds") or {}).get("advanced"))
+    threshold = (f"{L['advanced']} ≥ {plain(advanced, 6, True)}", advanced) if advanced else None
+    return marks, [bar_chart(L["p_run_power"], bars_kw, None, L["no_data"], L["invalid_run"]),
+                   bar_chart(L["p_aee"], bars, threshold, L["no_data"], L["invalid_run"])]
+
+
 def render_html(
     result: Mapping[str, Any],
     series: ReportSeries,
     lang: Lang,
     fingerprints: Mapping[str, str] | None = None,
+    generated: float | None = None,
 ) -> str:
     """The self-contained HTML report (inline CSS and SVG, no script) of one window's result.
 
     `fingerprints` maps agent id to its enrolled key's fingerprint for the evidence section.
+    `generated`: the generation time shown (epoch s); default the result revision's
+    `computed_at` (so a stored revision's page stays the same), else now.
     """
     if lang not in LABELS:
         raise ReportError(f"unknown report language {lang!r}: use 'en' or 'zh'")
     L = LABELS[lang]
     span = _span(result)
+    tz = zone((result.get("site_info") or {}).get("timezone"))
+    if generated is None:
+        rev = result.get("revision")
+        try:
+            generated = parse_rfc3339(str(rev["computed_at"]))  # type: ignore[index]
+        except (KeyError, ValueError, TypeError):
+            generated = datetime.now(UTC).timestamp()
+    marks: list[float] = []
+    extra: list[str] = []
+    if result.get("kind") == "ai":
+        marks, extra = _run_plots(result, series, L, span, tz)
+    note = bucket_note(series, L)
     plots = [
         line_chart(L["p_power"], [(L["total_power"], series.total_kw),
-                                  (L["it_power"], series.it_kw)], L["no_data"], span),
-        line_chart(L["p_pue"], [("PUE", series.pue)], L["no_data"], span),
+                                  (L["it_power"], series.it_kw)], L["no_data"], span, tz,
+                   marks) + (f'<p class="muted note">{escape(L["run_marks"])}</p>'
+                             if marks else "") + note,
+        line_chart(L["p_pue"], [("PUE", series.pue)], L["no_data"], span, tz, marks) + note,
     ]
     if result.get("kind") == "general":
         plots.append(line_chart(L["p_load"], [
             (L[k], [(t, v * 100 if v is not None else None) for t, v in series.load.get(k, [])])
-            for k in LOAD_KINDS], L["no_data"], span))
-    if result.get("kind") == "ai":
-        runs = result.get("runs") or []
-        bars = [(f"{str(r.get('phase', ''))[:5]} #{r.get('repetition', i + 1)}",
-                 _num(r.get("aee_gflops_per_wh")), bool(r.get("valid"))) for i, r in
-                enumerate(runs)]
-        advanced = _num((result.get("aee_thresholds") or {}).get("advanced"))
-        threshold = (f"{L['advanced']} ≥ {advanced:g}", advanced) if advanced else None
-        plots.append(bar_chart(L["p_aee"], bars, threshold, L["no_data"], L["invalid_run"]))
-    return page(result, plots, lang, fingerprints or {})
+            for k in LOAD_KINDS], L["no_data"], span, tz))
+    plots += extra
+    return page(result, plots, lang, fingerprints or {}, generated, __version__)
