@@ -49,7 +49,8 @@ def resolution_kwh(s: Series) -> float:
     for k in range(3, -10, -1):
         q = 10.0 ** k
         x = values / q
-        if np.all(np.abs(x - np.round(x)) <= 1e-6 * np.maximum(1.0, np.abs(x)) + 1e-9):
+        # A true multiple is off by float rounding only (~|x|·2e-16); 1e-14·|x| leaves room.
+        if np.all(np.abs(x - np.round(x)) <= 1e-6 + 1e-14 * np.abs(x)):
             return q * factor
     return 0.0
 
