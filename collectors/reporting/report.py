@@ -91,9 +91,9 @@ def series_from(
 
     The window is cut into sub-intervals of `step_s` (default: its length / 48, at least the
     sampling interval; where counter resolution would change a figure by 0.5 % or more, the
-    least bucket that keeps it under, rounded up to a readable length: report_buckets.py) and each is
-    evaluated with `evaluate()`: general windows as general (for U per kind), every other
-    kind as infrastructure (power and PUE).
+    least bucket that keeps it under, rounded up to a readable length: report_buckets.py)
+    and each is evaluated with `evaluate()`: general windows as general (for U per kind),
+    every other kind as infrastructure (power and PUE).
     """
     length = end - start
     if not length > 0:

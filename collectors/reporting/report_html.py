@@ -161,7 +161,8 @@ svg.plot{display:block;margin:6px 0 12px;break-inside:avoid;max-width:100%;heigh
 svg .pt{font-size:13px;font-weight:bold;fill:#222}svg .pa{font-size:11px;fill:#444}
 ul.issues li{margin:2px 0}@page{size:A4;margin:14mm}
 .subtitle{font-size:15px;margin:0 0 8px}table.kv th{width:13em}
-table.small{font-size:11px}table.sign td{width:12em;height:2.4em}p.note{margin:-6px 0 14px}
+table.small{font-size:11px;width:100%;overflow-wrap:break-word}
+table.sign td{width:12em;height:2.4em}p.note{margin:-6px 0 14px}
 """
 
 Fmt = Callable[[Any], str]

@@ -151,19 +151,23 @@ def instruments(r: Mapping[str, Any], L: Mapping[str, str]) -> str:
         if i.get("overdue"):
             due = f'<span class="bad">{due} ({escape(L["inst_overdue"])})</span>'
         roles = i.get("roles")
+        kind = str(i.get("kind"))
+        # Eight columns, related fields stacked, so the table fits an A4 page's width.
         rows.append([
-            _e(i.get("source")), escape(L[k]) if (k := str(i.get("kind"))) in L
-            else _e(i.get("kind")), _e(make), _e(ident), _e(d.get("firmware")),
-            _e(i.get("point")),
-            f"{_e(i.get('protocol'))} · {_e(i.get('address'))}",
-            _accuracy(i.get("accuracy")), _e(i.get("accuracy_source")),
-            _e(i.get("calibrated")), due, _e(i.get("certificate")),
-            _e(", ".join(map(str, roles)) if isinstance(roles, list) else roles),
+            f"<b>{_e(i.get('source'))}</b><br>"
+            + (escape(L[kind]) if kind in L else _e(i.get("kind"))) + "<br>"
+            + _e(", ".join(map(str, roles)) if isinstance(roles, list) else roles),
+            _e(make), f"{_e(ident)}<br>{_e(d.get('firmware'))}", _e(i.get("point")),
+            f"{_e(i.get('protocol'))}<br>{_e(i.get('address'))}",
+            f"{_accuracy(i.get('accuracy'))}<br>{_e(i.get('accuracy_source'))}",
+            f"{_e(i.get('calibrated'))}<br>{due}<br>{_e(i.get('certificate'))}",
             _e(i.get("samples"))])
-    keys = ("inst_source", "inst_kind", "inst_device", "inst_id", "inst_firmware",
-            "inst_point", "inst_protocol", "inst_accuracy", "inst_accuracy_source",
-            "inst_calibrated", "inst_due", "inst_certificate", "inst_roles", "inst_samples")
-    th = "".join(f"<th>{escape(L[k])}</th>" for k in keys)
+    heads = [f"{L['inst_source']} / {L['inst_kind']} / {L['inst_roles']}", L["inst_device"],
+             f"{L['inst_id']} / {L['inst_firmware']}", L["inst_point"], L["inst_protocol"],
+             f"{L['inst_accuracy']} / {L['inst_accuracy_source']}",
+             f"{L['inst_calibrated']} / {L['inst_due']} / {L['inst_certificate']}",
+             L["inst_samples"]]
+    th = "".join(f"<th>{escape(h)}</th>" for h in heads)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return head + f'<table class="small"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
