@@ -252,9 +252,12 @@ def test_general_html(general: tuple[dict[str, Any], ReportSeries]) -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_ai_html(lang: str) -> None:
     result, s = ai_window()
-    o = outline(render_html(result, s, lang))  # type: ignore[arg-type]
+    html = render_html(result, s, lang)  # type: ignore[arg-type]
+    o = outline(html)
     L = LABELS[lang]
     assert L["runs"] in o.headings and L["tasks"] in o.headings
+    # every run's start and end marked on the power and the PUE plot
+    assert html.count('class="mark"') == 2 * 2 * len(result["runs"]) > 0
     assert o.svgs == 4 and o.bars == 10  # power, PUE, mean power per run, AEE per run
     text = "".join(o.text)
     for run in result["runs"]:

@@ -202,6 +202,15 @@ def test_the_instrument_list_shows_every_field_or_a_dash() -> None:
     assert LABELS["en"]["no_instruments"] in render_html(result, s, "en")
 
 
+def test_a_rating_reads_as_given() -> None:
+    result, s = document()
+    result["kind"] = "general"
+    result["groups"] = [{"name": "egress", "kind": "network", "count": 2, "rating": 4.2,
+                         "load": 0.1, "term": 0.0714, "valid": True}]
+    html = render_html(result, s, "en")
+    assert "<td>egress</td><td>network</td><td class=\"n\">2</td><td class=\"n\">4.2</td>" in html
+
+
 def test_the_mpe_table_gives_the_it_energy_its_mpe() -> None:
     result, s = document()
     result["uncertainty"]["within_mpe"] = {"energy": True, "energy_it": True}
