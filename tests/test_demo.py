@@ -20,10 +20,13 @@ def test_demo_measures_pue_within_one_percent(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=180,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    m = re.search(r"PUE (\d+\.\d+) vs true (\d+\.\d+): error (\d+\.\d+) %", r.stdout)
+    m = re.search(r"PUE (\d+\.\d+) vs true (\d+\.\d+): error ([+-]\d+\.\d+) %", r.stdout)
     assert m, r.stdout
     measured, true = float(m[1]), float(m[2])
     assert abs(measured - true) / true < 0.01
+    # One sign, one definition: the table's PUE row shows the same signed error.
+    row = re.search(r"\bPUE\b[^\n]*?([+-]\d+\.\d+) %", r.stdout)
+    assert row and row[1] == m[3], r.stdout
     assert "Quality: valid" in r.stdout
     assert str(data) in r.stdout
     db = sqlite3.connect(data / "collector.sqlite")

@@ -171,6 +171,9 @@ def evaluate_infrastructure(
     return {
         "kind": "infrastructure",
         "site": site.site.name,
+        # What the report's title block shows; the time zone its times are shown in.
+        "site_info": {"address": site.site.address, "operator": site.site.operator,
+                      "timezone": site.site.timezone},
         "window": {"start": rfc3339(start), "end": rfc3339(end), "hours": (end - start) / 3600.0},
         "energy_kwh": {"total": total.kwh, "it": it.kwh, "green": green.kwh},
         "pue": ratio,

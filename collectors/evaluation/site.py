@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,12 +24,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
 class SiteInfo(_Strict):
-    """[site]: the data center's name and its grid emission factor η (kg CO2/kWh)."""
+    """[site]: the data center's name, address, operator, the time zone its reports show
+    times in (IANA name), and its grid emission factor η (kg CO2/kWh)."""
 
     name: str = Field(min_length=1)
+    address: str | None = None
+    operator: str | None = None
+    timezone: str = DEFAULT_TIMEZONE
     region: str | None = None
     grid_factor_kg_per_kwh: float | None = Field(default=None, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(
+                f"unknown time zone {value!r}: give an IANA name such as"
+                f" {DEFAULT_TIMEZONE!r} or 'UTC'") from e
+        return value
 
     @field_validator("region")
     @classmethod

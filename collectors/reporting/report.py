@@ -17,11 +17,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dcmeter import __version__
 from dcmeter.collectors.evaluation.evaluate import Kind, evaluate, source_ids
 from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.reporting.report_buckets import least_bucket_s, nice_s, role_of
+from dcmeter.collectors.reporting.report_format import fmt, hms, plain, zone
 from dcmeter.collectors.reporting.report_html import LABELS, page
+from dcmeter.collectors.reporting.report_plots import bar_chart as bar_chart
+from dcmeter.collectors.reporting.report_plots import line_chart as line_chart
 from dcmeter.collectors.reporting.report_print import ReportError as ReportError
 from dcmeter.collectors.reporting.report_print import chromium_binary as chromium_binary
 from dcmeter.collectors.reporting.report_print import render_pdf as render_pdf
@@ -43,6 +48,9 @@ class ReportSeries:
     `total_kw`, `it_kw`: mean power over each sub-interval (energy / duration) in kW; `pue`:
     the sub-interval's PUE; `load`: U per kind (0..1), general windows only. A value is None
     where the sub-interval could not be evaluated (no samples). `step_s`: sub-interval length.
+    `rule`: why `step_s` is that long (collectors/reporting/report_buckets.py):
+    `r_total_kwh`, `r_it_kwh` (counter resolution), `p_total_kw`, `p_it_kw` (mean power),
+    `least_s` (the shortest bucket keeping resolution under 0.5 %); empty when not computed.
     """
 
     total_kw: list[Point] = field(default_factory=list)
@@ -50,6 +58,7 @@ class ReportSeries:
     pue: list[Point] = field(default_factory=list)
     load: dict[str, list[Point]] = field(default_factory=dict)
     step_s: float = 0.0
+    rule: dict[str, float] = field(default_factory=dict)
 
 
 def _sampling_interval_s(series: Sequence[Series], default: float = 60.0) -> float:
@@ -83,17 +92,30 @@ def series_from(
     """Plot series of [start, end] (epoch s) from samples already read (pure, no I/O).
 
     The window is cut into sub-intervals of `step_s` (default: its length / 48, at least the
-    sampling interval) and each is evaluated with `evaluate()`: general windows as general
-    (for U per kind), every other kind as infrastructure (power and PUE).
+    sampling interval; where counter resolution would change a figure by 0.5 % or more, the
+    least bucket that keeps it under, rounded up to a readable length: report_buckets.py)
+    and each is evaluated with `evaluate()`: general windows as general (for U per kind),
+    every other kind as infrastructure (power and PUE).
     """
     length = end - start
     if not length > 0:
         return ReportSeries(step_s=0.0)
-    step = step_s if step_s and step_s > 0 else max(length / POINTS, _sampling_interval_s(series))
+    counter = site.energy.metrics.counter
+    total_role = role_of(series, site.energy.total, counter)
+    it_role = role_of(series, site.energy.it, counter)
+    least = least_bucket_s((total_role, it_role))
+    rule = {"r_total_kwh": total_role.r_kwh, "r_it_kwh": it_role.r_kwh,
+            "p_total_kw": total_role.p_kw, "p_it_kw": it_role.p_kw, "least_s": least}
+    if step_s and step_s > 0:
+        step = step_s
+    else:
+        step = max(length / POINTS, _sampling_interval_s(series))
+        if least > step:  # counter steps would show: a readable length above the least
+            step = min(length, nice_s(least))
     sub: Kind = "general" if kind == "general" else "infrastructure"
     margin = site.quality.max_gap_s  # samples beyond the edges let evaluate() interpolate
     out = ReportSeries(load={k: [] for k in LOAD_KINDS} if sub == "general" else {},
-                       step_s=step)
+                       step_s=step, rule=rule)
     a = start
     while a < end - 1e-9:
         b = min(a + step, end)
@@ -127,172 +149,6 @@ def report_series(
                        step_s)
 
 
-# -- plots: inline SVG ---------------------------------------------------------------------
-
-W, H = 720, 240  # px of one plot
-PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 30, 36
-COLOURS = ("#1f5fa8", "#d9822b", "#2e8b57", "#8e44ad")
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About `n` round tick values covering [lo, hi]."""
-    if not hi > lo:
-        hi = lo + (abs(lo) or 1.0)
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.floor(lo / step) * step
-    ticks = []
-    t = first
-    while t <= hi + step * 0.5:
-        ticks.append(round(t, 10))
-        t += step
-    return ticks
-
-
-def _tick_label(v: float) -> str:
-    return f"{v:.4g}"
-
-
-def _time_label(t: float, span_s: float) -> str:
-    d = datetime.fromtimestamp(t, UTC)
-    return d.strftime("%m-%d %H:%M" if span_s > 86400 else "%H:%M")
-
-
-TIME_STEPS_S = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800,
-                604800)
-
-
-def _time_ticks(t0: float, t1: float, most: int = 7) -> list[float]:
-    """Round UTC times (whole minutes, hours, days) in [t0, t1], at most `most` of them."""
-    step = next((st for st in TIME_STEPS_S if (t1 - t0) / st <= most - 1), TIME_STEPS_S[-1])
-    first = math.ceil(t0 / step) * step
-    return [float(t) for t in np.arange(first, t1 + 1e-6, step)]
-
-
-def _text_px(text: str) -> int:
-    """The rough width of `text` at the plots' 11 px font (CJK glyphs are twice as wide)."""
-    return sum(12 if ord(ch) > 0x2E80 else 7 for ch in text)
-
-
-def _frame(title: str, y_ticks: Sequence[float], y_of: Any, x_ticks: Sequence[tuple[float, str]],
-           legend: Sequence[tuple[str, str]]) -> list[str]:
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{W}" height="{H}"'
-             f' viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}">',
-             f'<rect width="{W}" height="{H}" fill="#fff"/>',
-             f'<text x="{PAD_L}" y="16" class="pt">{escape(title)}</text>']
-    for v in y_ticks:
-        y = y_of(v)
-        parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}"'
-                     ' stroke="#e3e3e3"/>')
-        parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end"'
-                     f' class="pa">{_tick_label(v)}</text>')
-    for x, text in x_ticks:
-        parts.append(f'<text x="{x:.1f}" y="{H - PAD_B + 16}" text-anchor="middle"'
-                     f' class="pa">{escape(text)}</text>')
-    parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{H - PAD_B}" y2="{H - PAD_B}"'
-                 ' stroke="#777"/>')
-    lx = W - PAD_R
-    for colour, name in reversed(legend):
-        lx -= 14 + _text_px(name) + 18
-        parts.append(f'<rect x="{lx}" y="8" width="12" height="10" fill="{colour}"/>'
-                     f'<text x="{lx + 16}" y="17" class="pa">{escape(name)}</text>')
-    return parts
-
-
-def line_chart(title: str, lines: Sequence[tuple[str, Sequence[Point]]], no_data: str,
-               span: tuple[float, float] | None = None) -> str:
-    """An SVG line plot of (name, points) over time (`span`: the x range, epoch s; default
-    the points' own); None values break a line. The y axis starts at 0 where the values are
-    all positive and not far from it, and never spans less than 2 % of the values' size (so
-    a constant PUE is a flat line, not magnified rounding noise)."""
-    pts = [(t, v) for _, line in lines for t, v in line if v is not None]
-    if not pts:
-        return _empty(title, no_data)
-    t0, t1 = span or (min(t for t, _ in pts), max(t for t, _ in pts))
-    if t1 <= t0:
-        t0, t1 = t0 - 60, t1 + 60
-    lo, hi = min(v for _, v in pts), max(v for _, v in pts)
-    least = 0.02 * max(abs(lo), abs(hi)) or 1.0
-    if hi - lo < least:
-        mid = (hi + lo) / 2
-        lo, hi = mid - least / 2, mid + least / 2
-    pad = 0.05 * (hi - lo)
-    lo = 0.0 if 0 <= lo < 0.5 * hi else lo - pad
-    hi = hi + pad
-    ticks = _nice_ticks(lo, hi)
-    lo, hi = min(ticks[0], lo), max(ticks[-1], hi)
-
-    def x_of(t: float) -> float:
-        return PAD_L + (t - t0) / (t1 - t0) * (W - PAD_L - PAD_R)
-
-    def y_of(v: float) -> float:
-        return H - PAD_B - (v - lo) / (hi - lo) * (H - PAD_T - PAD_B)
-
-    x_ticks = [(x_of(t), _time_label(t, t1 - t0)) for t in _time_ticks(t0, t1)]
-    legend = [(COLOURS[i % len(COLOURS)], name) for i, (name, _) in enumerate(lines)]
-    parts = _frame(title, ticks, y_of, x_ticks, legend)
-    for (colour, _), (_, line) in zip(legend, lines, strict=True):
-        segment: list[str] = []
-        for t, v in [*line, (0.0, None)]:
-            if v is not None:
-                segment.append(f"{x_of(t):.1f},{y_of(v):.1f}")
-                continue
-            if len(segment) == 1:
-                x, y = segment[0].split(",")
-                parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>')
-            elif segment:
-                parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"'
-                             f' points="{" ".join(segment)}"/>')
-            segment = []
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def bar_chart(title: str, bars: Sequence[tuple[str, float | None, bool]],
-              threshold: tuple[str, float] | None, no_data: str, invalid: str) -> str:
-    """An SVG bar plot of (label, value, valid); invalid bars hatched red, a threshold line."""
-    values = [v for _, v, _ in bars if v is not None]
-    if not values:
-        return _empty(title, no_data)
-    hi = max([*values, threshold[1] if threshold else 0.0]) * 1.1
-    ticks = _nice_ticks(0.0, hi)
-    hi = max(hi, ticks[-1])
-
-    def y_of(v: float) -> float:
-        return H - PAD_B - v / hi * (H - PAD_T - PAD_B)
-
-    slot = (W - PAD_L - PAD_R) / len(bars)
-    x_ticks = [(PAD_L + slot * (i + 0.5), label) for i, (label, _, _) in enumerate(bars)]
-    legend = [(COLOURS[0], title.split(" (")[0]), ("#c0392b", invalid)]
-    parts = _frame(title, ticks, y_of, x_ticks, legend)
-    for i, (_, v, ok) in enumerate(bars):
-        if v is None:
-            continue
-        x, y = PAD_L + slot * i + slot * 0.2, y_of(v)
-        colour = COLOURS[0] if ok else "#c0392b"
-        parts.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{slot * 0.6:.1f}"'
-                     f' height="{H - PAD_B - y:.1f}" fill="{colour}"/>'
-                     f'<text x="{x + slot * 0.3:.1f}" y="{y - 4:.1f}" text-anchor="middle"'
-                     f' class="pa">{v:.4g}</text>')
-    if threshold:
-        y = y_of(threshold[1])
-        parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}"'
-                     ' stroke="#2e8b57" stroke-dasharray="6 4" stroke-width="1.5"/>'
-                     f'<text x="{PAD_L + 4}" y="{y - 4:.1f}" class="pa" fill="#2e8b57">'
-                     f'{escape(threshold[0])}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _empty(title: str, no_data: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{W}" height="80"'
-            f' viewBox="0 0 {W} 80" role="img" aria-label="{escape(title)}">'
-            f'<text x="{PAD_L}" y="16" class="pt">{escape(title)}</text>'
-            f'<text x="{W / 2}" y="52" text-anchor="middle" class="pa">{escape(no_data)}</text>'
-            "</svg>")
-
-
 def _span(result: Mapping[str, Any]) -> tuple[float, float] | None:
     """The window's [start, end] in epoch s from the result, None where it does not say."""
     w = result.get("window") or {}
@@ -302,35 +158,86 @@ def _span(result: Mapping[str, Any]) -> tuple[float, float] | None:
         return None
 
 
+def bucket_note(series: ReportSeries, L: Mapping[str, str]) -> str:
+    """The line under the power and PUE plots: how long a bucket is and why (escaped)."""
+    rule, step = series.rule, series.step_s
+    least = rule.get("least_s", 0.0)
+    if not least > 0:
+        text = L["bucket_note_plain"].format(step=hms(step))
+    elif least > step + 1e-9:
+        text = L["bucket_note_short"].format(step=hms(step), least=hms(least))
+    else:
+        share = sum(rule[f"r_{r}_kwh"] / rule[f"p_{r}_kw"] for r in ("total", "it")
+                    if rule.get(f"p_{r}_kw")) / (step / 3600.0)
+        text = L["bucket_note"].format(
+            step=hms(step), least=hms(least), r_total=plain(rule.get("r_total_kwh"), 3, True),
+            r_it=plain(rule.get("r_it_kwh"), 3, True),
+            p_total=fmt(rule.get("p_total_kw"), "power_kw"),
+            p_it=fmt(rule.get("p_it_kw"), "power_kw"), share=f"{share * 100:.2f} %")
+    return f'<p class="muted note">{escape(text)}</p>'
+
+
+def _run_plots(result: Mapping[str, Any],
+               L: Mapping[str, str]) -> tuple[list[float], list[str]]:
+    """AI windows: the runs' boundaries (epoch s) and the mean power per run and AEE plots."""
+    runs = result.get("runs") or []
+    marks: list[float] = []
+    bars_kw: list[tuple[str, float | None, bool]] = []
+    for i, r in enumerate(runs):
+        label = f"{str(r.get('phase', ''))[:5]} #{r.get('repetition', i + 1)}"
+        start, dur, wh = (parse_rfc3339(str(r["start"])) if r.get("start") else None,
+                          _num(r.get("duration_s")), _num(r.get("energy_wh")))
+        if start is not None and dur is not None:
+            marks += [start, start + dur]
+        kw = wh / 1000.0 / (dur / 3600.0) if wh is not None and dur else None
+        bars_kw.append((label, kw, bool(r.get("valid"))))
+    bars = [(label, _num(r.get("aee_gflops_per_wh")), bool(r.get("valid")))
+            for (label, _, _), r in zip(bars_kw, runs, strict=True)]
+    advanced = _num((result.get("aee_thresholds") or {}).get("advanced"))
+    threshold = (f"{L['advanced']} ≥ {plain(advanced, 6, True)}", advanced) if advanced else None
+    return marks, [bar_chart(L["p_run_power"], bars_kw, None, L["no_data"], L["invalid_run"]),
+                   bar_chart(L["p_aee"], bars, threshold, L["no_data"], L["invalid_run"])]
+
+
 def render_html(
     result: Mapping[str, Any],
     series: ReportSeries,
     lang: Lang,
     fingerprints: Mapping[str, str] | None = None,
+    generated: float | None = None,
 ) -> str:
     """The self-contained HTML report (inline CSS and SVG, no script) of one window's result.
 
     `fingerprints` maps agent id to its enrolled key's fingerprint for the evidence section.
+    `generated`: the generation time shown (epoch s); default the result revision's
+    `computed_at` (so a stored revision's page stays the same), else now.
     """
     if lang not in LABELS:
         raise ReportError(f"unknown report language {lang!r}: use 'en' or 'zh'")
     L = LABELS[lang]
     span = _span(result)
+    tz = zone((result.get("site_info") or {}).get("timezone"))
+    if generated is None:
+        rev = result.get("revision")
+        try:
+            generated = parse_rfc3339(str(rev["computed_at"]))  # type: ignore[index]
+        except (KeyError, ValueError, TypeError):
+            generated = datetime.now(UTC).timestamp()
+    marks: list[float] = []
+    extra: list[str] = []
+    if result.get("kind") == "ai":
+        marks, extra = _run_plots(result, L)
+    note = bucket_note(series, L)
     plots = [
         line_chart(L["p_power"], [(L["total_power"], series.total_kw),
-                                  (L["it_power"], series.it_kw)], L["no_data"], span),
-        line_chart(L["p_pue"], [("PUE", series.pue)], L["no_data"], span),
+                                  (L["it_power"], series.it_kw)], L["no_data"], span, tz,
+                   marks) + (f'<p class="muted note">{escape(L["run_marks"])}</p>'
+                             if marks else "") + note,
+        line_chart(L["p_pue"], [("PUE", series.pue)], L["no_data"], span, tz, marks) + note,
     ]
     if result.get("kind") == "general":
         plots.append(line_chart(L["p_load"], [
             (L[k], [(t, v * 100 if v is not None else None) for t, v in series.load.get(k, [])])
-            for k in LOAD_KINDS], L["no_data"], span))
-    if result.get("kind") == "ai":
-        runs = result.get("runs") or []
-        bars = [(f"{str(r.get('phase', ''))[:5]} #{r.get('repetition', i + 1)}",
-                 _num(r.get("aee_gflops_per_wh")), bool(r.get("valid"))) for i, r in
-                enumerate(runs)]
-        advanced = _num((result.get("aee_thresholds") or {}).get("advanced"))
-        threshold = (f"{L['advanced']} ≥ {advanced:g}", advanced) if advanced else None
-        plots.append(bar_chart(L["p_aee"], bars, threshold, L["no_data"], L["invalid_run"]))
-    return page(result, plots, lang, fingerprints or {})
+            for k in LOAD_KINDS], L["no_data"], span, tz))
+    plots += extra
+    return page(result, plots, lang, fingerprints or {}, generated, __version__)

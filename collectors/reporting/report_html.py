@@ -6,6 +6,14 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from dcmeter.collectors.reporting.report_format import fmt, hms, local_time, percent, zone
+from dcmeter.collectors.reporting.report_sections import (
+    SECTION_LABELS,
+    basis,
+    instruments,
+    signatures,
+    title_block,
+)
 from dcmeter.collectors.reporting.report_verdict import verdict_html
 
 LABELS: dict[str, dict[str, str]] = {
@@ -128,6 +136,9 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
+for _lang, _labels in SECTION_LABELS.items():  # the document parts' labels (report_sections.py)
+    LABELS[_lang].update(_labels)
+
 # The report is self-contained: inline styles and SVG, no script, nothing fetched. The policy
 # says so to whatever opens it (a browser, the PDF printer); 'none' also refuses file: URLs.
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:;"
@@ -149,27 +160,28 @@ tr{break-inside:avoid}.ok{color:#1d7a3a;font-weight:bold}.bad{color:#c0392b;font
 svg.plot{display:block;margin:6px 0 12px;break-inside:avoid;max-width:100%;height:auto}
 svg .pt{font-size:13px;font-weight:bold;fill:#222}svg .pa{font-size:11px;fill:#444}
 ul.issues li{margin:2px 0}@page{size:A4;margin:14mm}
+.subtitle{font-size:15px;margin:0 0 8px}table.kv th{width:13em}
+table.small{font-size:11px;width:100%;overflow-wrap:break-word}
+table.sign td{width:12em;height:2.4em}p.note{margin:-6px 0 14px}
 """
 
 Fmt = Callable[[Any], str]
 
 
-def num(v: Any, digits: int = 3) -> str:
-    """A number with `digits` decimals, '—' when missing."""
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return "—"
-    return f"{v:,.{digits}f}"
+def num(v: Any, quantity: str = "value") -> str:
+    """A number in plain decimals with its quantity's significant digits (report_format.py),
+    '—' when missing."""
+    return fmt(v, quantity)
 
 
 def sci(v: Any) -> str:
-    """A number in 4 significant digits (scientific when small or large)."""
-    return "—" if isinstance(v, bool) or not isinstance(v, int | float) else f"{v:.4g}"
+    """A number of no fixed quantity, plain decimals, 4 significant digits."""
+    return fmt(v, "value")
 
 
 def pct(v: Any, digits: int = 1) -> str:
     """A fraction as a percentage."""
-    return "—" if isinstance(v, bool) or not isinstance(v, int | float) else (
-        f"{v * 100:.{digits}f} %")
+    return percent(v, digits)
 
 
 def _e(v: Any) -> str:
@@ -193,6 +205,12 @@ class Page:
     def __init__(self, result: Mapping[str, Any], lang: str,
                  fingerprints: Mapping[str, str]) -> None:
         self.r, self.L, self.fp = result, LABELS[lang], fingerprints
+        # Every time shown is local to the site (`[site] timezone`, kept in the result).
+        self.tz = zone((result.get("site_info") or {}).get("timezone"))
+
+    def time(self, v: Any) -> str:
+        """A time (RFC 3339 or epoch s) as local time to the second, escaped."""
+        return _e(local_time(v, self.tz))
 
     def t(self, key: str) -> str:
         """The escaped label of `key`."""
@@ -255,8 +273,11 @@ class Page:
         kind, state = self.r.get("kind") or w.get("kind"), w.get("state")
         rows = [(self.t("id"), _e(w.get("id"))),
                 (self.t("kind"), self.t(kind) if kind in self.L else _e(kind)),
-                (self.t("start"), _e(w.get("start"))), (self.t("end"), _e(w.get("end"))),
-                (self.t("hours"), num(w.get("hours"), 3)),
+                (self.t("start"), self.time(w.get("start"))),
+                (self.t("end"), self.time(w.get("end"))),
+                (self.t("duration_hms"), hms(w["hours"] * 3600.0 if isinstance(
+                    w.get("hours"), int | float) else None)),
+                (self.t("scope"), _e(w.get("scope"))),
                 (self.t("state"), self.t(state) if state in self.L else _e(state)),
                 (self.t("note"), _e(w.get("note"))),
                 # Token names (collectors/web/auth.py): who opened and who stopped the window.
@@ -266,12 +287,13 @@ class Page:
         if isinstance(rev := self.r.get("revision"), dict):
             rows += [(self.t("revision"), f"{_e(rev.get('number'))} · {_e(rev.get('reason'))}"
                       + (f" · {_e(rev.get('by'))}" if rev.get("by") else "")),
-                     (self.t("computed_at"), _e(rev.get("computed_at"))),
+                     (self.t("computed_at"), self.time(rev.get("computed_at"))),
                      (self.t("site_sha256"), f"<code>{_e(rev.get('site_sha256'))}</code>"),
                      (self.t("software"), _e(rev.get("software")))]
         grid = self.r.get("grid_factor") or {}
         site_rows = [(self.t("site"), _e(self.r.get("site"))),
-                     (self.t("grid"), f"{num(grid.get('value'), 3)} · {_e(grid.get('source'))}"),
+                     (self.t("grid"),
+                      f"{num(grid.get('value'), 'grid')} · {_e(grid.get('source'))}"),
                      (self.t("it_point"), _e(self.r.get("it_point")))]
         return (self.h2("site") + table([self.L["indicator"], self.L["value"]], site_rows)
                 + self.h2("window") + table([self.L["indicator"], self.L["value"]], rows))
@@ -281,15 +303,16 @@ class Page:
         r, L = self.r, self.L
         e = r.get("energy_kwh") or {}
         pt = r.get("pue_thresholds") or {}
-        pue_thr = L["pue_thr"].format(l1=pt.get("level1", "—"), l2=pt.get("level2", "—"),
-                                      l3=pt.get("level3", "—"))
-        rows = [[self.t("e_total"), num(e.get("total")), "", ""],
-                [self.t("e_it"), num(e.get("it")), "", ""],
-                [self.t("e_green"), num(e.get("green")), "", ""],
-                [self.t("pue"), num(r.get("pue")), self.graded("pue_level"),
+        pue_thr = L["pue_thr"].format(l1=num(pt.get("level1"), "threshold"),
+                                      l2=num(pt.get("level2"), "threshold"),
+                                      l3=num(pt.get("level3"), "threshold"))
+        rows = [[self.t("e_total"), num(e.get("total"), "energy_kwh"), "", ""],
+                [self.t("e_it"), num(e.get("it"), "energy_kwh"), "", ""],
+                [self.t("e_green"), num(e.get("green"), "energy_kwh"), "", ""],
+                [self.t("pue"), num(r.get("pue"), "pue"), self.graded("pue_level"),
                  escape(pue_thr)],
-                [self.t("carbon"), num(r.get("carbon_kg")), "", ""],
-                [self.t("cue"), num(r.get("cue")), "", ""]]
+                [self.t("carbon"), num(r.get("carbon_kg"), "carbon_kg"), "", ""],
+                [self.t("cue"), num(r.get("cue"), "cue"), "", ""]]
         extra = ""
         if r.get("kind") == "general":
             ct = r.get("cee_thresholds") or {}
@@ -297,20 +320,21 @@ class Page:
             rows += [[f"{self.t('load')} · {self.t(k)}", pct(load.get(k)), "", ""]
                      for k in ("compute", "storage", "network")]
             rows += [[self.t("load_method"), _e(r.get("load_method")), "", ""],
-                     [self.t("c"), num(r.get("computing_power"), 1), "", ""],
-                     [self.t("cee"), num(r.get("cee"), 2), self.graded("cee_level"),
-                      escape(L["cee_thr"].format(a=ct.get("advanced", "—"),
-                                                 e=ct.get("energy_saving", "—")))],
-                     [self.t("ccue"), sci(r.get("ccue")), "", ""]]
+                     [self.t("c"), num(r.get("computing_power"), "computing"), "", ""],
+                     [self.t("cee"), num(r.get("cee"), "cee"), self.graded("cee_level"),
+                      escape(L["cee_thr"].format(
+                          a=num(ct.get("advanced"), "threshold"),
+                          e=num(ct.get("energy_saving"), "threshold")))],
+                     [self.t("ccue"), num(r.get("ccue"), "ccue"), "", ""]]
             extra = self.groups()
         if r.get("kind") == "ai":
             at = r.get("aee_thresholds") or {}
-            rows += [[self.t("aee_mean"), num(r.get("aee_gflops_per_wh"), 2),
+            rows += [[self.t("aee_mean"), num(r.get("aee_gflops_per_wh"), "aee"),
                       self.graded("aee_level"),
-                      escape(L["aee_thr"].format(a=at.get("advanced", "—")))],
-                     [self.t("aee_train"), num(r.get("aee_train"), 2), "", ""],
-                     [self.t("aee_infer"), num(r.get("aee_infer"), 2), "", ""],
-                     [self.t("ace"), sci(r.get("ace_kg_per_flop")), "", ""]]
+                      escape(L["aee_thr"].format(a=num(at.get("advanced"), "threshold")))],
+                     [self.t("aee_train"), num(r.get("aee_train"), "aee"), "", ""],
+                     [self.t("aee_infer"), num(r.get("aee_infer"), "aee"), "", ""],
+                     [self.t("ace"), num(r.get("ace_kg_per_flop"), "ace"), "", ""]]
             extra = self.runs()
         head = [L["indicator"], L["value"], L["level"], L["thresholds"]]
         return self.h2("indicators") + table(head, rows, numeric=(1,)) + extra
@@ -318,8 +342,9 @@ class Page:
     def groups(self) -> str:
         """General windows: the device groups behind U and C."""
         rows = [[_e(g.get("name")), self.t(g["kind"]) if g.get("kind") in self.L
-                 else _e(g.get("kind")), num(g.get("count"), 0), num(g.get("rating"), 0),
-                 pct(g.get("load")), num(g.get("term"), 1), self.yn(g.get("valid"))]
+                 else _e(g.get("kind")), num(g.get("count"), "count"),
+                 num(g.get("rating"), "rating"),
+                 pct(g.get("load")), num(g.get("term"), "computing"), self.yn(g.get("valid"))]
                 for g in self.r.get("groups") or []]
         L = self.L
         head = [L["group"], L["kind"], L["count"], L["rating"], L["load"], L["term"], L["valid"]]
@@ -333,17 +358,18 @@ class Page:
             flops = run.get("flops")
             rows.append([
                 _e(run.get("phase")), _e(run.get("model")), _e(run.get("repetition")),
-                _e(run.get("start")), num(run.get("duration_s"), 1),
-                num(flops / 1e9 if isinstance(flops, int | float) else None, 1),
-                num(run.get("energy_wh"), 3), num(run.get("aee_gflops_per_wh"), 2),
+                self.time(run.get("start")), hms(run.get("duration_s")),
+                num(flops / 1e9 if isinstance(flops, int | float) else None, "gflops"),
+                num(run.get("energy_wh"), "energy_wh"), num(run.get("aee_gflops_per_wh"), "aee"),
                 _e(run.get("exit_status")), self.yn(run.get("valid")),
                 "<br>".join(_e(i) for i in run.get("issues") or [])])
         head = [L["phase"], L["model"], L["rep"], L["start"], L["duration"], L["gflops"],
                 L["energy_wh"], L["aee"], L["exit"], L["valid"], L["issues"]]
         tasks = [[_e(t.get("phase")), _e(t.get("model")),
                   f"{_e(t.get('valid_runs'))} / {_e(t.get('runs'))}",
-                  num(t.get("aee_gflops_per_wh"), 2), num(t.get("aee_stdev"), 2),
-                  num(t.get("aee_min"), 2), num(t.get("aee_max"), 2), self.yn(t.get("valid"))]
+                  num(t.get("aee_gflops_per_wh"), "aee"), num(t.get("aee_stdev"), "aee"),
+                  num(t.get("aee_min"), "aee"), num(t.get("aee_max"), "aee"),
+                  self.yn(t.get("valid"))]
                  for t in self.r.get("tasks") or []]
         thead = [L["phase"], L["model"], L["valid_runs"], L["aee"], L["stdev"], L["min"],
                  L["max"], L["valid"]]
@@ -364,7 +390,7 @@ class Page:
         if within:
             out += f"<h3>{self.t('within_mpe')}</h3>" + table(
                 [L["quantity"], L["within_mpe"], L["mpe"]],
-                [[_e(k), self.yn(v), pct(mpe.get(k), 1)] for k, v in within.items()])
+                [[_e(k), self.yn(v), pct(mpe_of(mpe, k), 1)] for k, v in within.items()])
         if u.get("method"):
             out += f'<p class="muted">{self.t("method")}: {_e(u["method"])}</p>'
         return out
@@ -382,9 +408,10 @@ class Page:
             else f"<p>{self.t('no_issues')}</p>"))
         srcs = q.get("sources") or []
         L = self.L
-        rows = [[_e(s.get("source")), _e(s.get("name", s.get("metric"))), num(s.get("samples"), 0),
-                 pct(s.get("coverage")), num(s.get("longest_gap_s"), 0),
-                 num(s.get("median_interval_s"), 0), self.yn(s.get("interval_ok")),
+        rows = [[_e(s.get("source")), _e(s.get("name", s.get("metric"))),
+                 num(s.get("samples"), "count"),
+                 pct(s.get("coverage")), num(s.get("longest_gap_s"), "seconds"),
+                 num(s.get("median_interval_s"), "seconds"), self.yn(s.get("interval_ok")),
                  f"{_e(s.get('wraps'))} / {_e(s.get('resets'))}"] for s in srcs]
         out += f"<h3>{self.t('coverage_table')}</h3>" + table(
             [L["source"], L["metric"], L["samples"], L["coverage"], L["longest_gap"],
@@ -394,16 +421,17 @@ class Page:
             out += f"<h3>{self.t('implausible')}</h3>" + table(
                 [L["source"], L["metric"], L["rule"], L["first_at"], L["value"], L["limit"],
                  L["count"]],
-                [[_e(e.get("source")), _e(e.get("metric")), _e(e.get("rule")), _e(e.get("ts")),
-                  f"{sci(e.get('value'))} {_e(e.get('unit'))}",
-                  f"{sci(e.get('limit'))} {_e(e.get('checked_unit'))}", num(e.get("count"), 0)]
+                [[_e(e.get("source")), _e(e.get("metric")), _e(e.get("rule")),
+                  self.time(e.get("ts")), f"{sci(e.get('value'))} {_e(e.get('unit'))}",
+                  f"{sci(e.get('limit'))} {_e(e.get('checked_unit'))}",
+                  num(e.get("count"), "count")]
                  for e in bad], (4, 5, 6))
         gaps = sorted((s for s in srcs if isinstance(s.get("longest_gap_s"), int | float)),
                       key=lambda s: -float(s["longest_gap_s"]))[:5]
         if gaps:
             out += f"<h3>{self.t('longest_gaps')}</h3><ul>" + "".join(
-                f"<li>{_e(s['source'])} {_e(s.get('metric'))}: {num(s['longest_gap_s'], 0)} s"
-                "</li>" for s in gaps) + "</ul>"
+                f"<li>{_e(s['source'])} {_e(s.get('metric'))}:"
+                f" {num(s['longest_gap_s'], 'seconds')} s</li>" for s in gaps) + "</ul>"
         return out
 
     def evidence(self) -> str:
@@ -419,7 +447,7 @@ class Page:
             intact = not a.get("breaks")
             rows.append([
                 _e(agent), f"<code>{_e(self.fp.get(agent, L['unknown_key']))}</code>",
-                num(a.get("batches"), 0), f"{_e(a.get('first_seq'))}–{_e(a.get('last_seq'))}",
+                num(a.get("batches"), "count"), f"{_e(a.get('first_seq'))}–{_e(a.get('last_seq'))}",
                 f'<span class="{"ok" if intact else "bad"}">'
                 f'{self.t("chain_ok" if intact else "chain_broken")}</span>'
                 + ("" if intact else f" ({_e(', '.join(map(str, a['breaks'])))})"),
@@ -435,25 +463,31 @@ class Page:
         else:
             chains = f'{self.t("not_checked")}: {_e(chain.get("note"))}'
         summary = table([L["indicator"], L["value"]], [
-            [self.t("batches_total"), num(batches, 0) if chain.get("checked") else "—"],
-            [self.t("samples_total"), num(samples, 0)], [self.t("chains"), chains]])
+            [self.t("batches_total"), num(batches, "count") if chain.get("checked") else "—"],
+            [self.t("samples_total"), num(samples, "count")], [self.t("chains"), chains]])
         head = [L["agent"], L["fingerprint"], L["batches"], L["seq"], L["chain"], L["gaps"],
                 L["dropped"], L["clock"]]
         return self.h2("evidence") + summary + (table(head, rows, (2,)) if rows else "")
 
 
+def mpe_of(mpe: Mapping[str, Any], quantity: str) -> Any:
+    """The MPE of a `within_mpe` row: its own, else its kind's (`energy_it`, `energy_servers`
+    are energies: the result states one `energy` MPE for them all)."""
+    return mpe.get(quantity, mpe.get(quantity.split("_")[0]))
+
+
 def page(result: Mapping[str, Any], plots: Sequence[str], lang: str,
-         fingerprints: Mapping[str, str]) -> str:
-    """The whole HTML document: sections in order, `plots` (SVG strings) in their own."""
+         fingerprints: Mapping[str, str], generated: float, version: str) -> str:
+    """The whole HTML document: sections in order, `plots` (SVG and notes, HTML) in their own.
+
+    `generated`: when the page was made (epoch s), `version`: the software's version."""
     p = Page(result, lang, fingerprints)
     w = result.get("window") or {}
     title = f"{p.t('title')} · {_e(result.get('site'))} · {p.t('window')} {_e(w.get('id'))}"
-    body = (f"<h1>{p.t('title')}</h1>"
-            f'<p class="muted">{_e(result.get("site"))} · {_e(w.get("start"))} → '
-            f'{_e(w.get("end"))}</p>'
+    body = (title_block(result, p.L, p.tz, generated, version) + basis(result, p.L)
             + p.conformance() + verdict_html(result, lang) + p.site_window() + p.indicators()
-            + p.uncertainty() + p.quality()
-            + p.h2("plots") + "".join(plots) + p.evidence())
+            + instruments(result, p.L) + p.uncertainty() + p.quality()
+            + p.h2("plots") + "".join(plots) + p.evidence() + signatures(p.L))
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">{CSP_META}'
             f"<title>{title}</title><style>{CSS}</style></head><body>{body}</body></html>\n")

@@ -68,6 +68,7 @@ def report_series_of(stored: Mapping[str, Any]) -> ReportSeries:
         pue=pts(stored.get("pue", ())),
         load={k: pts(v) for k, v in (stored.get("load") or {}).items()},
         step_s=float(stored.get("step_s", 0.0)),
+        rule={k: float(v) for k, v in (stored.get("rule") or {}).items()},
     )
 
 

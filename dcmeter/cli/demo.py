@@ -216,10 +216,11 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
     truth = site.truth(start, end)
     print_result(result, truth, console)
     _print_point8(console, data / "collector.sqlite", site, start, end)
-    err = abs(result["pue"] - truth["pue"]) / truth["pue"] if result["pue"] else 1.0
-    ok = err <= PUE_TOLERANCE
+    # One definition of the error, as the table's: (measured - true) / true, signed.
+    err = (result["pue"] - truth["pue"]) / truth["pue"] if result["pue"] else 1.0
+    ok = abs(err) <= PUE_TOLERANCE
     console.print(
-        f"PUE {result['pue']:.4f} vs true {truth['pue']:.4f}: error {err * 100:.3f} % "
+        f"PUE {result['pue']:.4f} vs true {truth['pue']:.4f}: error {err * 100:+.3f} % "
         + ("[green](within 1 %)[/green]" if ok else "[red](beyond 1 %)[/red]")
     )
     console.print(f"Data, configs and logs are in {data}")

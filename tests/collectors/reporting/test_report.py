@@ -34,6 +34,7 @@ from dcmeter.collectors.reporting.report import (
     report_series,
     series_from,
 )
+from dcmeter.collectors.reporting.report_format import fmt
 from dcmeter.collectors.reporting.report_html import LABELS
 from dcmeter.collectors.results.windows import window_result
 from dcmeter.collectors.storage.store import Store
@@ -228,8 +229,11 @@ def test_infrastructure_html(infra: tuple[dict[str, Any], ReportSeries], lang: s
     assert o.scripts == 0 and o.external == []
     text = "".join(o.text)
     assert result["pue_level"] == 3  # PUE 1.4: above level 2's 1.30, within level 3's 1.50
-    assert f"{result['pue']:,.3f}" in text and L["level_n"].format(n=3) in text
-    assert f"{result['energy_kwh']['total']:,.3f}" in text
+    assert fmt(result["pue"], "pue") == "1.400"  # 4 significant digits
+    assert "1.400" in text and L["level_n"].format(n=3) in text
+    total = result["energy_kwh"]["total"]
+    assert fmt(total, "energy_kwh") == f"{total:,.2f}"  # 5 significant digits of 306.94
+    assert fmt(total, "energy_kwh") in text
     assert FINGERPRINT in text and L["chain_ok"] in text
     assert L["q_valid"] in text
 
@@ -239,7 +243,7 @@ def test_general_html(general: tuple[dict[str, Any], ReportSeries]) -> None:
     o = outline(render_html(result, s, "en"))
     assert o.svgs == 3 and o.polylines == 5  # power x2, PUE, load (compute, storage)
     text = "".join(o.text)
-    assert f"{result['cee']:,.2f}" in text
+    assert fmt(result["cee"], "cee") in text
     assert f"{result['load']['compute'] * 100:.1f} %" in text
     assert "advanced ≥ 50" in text
     assert "unknown" in text  # no fingerprint given for agent-1
@@ -248,13 +252,16 @@ def test_general_html(general: tuple[dict[str, Any], ReportSeries]) -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_ai_html(lang: str) -> None:
     result, s = ai_window()
-    o = outline(render_html(result, s, lang))  # type: ignore[arg-type]
+    html = render_html(result, s, lang)  # type: ignore[arg-type]
+    o = outline(html)
     L = LABELS[lang]
     assert L["runs"] in o.headings and L["tasks"] in o.headings
-    assert o.svgs == 3 and o.bars == 5
+    # every run's start and end marked on the power and the PUE plot
+    assert html.count('class="mark"') == 2 * 2 * len(result["runs"]) > 0
+    assert o.svgs == 4 and o.bars == 10  # power, PUE, mean power per run, AEE per run
     text = "".join(o.text)
     for run in result["runs"]:
-        assert f"{run['aee_gflops_per_wh']:,.2f}" in text
+        assert fmt(run["aee_gflops_per_wh"], "aee") in text
     assert "98.49" in text  # the mean over the four valid runs
     assert "failed run: exit status 1" in text
     assert L["q_invalid"] in text and L["not_checked"] in text
