@@ -101,4 +101,12 @@ def test_offline_evaluate_equals_the_collector_result(tmp_path: Path, collector:
                       "from": None, "until": None}],
     }
     assert online["quality"].pop("source_changes") == []
+    # the instrument list: only the collector knows the agent, protocol and address
+    store_side = ("agent", "protocol", "address", "device")
+    on_rows, off_rows = online.pop("instruments"), offline.pop("instruments")
+    assert [(r["source"], r["agent"], r["protocol"]) for r in on_rows] == [
+        ("meter-it", "agent-1", "modbus"), ("meter-total", "agent-1", "modbus")]
+    assert all(r[k] is None for r in off_rows for k in store_side[:3])
+    assert [{k: v for k, v in r.items() if k not in store_side} for r in on_rows] == [
+        {k: v for k, v in r.items() if k not in store_side} for r in off_rows]
     assert online == offline
