@@ -60,7 +60,7 @@ DEVICE_KEYS = (
 )
 # Bounds of one `device` map, checked on the wire (agent/wire.py) and kept by the sources.
 DEVICE_MAX_ENTRIES = 16
-DEVICE_MAX_VALUE = 256
+DEVICE_MAX_VALUE = 1024  # 16 GPU UUIDs (41 characters each) fit
 
 
 def device_map(**values: object) -> dict[str, str]:

@@ -13,7 +13,7 @@ The one module both the agent and the collector use. A batch travels as an envel
     sources    [[id, protocol, address, {labels}, accuracy | None[, {device}]], ...]
                device (only once the source has read its device's identity): what the
                device says it is, {"model": ..., "serial": ...} (agent/samples.py DEVICE_KEYS),
-               at most 16 entries, keys of [a-z0-9_] up to 32, values up to 256 characters
+               at most 16 entries, keys of [a-z0-9_] up to 32, values up to 1024 characters
     metrics    [[name, unit, "gauge" | "counter", modulus | None, {labels}], ...]
     ts         int64 little-endian array: sample times, ns since the Unix epoch (UTC)
     src        uint32 little-endian array: index into sources
