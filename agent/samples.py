@@ -55,7 +55,7 @@ class SourceInfo:
 
 # The keys a source's `device` map may carry: the instrument list of the report names them.
 DEVICE_KEYS = (
-    "make", "model", "serial", "firmware", "device_id",
+    "make", "model", "serial", "firmware", "device_id", "revision",
     "manufacturer_id", "product_id", "sys_object_id", "sys_descr", "uuid", "profile",
 )
 # Bounds of one `device` map, checked on the wire (agent/wire.py) and kept by the sources.
