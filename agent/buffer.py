@@ -64,7 +64,10 @@ HELD_MAX_READINGS = 100_000
 
 
 def _source_key(s: SourceInfo) -> str:
-    return json.dumps([s.id, s.protocol, s.address, dict(s.labels), s.accuracy], sort_keys=True)
+    key: list[object] = [s.id, s.protocol, s.address, dict(s.labels), s.accuracy]
+    if s.device:  # keys of buffers written before `device` keep their five entries
+        key.append(dict(s.device))
+    return json.dumps(key, sort_keys=True)
 
 
 def _metric_key(m: MetricSpec, labels: dict[str, str]) -> str:
@@ -194,8 +197,8 @@ class Buffer:
         sources = []
         for idx in src_pos:
             (key,) = self._db.execute("SELECT key FROM sources WHERE idx=?", (idx,)).fetchone()
-            sid, proto, addr, labels, acc = json.loads(key)
-            sources.append(SourceInfo(sid, proto, addr, labels, acc))
+            sid, proto, addr, labels, acc, *device = json.loads(key)
+            sources.append(SourceInfo(sid, proto, addr, labels, acc, *device))
         metrics = []
         for idx in met_pos:
             (key,) = self._db.execute("SELECT key FROM metrics WHERE idx=?", (idx,)).fetchone()

@@ -40,7 +40,9 @@ class SourceInfo:
 
     `labels` carry `point` (the GB 40879 measurement point), `kind`, `site`, `room`, `rack`,
     `group`; `accuracy` is the relative measurement error (0.005 for a class 0.5 meter), or
-    None where unknown.
+    None where unknown. `device` is what the device says it is, read once per connection
+    (DEVICE_KEYS: `make`, `model`, `serial`, `firmware`, `device_id` and protocol extras);
+    empty until read, or where the device reports nothing.
     """
 
     id: str
@@ -48,6 +50,30 @@ class SourceInfo:
     address: str
     labels: Mapping[str, str] = field(default_factory=dict)
     accuracy: float | None = None
+    device: Mapping[str, str] = field(default_factory=dict)
+
+
+# The keys a source's `device` map may carry: the instrument list of the report names them.
+DEVICE_KEYS = (
+    "make", "model", "serial", "firmware", "device_id", "revision",
+    "manufacturer_id", "product_id", "sys_object_id", "sys_descr", "uuid", "profile",
+)
+# Bounds of one `device` map, checked on the wire (agent/wire.py) and kept by the sources.
+DEVICE_MAX_ENTRIES = 16
+DEVICE_MAX_VALUE = 1024  # 16 GPU UUIDs (41 characters each) fit
+
+
+def device_map(**values: object) -> dict[str, str]:
+    """A `device` map from the non-empty values given: stripped of control characters and
+    surrounding blanks, cut to DEVICE_MAX_VALUE characters (a device's strings are its own)."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        text = "".join(c for c in str(value) if c.isprintable()).strip()
+        if text:
+            out[key] = text[:DEVICE_MAX_VALUE]
+    return out
 
 
 def now_ns() -> int:

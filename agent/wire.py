@@ -10,7 +10,10 @@ The one module both the agent and the collector use. A batch travels as an envel
     sealed_ns  seal time, ns since the Unix epoch (UTC)
     clock      {"synced": bool | None, "max_error_s": float | None[, "stepped_s": float]}
                stepped_s (only when the agent saw its wall clock step): the step in s
-    sources    [[id, protocol, address, {labels}, accuracy | None], ...]
+    sources    [[id, protocol, address, {labels}, accuracy | None[, {device}]], ...]
+               device (only once the source has read its device's identity): what the
+               device says it is, {"model": ..., "serial": ...} (agent/samples.py DEVICE_KEYS),
+               at most 16 entries, keys of [a-z0-9_] up to 32, values up to 1024 characters
     metrics    [[name, unit, "gauge" | "counter", modulus | None, {labels}], ...]
     ts         int64 little-endian array: sample times, ns since the Unix epoch (UTC)
     src        uint32 little-endian array: index into sources
@@ -53,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.samples import DEVICE_MAX_ENTRIES, DEVICE_MAX_VALUE, MetricSpec, SourceInfo
 
 VERSION = 1
 GENESIS = bytes(32)
@@ -177,9 +180,7 @@ def encode_body(batch: Batch) -> bytes:
         "prev": batch.prev,
         "sealed_ns": batch.sealed_ns,
         "clock": _clock(batch.clock),
-        "sources": [
-            [s.id, s.protocol, s.address, dict(s.labels), s.accuracy] for s in batch.sources
-        ],
+        "sources": [_source_entry(s) for s in batch.sources],
         "metrics": [
             [m.spec.name, m.spec.unit, m.spec.kind, m.spec.modulus, dict(m.labels)]
             for m in batch.metrics
@@ -197,6 +198,13 @@ def encode_body(batch: Batch) -> bytes:
         body["next_key"] = batch.next_key
     packed: bytes = msgpack.packb(body, use_bin_type=True)
     return packed
+
+
+def _source_entry(s: SourceInfo) -> list[Any]:
+    entry: list[Any] = [s.id, s.protocol, s.address, dict(s.labels), s.accuracy]
+    if s.device:  # absent otherwise: batches without it stay byte-identical to older agents'
+        entry.append(dict(s.device))
+    return entry
 
 
 def _clock(c: ClockStatus) -> dict[str, Any]:
@@ -303,14 +311,36 @@ def _opt_float(raw: object, where: str) -> float | None:
     return float(raw)
 
 
+_DEVICE_KEY_MAX = 32
+
+
+def _device(raw: object, where: str) -> dict[str, str]:
+    """A source entry's `device` map, bounded: a device's strings are the agent's to send,
+    but never unbounded into the collector's store and report."""
+    device = _labels(raw, f"{where} device")
+    if len(device) > DEVICE_MAX_ENTRIES:
+        raise WireError(f"{where}: device has {len(device)} entries, at most"
+                        f" {DEVICE_MAX_ENTRIES}")
+    for key, value in device.items():
+        if not (0 < len(key) <= _DEVICE_KEY_MAX and key.isascii()
+                and all(c.isdigit() or c.islower() or c == "_" for c in key)):
+            raise WireError(f"{where}: device key {key[:40]!r} is not 1-{_DEVICE_KEY_MAX}"
+                            " characters of a-z, 0-9 and _")
+        if len(value) > DEVICE_MAX_VALUE:
+            raise WireError(f"{where}: device {key} is {len(value)} characters, at most"
+                            f" {DEVICE_MAX_VALUE}")
+    return device
+
+
 def _source(raw: object, i: int) -> SourceInfo:
     where = f"sources[{i}]"
-    if not isinstance(raw, list) or len(raw) != 5:
-        raise WireError(f"{where}: expected [id, protocol, address, labels, accuracy]")
-    sid, proto, addr, labels, acc = raw
+    if not isinstance(raw, list) or len(raw) not in (5, 6):
+        raise WireError(f"{where}: expected [id, protocol, address, labels, accuracy[, device]]")
+    sid, proto, addr, labels, acc = raw[:5]
     if not (isinstance(sid, str) and sid and isinstance(proto, str) and isinstance(addr, str)):
         raise WireError(f"{where}: id, protocol and address must be strings")
-    return SourceInfo(sid, proto, addr, _labels(labels, where), _opt_float(acc, where))
+    device = _device(raw[5], where) if len(raw) == 6 else {}
+    return SourceInfo(sid, proto, addr, _labels(labels, where), _opt_float(acc, where), device)
 
 
 def _metric(raw: object, i: int) -> MetricEntry:

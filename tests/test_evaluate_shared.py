@@ -20,7 +20,8 @@ T0 = 1_790_000_000  # 2026-09-21T14:13:20Z
 ENERGY = MetricSpec("energy_import_kwh", "kWh", "counter", 4294967.296)
 POWER = MetricSpec("power_w", "W")
 SOURCES = {
-    "meter-total": SourceInfo("meter-total", "modbus", "127.0.0.1:1/1", {"point": "total"}, 0.005),
+    "meter-total": SourceInfo("meter-total", "modbus", "127.0.0.1:1/1", {"point": "total"}, 0.005,
+                              {"profile": "schneider_pm5100", "make": "Schneider Electric"}),
     "meter-it": SourceInfo("meter-it", "modbus", "127.0.0.1:2/1", {"point": "it_pdu"}, 0.005),
 }
 
@@ -101,4 +102,16 @@ def test_offline_evaluate_equals_the_collector_result(tmp_path: Path, collector:
                       "from": None, "until": None}],
     }
     assert online["quality"].pop("source_changes") == []
+    # the instrument list: only the collector knows the agent, protocol and address
+    store_side = ("agent", "protocol", "address", "device")
+    on_rows, off_rows = online.pop("instruments"), offline.pop("instruments")
+    assert [(r["source"], r["agent"], r["protocol"]) for r in on_rows] == [
+        ("meter-it", "agent-1", "modbus"), ("meter-total", "agent-1", "modbus")]
+    assert all(r[k] is None for r in off_rows for k in store_side[:3])
+    assert [r["device"] for r in on_rows] == [
+        {}, {"profile": "schneider_pm5100", "make": "Schneider Electric"}]
+    # 14:30:20 .. 15:29:20 at 60 s: 60 times, energy and power each
+    assert [r["samples"] for r in on_rows] == [120, 120]
+    assert [{k: v for k, v in r.items() if k not in store_side} for r in on_rows] == [
+        {k: v for k, v in r.items() if k not in store_side} for r in off_rows]
     assert online == offline

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from dcmeter.agent.sources.ipmi_config import (
     IpmiSettings,
 )
 from dcmeter.agent.sources.ipmi_errors import CC_INVALID_COMMAND, translate
+from dcmeter.agent.sources.ipmi_identity import device_identity
 
 if TYPE_CHECKING:
     from pyipmi import Ipmi
@@ -88,6 +90,7 @@ class IpmiSource:
         self._dcmi: bool | None = None  # None until the BMC has answered Get Power Reading
         self._sdr: dict[str | int, Any] | None = None  # sensor ref -> SdrFullSensorRecord
         self.sessions_opened = 0
+        self._identified: Any = None  # the session Get Device ID was sent on
 
     async def read(self) -> list[Reading]:
         """Read the BMC's power once (blocking pyipmi calls run in a worker thread)."""
@@ -129,11 +132,14 @@ class IpmiSource:
     def _read_once(self) -> list[Reading]:
         ipmi = self._session()
         try:
+            readings = None
             if self._dcmi is not False:
                 readings = self._read_dcmi(ipmi)
-                if readings is not None:
-                    return readings
-            return self._read_sdr(ipmi)
+            if readings is None:
+                readings = self._read_sdr(ipmi)
+            if self._identified is not ipmi:  # after the first good read of each session
+                self._identify(ipmi)
+            return readings
         except SourceError:
             raise
         except Exception as exc:
@@ -142,6 +148,14 @@ class IpmiSource:
             if not isinstance(exc, CompletionCodeError):
                 self._drop()  # a garbled or missing answer: start the next read afresh
             raise self._translate(exc, "reading") from exc
+
+    def _identify(self, ipmi: Ipmi) -> None:
+        """Get Device ID once per session (ipmi_identity.py): a new session may be a
+        replaced BMC."""
+        self._identified = ipmi
+        device = device_identity(ipmi)
+        if device != self.info.device:
+            self.info = dataclasses.replace(self.info, device=device)
 
     def _session(self) -> Ipmi:
         if self._ipmi is not None:

@@ -8,6 +8,7 @@ endpoint; they share one connection (see `modbus_transport`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from dcmeter.agent.samples import Reading, SourceInfo, now_ns
 from dcmeter.agent.sources import DeviceError, TargetUnreachable
 from dcmeter.agent.sources.base import SourceConfigBase
+from dcmeter.agent.sources.modbus_identity import identity_of, read_identification
 from dcmeter.agent.sources.modbus_profiles import PROFILES, RegisterConfig
 from dcmeter.agent.sources.modbus_transport import (
     EXCEPTION_HINTS,
@@ -225,6 +227,7 @@ class ModbusSource:
         self._link_loop: asyncio.AbstractEventLoop | None = None
         # Failed metric groups: register span -> reason, as last logged.
         self.refused: dict[str, str] = {}
+        self._identified = False  # Read Device Identification tried on this connection
 
     async def read(self) -> list[Reading]:
         """Read every configured register once and return the scaled values."""
@@ -256,7 +259,20 @@ class ModbusSource:
         if refused and len(refused) == len(plan):
             raise DeviceError("; ".join(reason for _, reason in refused))
         self._report(refused)
+        if not self._identified:
+            await self._identify(link)
         return readings
+
+    async def _identify(self, link: ModbusLink) -> None:
+        """Read the meter's identity once, after its first good read (and again after the
+        source was closed and opened): its profile, and Read Device Identification."""
+        self._identified = True
+        objects = await read_identification(
+            link, self._config.device_id, self._attempt_timeout_s, 0
+        )
+        device = identity_of(self._config.profile, objects)
+        if device != self.info.device:
+            self.info = dataclasses.replace(self.info, device=device)
 
     def timeout_hint(self) -> str:
         """What no answer within timeout_s means for this meter (the poller's message)."""
@@ -285,6 +301,7 @@ class ModbusSource:
         """Stop using the shared connection; the last user closes it."""
         link, loop = self._link, self._link_loop
         self._link = self._link_loop = None
+        self._identified = False
         if link is not None and loop is not None:
             release(link, loop)
 

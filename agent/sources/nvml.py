@@ -14,13 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, TypeVar
 
 import structlog
 from pydantic import Field, StrictInt, field_validator
 
-from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo, now_ns
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo, device_map, now_ns
 from dcmeter.agent.sources import DeviceError, SourceError, TargetUnreachable
 from dcmeter.agent.sources.base import SourceConfigBase
 from dcmeter.agent.sources.nvml_codes import (
@@ -200,6 +200,7 @@ class NvmlSource:
         nvml = self._initialise()
         if self._gpus is None:
             self._gpus = self._resolve(nvml)
+            self.info = replace(self.info, device=_identity(nvml, self._gpus))
         readings: list[Reading] = []
         for gpu in self._gpus:
             readings.extend(self._read_gpu(nvml, gpu))
@@ -395,3 +396,20 @@ def _matches(gpu: _Gpu, want: int | str) -> bool:
         return gpu.index == want
     return gpu.uuid.lower() == want.lower()
 
+
+
+def _identity(nvml: Any, gpus: list[_Gpu]) -> dict[str, str]:
+    """The GPUs' names, UUIDs and board serials (nvmlDeviceGetSerial; a GPU without one, or
+    an NVML without the call, has none), space-separated in the order the source reads them."""
+    serials: list[str] = []
+    for gpu in gpus:
+        try:
+            serials.append(str(nvml.nvmlDeviceGetSerial(gpu.handle)))
+        except (nvml.NVMLError, AttributeError):
+            serials = []
+            break
+    names = sorted({g.name for g in gpus})
+    return device_map(
+        make="NVIDIA", model=", ".join(names),
+        uuid=" ".join(g.uuid for g in gpus), serial=" ".join(serials) or None,
+    )

@@ -9,11 +9,12 @@ A storage system yields `cpu_util_pct`, the mean hrProcessorLoad over its proces
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import structlog
 
-from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo, now_ns
+from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo, device_map, now_ns
 from dcmeter.agent.sources import DeviceError
 from dcmeter.agent.sources.snmp_client import SnmpClient, no_answer_hint
 from dcmeter.agent.sources.snmp_config import SnmpSettings
@@ -27,6 +28,8 @@ from dcmeter.agent.sources.snmp_oids import (
     IF_HIGH_SPEED,
     IF_NAME,
     IF_SPEED,
+    SYS_DESCR,
+    SYS_OBJECT_ID,
     SYS_UPTIME,
     TICKS_PER_S,
     Port,
@@ -155,8 +158,20 @@ class SnmpSource:
                     "(net-snmp fills it about a minute after it starts)"
                 )
             self._processors = sorted(loads[HR_PROCESSOR_LOAD])
+        await self._identify()
         self._ports = ports
         self._reads_since_walk = 0
+
+    async def _identify(self) -> None:
+        """Read sysDescr and sysObjectID with each walk (the device may have been replaced):
+        one GET; a device that refuses them (a view without the system group) has none."""
+        try:
+            got = await self._client.get([SYS_DESCR, SYS_OBJECT_ID])
+        except DeviceError:
+            got = {}
+        device = device_map(sys_descr=got.get(SYS_DESCR), sys_object_id=got.get(SYS_OBJECT_ID))
+        if device != self.info.device:
+            self.info = dataclasses.replace(self.info, device=device)
 
     # -- one read ---------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 # SNMPv2-MIB sysUpTime.0: TimeTicks (1/100 s) since the agent (re)started; wraps at 2**32.
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+SYS_DESCR = "1.3.6.1.2.1.1.1.0"  # SNMPv2-MIB sysDescr: the device's own description
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"  # SNMPv2-MIB sysObjectID: its vendor's model OID
 # IF-MIB ifTable (RFC 2863).
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
 IF_SPEED = "1.3.6.1.2.1.2.2.1.5"  # Gauge32, bit/s; 2**32-1 means "faster, see ifHighSpeed"

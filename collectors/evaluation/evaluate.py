@@ -10,6 +10,7 @@ from dcmeter.collectors.evaluation.conformance import mark
 from dcmeter.collectors.evaluation.finite import scrub
 from dcmeter.collectors.evaluation.general import evaluate_general
 from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.instruments import with_site_accuracy
 from dcmeter.collectors.evaluation.levels import withhold_levels
 from dcmeter.collectors.evaluation.loads import GaugeMean
 from dcmeter.collectors.evaluation.quality import tidy_sources
@@ -50,8 +51,14 @@ def evaluate(
     number of the result is finite (collectors/evaluation/finite.py). A result that is not
     valid carries its levels only as `<field>_indicative` (collectors/evaluation/levels.py).
     `conforming` and `deviations` say which fixed rules of the standard the site changes
-    (collectors/evaluation/conformance.py).
+    (collectors/evaluation/conformance.py). A source's accuracy stated under [[instruments]]
+    replaces its agent's (collectors/evaluation/instruments.py).
     """
+    if swap := with_site_accuracy(site, series):
+        series = [swap.get(s, s) for s in series]
+        means = None if means is None else {swap.get(s, s): m for s, m in means.items()}
+        qualities = (None if qualities is None
+                     else {swap.get(s, s): q for s, q in qualities.items()})
     if kind == "infrastructure":
         result = evaluate_infrastructure(site, series, start, end)
     elif kind == "general":

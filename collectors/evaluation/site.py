@@ -14,6 +14,7 @@ from dcmeter.collectors.evaluation.site_ai import AiSection
 from dcmeter.collectors.evaluation.site_equipment import Equipment
 from dcmeter.collectors.evaluation.site_general import GeneralSection
 from dcmeter.collectors.evaluation.site_ids import check_ids
+from dcmeter.collectors.evaluation.site_instruments import Instrument, check_instruments
 from dcmeter.collectors.evaluation.site_plausibility import Plausibility
 from dcmeter.collectors.evaluation.site_rules import RULE_KEYS, check_declared
 
@@ -132,6 +133,8 @@ class Site(_Strict):
     ai: AiSection | None = None
     # The clause 5 register (T/CECA-G 0355—2025 5.1-5.3), read by the clause 4.1 verdict.
     equipment: list[Equipment] = Field(default_factory=list)
+    # The instruments' calibration and stated accuracy (collectors/evaluation/site_instruments.py).
+    instruments: list[Instrument] = Field(default_factory=list)
 
     # Fixed rules of the standard this site changes on purpose: dotted key -> the reason.
     deviations: dict[str, str] = Field(default_factory=dict)
@@ -158,7 +161,17 @@ def load_site(path: Path | str) -> Site:
     declaration of a rule kept, is an error (collectors/evaluation/site_rules.py).
     """
     site = load_model(Path(path), Site)
-    faults = check_declared(site)
+    faults = check_declared(site) + check_instruments(site.instruments, named_sources(site))
     if faults:
         raise ConfigError("\n".join(f"{path}: key {key}: {text}" for key, text in faults))
     return site
+
+
+def named_sources(site: Site) -> list[str]:
+    """Every source id a list of the site file names (energy, ai, general groups)."""
+    ids = {*site.energy.total, *site.energy.it, *site.energy.green}
+    if site.ai is not None:
+        ids |= {*site.ai.servers, *site.ai.gpus, *site.ai.network, *site.ai.storage}
+    if site.general is not None:
+        ids |= {s for g in site.general.groups for s in g.sources}
+    return sorted(ids)

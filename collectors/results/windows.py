@@ -6,12 +6,14 @@ batches of the window link (hash chain) and whether the agents' clocks were sync
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dcmeter.collectors.evaluation.evaluate import evaluate, source_ids
 from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.evaluation.general import A5_MAX_INTERVAL_S
+from dcmeter.collectors.evaluation.instruments import add_instruments
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.levels import withhold_levels
 from dcmeter.collectors.evaluation.loads import GaugeMean
@@ -270,6 +272,9 @@ def window_result(
     withhold_levels(result)  # the chain or clock may have just made it not valid,
     result["verdict"] = verdict(w.kind, result, site.equipment)  # and so the verdict indicative
     _provenance(store, source_ids(kind, site), t0_ns, t1_ns, quality)
+    # The instruments: each source with samples in the window itself (not its margins).
+    stored = store.instruments(source_ids(kind, site), w.start_ns, end_ns)
+    add_instruments(result, site, [dataclasses.asdict(i) for i in stored], series, end)
     if w.end_ns is None:
         quality["issues"].append(f"window still open: result as of {rfc3339(now_ns / 1e9)}")
     return result

@@ -2,7 +2,8 @@
 
 A series is one quantity of one source of one agent: (agent, source id, metric name, unit,
 kind, modulus, metric labels such as a GPU or a port). The source's protocol, address,
-labels and accuracy are **metadata**, not identity: reconfiguring an instrument (a meter's
+labels, accuracy and device identity (what the device says it is: model, serial…) are
+**metadata**, not identity: reconfiguring an instrument (a meter's
 new address, a better accuracy class) keeps its series and adds a row to `source_meta`
 (from the first sample time of the batch that brought the change), and the window result
 lists the change (collectors/results/windows.py). Caps bound what one agent can make the collector
@@ -35,8 +36,9 @@ CREATE INDEX IF NOT EXISTS source_meta_source ON source_meta(source, from_ts);
 # of a series' identity, dropped at ingest (value_labels.py, docs/wire-format.md).
 VALUE_LABELS = frozenset({"period_s"})
 
-# (protocol, address, labels as sorted JSON, accuracy)
-Meta = tuple[str, str, str, float | None]
+# (protocol, address, labels as sorted JSON, accuracy, device as sorted JSON)
+Meta = tuple[str, str, str, float | None, str]
+META_NAMES = ("protocol", "address", "labels", "accuracy", "device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ def identity_labels(labels: Mapping[str, str]) -> Mapping[str, str]:
 def meta_of(src: SourceInfo) -> Meta:
     """A source's metadata as stored."""
     return (src.protocol, src.address, json.dumps(dict(src.labels), sort_keys=True),
-            src.accuracy)
+            src.accuracy, json.dumps(dict(src.device), sort_keys=True))
 
 
 class SeriesTable:
@@ -83,12 +85,12 @@ class SeriesTable:
         """Read the table again (at start, and after a failed transaction)."""
         self.ids, self.meta = {}, {}
         self.per_agent, self.per_source = Counter(), Counter()
-        for sid, key, agent, source, proto, addr, labels, acc in db.execute(
-            "SELECT id, key, agent, source, protocol, address, source_labels, accuracy"
-            " FROM series ORDER BY id"
+        for sid, key, agent, source, proto, addr, labels, acc, device in db.execute(
+            "SELECT id, key, agent, source, protocol, address, source_labels, accuracy,"
+            " source_device FROM series ORDER BY id"
         ):
             self.ids[str(key)] = int(sid)
-            self.meta[(agent, source)] = (proto, addr, labels, acc)
+            self.meta[(agent, source)] = (proto, addr, labels, acc, device)
             self.per_agent[agent] += 1
             self.per_source[(agent, source)] += 1
 
@@ -113,7 +115,8 @@ class SeriesTable:
         self._record_meta(db, batch, received_ns)
         made = db.insert_returning_ids(
             "INSERT INTO series(key, agent, source, protocol, address, source_labels,"
-            " accuracy, metric, unit, kind, modulus, labels) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " accuracy, source_device, metric, unit, kind, modulus, labels)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             new,
         )
         self.ids.update(zip((r[0] for r in new), made, strict=True))
@@ -153,13 +156,14 @@ class SeriesTable:
                 continue
             db.execute(
                 "INSERT INTO source_meta(agent, source, from_ts, protocol, address, labels,"
-                " accuracy, received_ns) VALUES (?,?,?,?,?,?,?,?)",
+                " accuracy, device, received_ns) VALUES (?,?,?,?,?,?,?,?,?)",
                 (batch.agent, src.id, first_ts, *meta, received_ns),
             )
             if known is not None:
                 db.execute(
                     "UPDATE series SET protocol = ?, address = ?, source_labels = ?,"
-                    " accuracy = ? WHERE agent = ? AND source = ?", (*meta, *pair),
+                    " accuracy = ?, source_device = ? WHERE agent = ? AND source = ?",
+                    (*meta, *pair),
                 )
             self.meta[pair] = meta
 
@@ -172,7 +176,8 @@ def source_changes(
         return []
     marks = ",".join("?" * len(sources))
     rows = db.execute(
-        f"SELECT agent, source, from_ts, protocol, address, labels, accuracy FROM source_meta"
+        f"SELECT agent, source, from_ts, protocol, address, labels, accuracy, device"
+        f" FROM source_meta"
         f" WHERE source IN ({marks}) ORDER BY agent, source, from_ts, rowid", tuple(sources),
     ).fetchall()
     out: list[dict[str, Any]] = []
@@ -182,10 +187,9 @@ def source_changes(
         last[(agent, source)] = tuple(meta)
         if before is None or not t0_ns <= ts <= t1_ns:
             continue
-        names = ("protocol", "address", "labels", "accuracy")
         out.append({
             "agent": agent, "source": source, "ts_ns": int(ts),
-            "changed": {n: [b, a] for n, b, a in zip(names, before, meta, strict=True)
+            "changed": {n: [b, a] for n, b, a in zip(META_NAMES, before, meta, strict=True)
                         if b != a},
         })
     return out

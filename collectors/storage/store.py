@@ -25,6 +25,7 @@ from dcmeter.collectors.storage import db as dbm
 from dcmeter.collectors.storage import store_chain as chain_db
 from dcmeter.collectors.storage.db import Connection, Migration
 from dcmeter.collectors.storage.deadline import Deadline, check
+from dcmeter.collectors.storage.instruments import Instrument, add_device_columns, instruments
 from dcmeter.collectors.storage.ownership import Owners, Refused, migrate_owners
 from dcmeter.collectors.storage.records import Drop, StoredRun, Window
 from dcmeter.collectors.storage.series_table import (
@@ -143,6 +144,8 @@ MIGRATIONS = (
               migrate_results),
     Migration(8, "series split by a value label (DCMI period_s) merged; its periods as"
               " power_avg_period_s samples", merge_value_label_series),
+    Migration(9, "series.source_device and source_meta.device: what each device says it is",
+              add_device_columns),
 )
 
 
@@ -349,7 +352,8 @@ class Store(TokenTable, ResultTable):
             if s not in src_keys:
                 src = batch.sources[s]
                 src_keys[s] = (batch.agent, src.id, src.protocol, src.address,
-                               tuple(sorted(src.labels.items())), src.accuracy)
+                               tuple(sorted(src.labels.items())), src.accuracy,
+                               tuple(sorted(src.device.items())))
             if m not in met_keys:
                 met = batch.metrics[m]
                 spec = met.spec
@@ -451,6 +455,12 @@ class Store(TokenTable, ResultTable):
         """Metadata changes of `sources` that took effect in [t0, t1] (series_table.py)."""
         with self._lock:
             return source_changes(self._db, sources, t0_ns, t1_ns)
+
+    def instruments(self, sources: Sequence[str], t0_ns: int, t1_ns: int) -> list[Instrument]:
+        """Each (agent, source) of `sources` with samples in [t0, t1]: its newest metadata
+        and device identity, and its sample count there (collectors/storage/instruments.py)."""
+        with self._lock:
+            return instruments(self._db, sources, t0_ns, t1_ns)
 
     # source ownership (collectors/storage/ownership.py)
 

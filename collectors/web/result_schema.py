@@ -29,6 +29,29 @@ class ResultRevision(BaseModel):
     by: str | None = Field(description="the token name that stopped or re-evaluated it")
 
 
+class InstrumentRow(BaseModel):
+    """One source that delivered samples to the window (collectors/evaluation/instruments.py)."""
+
+    source: str
+    agent: str | None = Field(description="the agent that delivered it; null offline")
+    protocol: str | None = Field(description="modbus, ipmi, snmp, nvml, host; null offline")
+    address: str | None = Field(description="where the agent reads it; null offline")
+    kind: str | None = Field(description="meter, compute, storage, network, gpu")
+    point: str | None = Field(description="the GB 40879 measurement point (`total`, `it_pdu`…)")
+    roles: list[str] = Field(description="the site file's lists naming it (`energy.total`…)")
+    device: dict[str, str] = Field(description="what the device says it is: make, model,"
+                                   " serial, firmware, device_id, sys_descr, uuid, profile…")
+    accuracy: float | None = Field(description="relative error bound (0.005: ±0.5 %)")
+    accuracy_source: str | None = Field(description="`site file`, `agent config`, `default`"
+                                        " or null")
+    accuracy_basis: str | None = Field(description="where the figure comes from, in words")
+    calibrated: str | None = Field(description="calibration date (YYYY-MM-DD), site file")
+    calibration_due: str | None = Field(description="calibration due date, site file")
+    certificate: str | None = Field(description="calibration certificate, site file")
+    overdue: bool = Field(description="calibration due before the window's end day")
+    samples: int = Field(description="its samples in the window")
+
+
 class WindowResult(BaseModel):
     """A window's result (docs/evaluation.md); `revision` on a closed window's only."""
 
@@ -47,6 +70,9 @@ class WindowResult(BaseModel):
     verdict: dict[str, object] = Field(
         description="the clause 4 front-runner verdict: category (advanced, energy-saving,"
         " none), indicative, basis, clause5 (infrastructure: the clause 5 register)")
+    instruments: list[InstrumentRow] = Field(
+        default_factory=list, description="the instrument list: every source with samples"
+        " in the window; absent from results frozen before it existed")
     revision: ResultRevision | None = Field(
         default=None, description="the stored revision of a closed window's result; absent"
         " while the window is open and offline (`dcmeter evaluate`)")

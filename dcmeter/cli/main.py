@@ -16,6 +16,7 @@ from dcmeter.cli import run_cli, source_cli, window_cli
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Compute a window's result offline from a site file and a JSON-lines samples file."""
     from dcmeter.collectors.evaluation.evaluate import evaluate
+    from dcmeter.collectors.evaluation.instruments import add_instruments, series_instruments
     from dcmeter.collectors.evaluation.jsonl import parse_rfc3339, read_jsonl, series_from_records
     from dcmeter.collectors.evaluation.site import load_site
 
@@ -40,6 +41,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(args.kind, site, series, start, end, runs)
     except NotImplementedError as exc:
         raise ConfigError(f"--kind {args.kind}: {exc}") from None
+    add_instruments(result, site, series_instruments(series, start, end), series, end)
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:

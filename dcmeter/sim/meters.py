@@ -9,6 +9,11 @@ callback values by its ratios first, for registers not marked `primary`.
 Several meters (device ids) can share one server: a Modbus TCP gateway, which answers
 exception 11 (gateway target failed to respond) for an id it does not know, or an RS-485 line
 on a serial port (RTU), where a request to an absent id goes unanswered.
+
+A meter given an `identity` answers Read Device Identification (function 43, MEI type 14)
+with it, per device id; one without answers exception 1 (illegal function), as meters that
+do not implement it do. pymodbus keeps one identity per process (its control block), so the
+request is answered here, from the meter the request addresses.
 """
 
 from __future__ import annotations
@@ -82,6 +87,9 @@ class MeterDevice:
     device_id: int = 1
     ct_ratio: float = 1.0
     pt_ratio: float = 1.0
+    # Read Device Identification objects: object id (0 VendorName, 1 ProductCode,
+    # 2 MajorMinorRevision, 4 ProductName, 5 ModelName, 0x80.. vendor extended) -> text.
+    identity: Mapping[int, str] | None = None
     registers: list[RegisterConfig] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +145,43 @@ class MeterDevice:
         return None
 
 
+def _identity_request(identity: Mapping[int, str] | None) -> type[ModbusPDU]:
+    """A Read Device Identification request class answering from `identity` (None: refuse
+    with exception 1, illegal function); the checks are pymodbus's own."""
+    from types import SimpleNamespace
+
+    from pymodbus.constants import DeviceInformation, ExcCodes
+    from pymodbus.pdu import ExceptionResponse
+    from pymodbus.pdu.device import DeviceInformationFactory, ModbusDeviceIdentification
+    from pymodbus.pdu.mei_message import (
+        ReadDeviceInformationRequest,
+        ReadDeviceInformationResponse,
+    )
+
+    control = SimpleNamespace(
+        Identity=ModbusDeviceIdentification(info=dict(identity or {}))  # type: ignore[no-untyped-call]
+    )
+
+    class Identify(ReadDeviceInformationRequest):
+        async def datastore_update(self, context: object, device_id: int) -> ModbusPDU:
+            if identity is None:
+                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_FUNCTION)
+            if not 0 <= self.object_id <= 0xFF or not 0 <= self.read_code <= 4:
+                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_VALUE)
+            information = DeviceInformationFactory.get(  # type: ignore[no-untyped-call]
+                control, self.read_code, self.object_id)
+            if self.read_code == DeviceInformation.SPECIFIC and (
+                0x07 <= self.object_id < 0x80 or not information.get(self.object_id)
+            ):
+                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+            return ReadDeviceInformationResponse(
+                read_code=self.read_code, information=information, dev_id=device_id,
+                transaction_id=self.transaction_id,
+            )
+
+    return Identify
+
+
 def _no_bits() -> list[SimData]:
     from pymodbus.simulator import DataType, SimData
 
@@ -186,7 +231,8 @@ class SimGateway:
         devices = [d.sim_device() for d in self.devices]
         if all(d.device_id != 0 for d in self.devices):
             devices.append(self._unknown_ids())
-        server = ModbusTcpServer(context=devices, address=(host, port))
+        server = ModbusTcpServer(context=devices, address=(host, port),
+                                 trace_pdu=self._identify_hook())
         await server.serve_forever(background=True)
         self._server = server
         listener: asyncio.Server = server.transport  # type: ignore[assignment]
@@ -207,11 +253,13 @@ class SimGateway:
         self._check_stopped()
         known = {d.device_id for d in self.devices}
 
+        identify = self._identify_hook()
+
         def only_known_ids(sending: bool, pdu: ModbusPDU) -> ModbusPDU:
             # An RTU meter ignores frames for other ids: drop the request, send nothing.
             if not sending and pdu.dev_id not in known:
                 return None  # type: ignore[return-value]  # pymodbus skips a None request
-            return pdu
+            return identify(sending, pdu)
 
         server = ModbusSerialServer(
             context=[d.sim_device() for d in self.devices],
@@ -234,6 +282,20 @@ class SimGateway:
         await server.shutdown()  # type: ignore[no-untyped-call]
         if isinstance(listener, asyncio.Server):
             await listener.wait_closed()
+
+    def _identify_hook(self) -> Callable[[bool, ModbusPDU], ModbusPDU]:
+        """A trace_pdu hook that hands each Read Device Identification request to its meter."""
+        from pymodbus.pdu.mei_message import ReadDeviceInformationRequest
+
+        identities = {d.device_id: d.identity for d in self.devices}
+
+        def hook(sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+            if sending or not isinstance(pdu, ReadDeviceInformationRequest):
+                return pdu
+            mine = _identity_request(identities.get(pdu.dev_id))
+            ours = mine(pdu.read_code, pdu.object_id, pdu.dev_id, pdu.transaction_id)
+            return ours
+        return hook
 
     @property
     def connections(self) -> int:
@@ -279,8 +341,9 @@ class SimMeter(SimGateway):
         *,
         ct_ratio: float = 1.0,
         pt_ratio: float = 1.0,
+        identity: Mapping[int, str] | None = None,
     ) -> None:
-        device = MeterDevice(profile, values, device_id, ct_ratio, pt_ratio)
+        device = MeterDevice(profile, values, device_id, ct_ratio, pt_ratio, identity)
         super().__init__([device])
         self.registers = device.registers
         self.device_id = device_id

@@ -111,7 +111,9 @@ class Simulation:
         )
         try:
             for role, profile in roles:
-                meter = SimMeter(profile, self._meter_values(role))
+                meter = SimMeter(profile, self._meter_values(role), identity={
+                    0x00: "dcmeter simulator", 0x01: profile, 0x02: "1.0",
+                    0x05: f"simulated {profile} meter ({role})"})
                 await self._add(meter, f"meter-{role}", "modbus", role)
             for server in self.site.servers:
                 bmc = SimBmc(

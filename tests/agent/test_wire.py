@@ -43,6 +43,22 @@ def test_round_trip_keeps_every_field() -> None:
     assert list(got.src) == list(b.src) and list(got.met) == list(b.met)
 
 
+def test_device_identity_round_trips_and_an_old_agents_batch_has_none() -> None:
+    b = make_batch()
+    old_body = wire.encode_body(b)  # no device: the five-entry source of every older agent
+    assert msgpack.unpackb(old_body, raw=False)["sources"][0] == [
+        "meter-total", "modbus", "127.0.0.1:502/1", {"point": "total"}, 0.005]
+    raw = wire.envelope(old_body, KEY)  # an old agent's batch still verifies and decodes
+    body, sig = wire.open_envelope(raw)
+    wire.verify(KEY.public_key(), body, sig)
+    assert wire.decode_body(body).sources[0].device == {}
+    device = {"make": "Eastron", "model": "SDM630", "profile": "eastron_sdm630"}
+    b.sources[0] = SourceInfo("meter-total", "modbus", "127.0.0.1:502/1",
+                              {"point": "total"}, 0.005, device)
+    got = wire.decode_body(wire.encode_body(b))
+    assert got.sources[0].device == device and got.sources == b.sources
+
+
 def test_tampered_body_fails_verification() -> None:
     body, sig = wire.open_envelope(wire.seal(make_batch(), KEY))
     forged = body.replace(b"meter-total", b"meter-TOTAL")
@@ -77,6 +93,12 @@ def _body_with(**changes: object) -> bytes:
         ({"metrics": [["power_w", "W", "rate", None, {}]]}, "kind must be"),
         ({"sources": [["s", "modbus", "a", {"point": 8}, None]]}, "labels must map"),
         ({"val": b"\0\0\0\0\0\0\xf8\x7f" * 3}, "NaN"),
+        ({"sources": [["s", "modbus", "a", {}, None, {"model": 5}]]}, "labels must map"),
+        ({"sources": [["s", "modbus", "a", {}, None, {"Model": "x"}]]}, "device key"),
+        ({"sources": [["s", "modbus", "a", {}, None, {"model": "x" * 1025}]]}, "at most 1024"),
+        ({"sources": [["s", "modbus", "a", {}, None, {f"k{i}": "x" for i in range(17)}]]},
+         "at most 16"),
+        ({"sources": [["s", "modbus", "a", {}, None, {}, "extra"]]}, "expected"),
     ],
 )
 def test_malformed_bodies_are_refused_with_the_fault(

@@ -239,4 +239,5 @@ def drive_main() -> None:
         results = asyncio.run(run())
     info = {"id": source.info.id, "protocol": source.info.protocol,
             "labels": dict(source.info.labels)}
-    print(json.dumps({"results": results, "logs": logs, "info": info}, default=str))
+    print(json.dumps({"results": results, "logs": logs, "info": info,
+                      "device": dict(source.info.device)}, default=str))

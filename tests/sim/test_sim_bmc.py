@@ -526,3 +526,32 @@ def test_ipmi_source_reads_a_sha256_bmc(sim: LoopThread, suite: int | None) -> N
 
     values = asyncio.run(read())
     assert values["power_w"] == 431 and values["power_avg_w"] == 433
+
+
+def test_ipmi_source_reads_the_bmcs_device_id_once_per_session(sim: LoopThread) -> None:
+    """Get Device ID of the simulated BMC (bmc.py): device 0x20, revision 1, firmware 1.00,
+    manufacturer 0, product 1; read after the first good read of the session."""
+    import asyncio
+
+    from dcmeter.agent.sources.ipmi import IpmiConfig
+
+    bmc = SimBmc(Power(PowerReading(431.0, 400.0, 470.0, 433.0)))
+    port = sim.serve(bmc)
+    source = IpmiConfig.model_validate(
+        {"id": "bmc", "type": "ipmi", "host": "127.0.0.1", "port": port, "username": "admin",
+         "password": "secret", "timeout_s": 3}
+    ).build()
+
+    async def reads() -> tuple[dict[str, str], dict[str, str]]:
+        try:
+            before = dict(source.info.device)
+            for _ in range(3):
+                await source.read()
+            return before, dict(source.info.device)
+        finally:
+            await source.close()
+
+    before, after = asyncio.run(reads())
+    assert before == {}
+    assert after == {"device_id": "32", "firmware": "1.0", "manufacturer_id": "0",
+                     "product_id": "1", "revision": "1"}

@@ -101,6 +101,14 @@ def test_two_gpus_are_read_with_their_labels(stub: NvmlStub) -> None:
     assert run["results"][-1] == {"closed": True, "calls": ["nvmlShutdown"]}
 
 
+def test_device_identity_is_the_gpus_names_and_uuids_serial_absent(stub: NvmlStub) -> None:
+    stub.write(StubState([gpu(UUID_A, H100, power_mw=1000), gpu(UUID_B, A100, power_mw=1000)]))
+    run = stub.drive({}, [("read",)])
+    # The stub has no nvmlDeviceGetSerial: as on a GPU without one, no serial at all.
+    assert run["device"] == {"make": "NVIDIA", "model": f"{A100}, {H100}",
+                             "uuid": f"{UUID_A} {UUID_B}"}
+
+
 def test_values_follow_the_device_live(stub: NvmlStub) -> None:
     first = StubState([gpu(UUID_A, power_avg_mw=200_000, energy_mj=5_000_000, util_gpu=10)])
     second = StubState([gpu(UUID_A, power_avg_mw=650_500, energy_mj=5_650_500, util_gpu=99)])

@@ -283,6 +283,26 @@ def test_source_identity_and_kind_labels(snmpd: Snmpd) -> None:
     assert overridden.info.labels["kind"] == "storage"
 
 
+def test_device_identity_is_snmpds_sysdescr_and_sysobjectid(snmpd: Snmpd) -> None:
+    descr, object_id = "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0"
+    theirs = snmpd.get(descr, object_id)
+
+    async def scenario() -> tuple[dict[str, str], dict[str, str]]:
+        source = config(snmpd).build()
+        try:
+            before = dict(source.info.device)  # nothing is read before the first read
+            await source.read()
+            return before, dict(source.info.device)
+        finally:
+            await source.close()
+
+    before, after = asyncio.run(scenario())
+    assert before == {}
+    # snmpget prints the OID with its leading dot in -Oqn form
+    assert after == {"sys_descr": theirs[descr], "sys_object_id": theirs[object_id].lstrip(".")}
+    assert after["sys_descr"].startswith("Linux")
+
+
 def test_close_then_read_again_reopens(snmpd: Snmpd) -> None:
     async def scenario() -> tuple[list[Reading], list[Reading]]:
         source = config(snmpd).build()
