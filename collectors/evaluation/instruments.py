@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.site import Site
 from dcmeter.collectors.evaluation.site_instruments import instrument_entry, overdue_issue
 from dcmeter.collectors.evaluation.uncertainty import sources_accuracy
-
-# China Standard Time: the day a window ends on, until the site file names its own zone.
-SITE_TZ = timezone(timedelta(hours=8))
 
 
 def roles_of(site: Site) -> dict[str, list[str]]:
@@ -35,8 +33,9 @@ def roles_of(site: Site) -> dict[str, list[str]]:
     return out
 
 
-def end_day(end: float, tz: timezone = SITE_TZ) -> date:
-    """The calendar day (in the site's zone) of a window's end, `end` in epoch s."""
+def end_day(end: float, tz: tzinfo) -> date:
+    """The calendar day, in the site's time zone (`[site] timezone`), of a window's end,
+    `end` in epoch s."""
     return datetime.fromtimestamp(end, tz).date()
 
 
@@ -53,7 +52,7 @@ def instrument_list(
     """
     cal = {i.source: i for i in site.instruments}
     roles = roles_of(site)
-    day = end_day(end)
+    day = end_day(end, ZoneInfo(site.site.timezone))
     by_source: dict[str, list[Series]] = {}
     for s in series:
         by_source.setdefault(s.source, []).append(s)

@@ -62,11 +62,17 @@ def test_overdue_at_the_end_day_boundary(tmp_path: Path, due: str, overdue: bool
         " [[instruments]]"] if overdue else [])
 
 
-def test_the_end_day_is_chinas() -> None:
-    # 16:00 UTC on the 4th is already the 5th in China: a calibration due on the 4th lapsed.
+def test_the_end_day_is_the_sites() -> None:
+    # 16:00 UTC on the 4th is already the 5th in China (the default zone, UTC+8), still the
+    # 4th in Berlin (UTC+1): a calibration due on the 4th lapsed only for the first.
+    from zoneinfo import ZoneInfo
+
     from dcmeter.collectors.evaluation.instruments import end_day
-    assert end_day(END) == date(2026, 12, 4)
-    assert end_day(END + 1) == date(2026, 12, 5)
+    shanghai, berlin = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/Berlin")
+    assert end_day(END, shanghai) == date(2026, 12, 4)
+    assert end_day(END + 1, shanghai) == date(2026, 12, 5)
+    assert end_day(END + 1, berlin) == date(2026, 12, 4)
+    assert end_day(END + 8 * 3600, berlin) == date(2026, 12, 5)
 
 
 def test_accuracy_from_the_site_file_then_agent_then_default(tmp_path: Path) -> None:
