@@ -148,14 +148,14 @@ def result_with(conforming: bool) -> dict[str, Any]:
 def test_report_says_not_conforming_first_and_marks_every_level(
     lang: str, banner: str, marked: str
 ) -> None:
-    html = page(result_with(False), [], lang, {})
+    html = page(result_with(False), [], lang, {}, 0.0, "test")
     at = html.index(banner)
     assert at < html.index('id="site"') and at < html.index('id="indicators"')
     assert "goal" in html and "224.0" in html and "150.0" in html
     assert marked in html
     level2 = "level 2" if lang == "en" else "2 级"
     assert f"{level2} (not conforming" in html or f"{level2}（不符合标准" in html
-    clean = page(result_with(True), [], lang, {})
+    clean = page(result_with(True), [], lang, {}, 0.0, "test")
     assert banner not in clean and "deviations declared" not in clean and "已声明偏离" not in clean
 
 
