@@ -10,6 +10,7 @@ from dcmeter.collectors.evaluation.conformance import mark
 from dcmeter.collectors.evaluation.finite import scrub
 from dcmeter.collectors.evaluation.general import evaluate_general
 from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.issues import attach_details
 from dcmeter.collectors.evaluation.levels import withhold_levels
 from dcmeter.collectors.evaluation.loads import GaugeMean
 from dcmeter.collectors.evaluation.series import Series
@@ -62,4 +63,4 @@ def evaluate(
     mark(result, site, kind)
     withhold_levels(result)
     result["verdict"] = verdict(kind, result, site.equipment)  # clause 4, after every field
-    return scrub(result)
+    return attach_details(scrub(result))

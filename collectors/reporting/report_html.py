@@ -6,6 +6,13 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from dcmeter.collectors.reporting.report_i18n import (
+    grid_source,
+    issue_texts,
+    method_note,
+    quantity,
+    word,
+)
 from dcmeter.collectors.reporting.report_verdict import verdict_html
 
 LABELS: dict[str, dict[str, str]] = {
@@ -192,7 +199,7 @@ class Page:
 
     def __init__(self, result: Mapping[str, Any], lang: str,
                  fingerprints: Mapping[str, str]) -> None:
-        self.r, self.L, self.fp = result, LABELS[lang], fingerprints
+        self.r, self.L, self.fp, self.lang = result, LABELS[lang], fingerprints, lang
 
     def t(self, key: str) -> str:
         """The escaped label of `key`."""
@@ -271,8 +278,9 @@ class Page:
                      (self.t("software"), _e(rev.get("software")))]
         grid = self.r.get("grid_factor") or {}
         site_rows = [(self.t("site"), _e(self.r.get("site"))),
-                     (self.t("grid"), f"{num(grid.get('value'), 3)} · {_e(grid.get('source'))}"),
-                     (self.t("it_point"), _e(self.r.get("it_point")))]
+                     (self.t("grid"),
+                      f"{num(grid.get('value'), 3)} · {_e(grid_source(grid, self.lang))}"),
+                     (self.t("it_point"), _e(word(self.r.get("it_point"), self.lang)))]
         return (self.h2("site") + table([self.L["indicator"], self.L["value"]], site_rows)
                 + self.h2("window") + table([self.L["indicator"], self.L["value"]], rows))
 
@@ -296,7 +304,7 @@ class Page:
             load = r.get("load") or {}
             rows += [[f"{self.t('load')} · {self.t(k)}", pct(load.get(k)), "", ""]
                      for k in ("compute", "storage", "network")]
-            rows += [[self.t("load_method"), _e(r.get("load_method")), "", ""],
+            rows += [[self.t("load_method"), _e(word(r.get("load_method"), self.lang)), "", ""],
                      [self.t("c"), num(r.get("computing_power"), 1), "", ""],
                      [self.t("cee"), num(r.get("cee"), 2), self.graded("cee_level"),
                       escape(L["cee_thr"].format(a=ct.get("advanced", "—"),
@@ -332,15 +340,16 @@ class Page:
         for run in self.r.get("runs") or []:
             flops = run.get("flops")
             rows.append([
-                _e(run.get("phase")), _e(run.get("model")), _e(run.get("repetition")),
+                _e(word(run.get("phase"), self.lang)), _e(run.get("model")),
+                _e(run.get("repetition")),
                 _e(run.get("start")), num(run.get("duration_s"), 1),
                 num(flops / 1e9 if isinstance(flops, int | float) else None, 1),
                 num(run.get("energy_wh"), 3), num(run.get("aee_gflops_per_wh"), 2),
                 _e(run.get("exit_status")), self.yn(run.get("valid")),
-                "<br>".join(_e(i) for i in run.get("issues") or [])])
+                "<br>".join(_e(i) for i in issue_texts(run, self.lang))])
         head = [L["phase"], L["model"], L["rep"], L["start"], L["duration"], L["gflops"],
                 L["energy_wh"], L["aee"], L["exit"], L["valid"], L["issues"]]
-        tasks = [[_e(t.get("phase")), _e(t.get("model")),
+        tasks = [[_e(word(t.get("phase"), self.lang)), _e(t.get("model")),
                   f"{_e(t.get('valid_runs'))} / {_e(t.get('runs'))}",
                   num(t.get("aee_gflops_per_wh"), 2), num(t.get("aee_stdev"), 2),
                   num(t.get("aee_min"), 2), num(t.get("aee_max"), 2), self.yn(t.get("valid"))]
@@ -354,7 +363,7 @@ class Page:
         """Relative uncertainties, worst case, and whether within the calibration MPEs."""
         u = self.r.get("uncertainty") or {}
         worst = u.get("worst_case") or {}
-        rows = [[_e(k.removesuffix("_rel")), pct(v, 2), pct(worst.get(k), 2)]
+        rows = [[_e(quantity(k, self.lang)), pct(v, 2), pct(worst.get(k), 2)]
                 for k, v in u.items() if k.endswith("_rel") and isinstance(v, int | float)]
         L = self.L
         out = self.h2("uncertainty") + table([L["quantity"], L["relative"], L["worst"]],
@@ -364,9 +373,11 @@ class Page:
         if within:
             out += f"<h3>{self.t('within_mpe')}</h3>" + table(
                 [L["quantity"], L["within_mpe"], L["mpe"]],
-                [[_e(k), self.yn(v), pct(mpe.get(k), 1)] for k, v in within.items()])
+                [[_e(quantity(k, self.lang)), self.yn(v), pct(mpe.get(k), 1)]
+                 for k, v in within.items()])
         if u.get("method"):
-            out += f'<p class="muted">{self.t("method")}: {_e(u["method"])}</p>'
+            note = method_note(u["method"], self.lang)
+            out += f'<p class="muted">{self.t("method")}: {_e(note)}</p>'
         return out
 
     def quality(self) -> str:
@@ -376,7 +387,7 @@ class Page:
         out = self.h2("quality") + (
             f'<p><span class="badge {"ok" if valid else "bad"}">'
             f'{self.t("q_valid" if valid else "q_invalid")}</span></p>')
-        issues = q.get("issues") or []
+        issues = issue_texts(q, self.lang)
         out += (f"<h3>{self.t('issues')}</h3>" + ('<ul class="issues">' + "".join(
             f"<li>{_e(i)}</li>" for i in issues) + "</ul>" if issues
             else f"<p>{self.t('no_issues')}</p>"))
@@ -394,7 +405,8 @@ class Page:
             out += f"<h3>{self.t('implausible')}</h3>" + table(
                 [L["source"], L["metric"], L["rule"], L["first_at"], L["value"], L["limit"],
                  L["count"]],
-                [[_e(e.get("source")), _e(e.get("metric")), _e(e.get("rule")), _e(e.get("ts")),
+                [[_e(e.get("source")), _e(e.get("metric")), _e(word(e.get("rule"), self.lang)),
+                  _e(e.get("ts")),
                   f"{sci(e.get('value'))} {_e(e.get('unit'))}",
                   f"{sci(e.get('limit'))} {_e(e.get('checked_unit'))}", num(e.get("count"), 0)]
                  for e in bad], (4, 5, 6))
