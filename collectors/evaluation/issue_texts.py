@@ -265,10 +265,45 @@ CATALOGUE: dict[str, dict[str, str]] = {
                      "zh": "数据源 {source}（采集代理 {agent}）于 {at} 重新配置：{changes}"},
     "window_open": {"en": "window still open: result as of {at}",
                     "zh": "窗口仍未关闭：结果截至 {at}"},
+    # the clause 4 verdict's basis (verdict.py)
+    "v.not_valid": {"en": "indicative: the result is not valid (quality.valid is false); the category is what its figures would give, not a verdict",
+                    "zh": "仅供参考：结果无效；所示类别为按其数值应得的类别，并非结论"},
+    "v.not_conforming": {"en": "indicative: the result does not conform to the standard's fixed rules (declared deviations: {rules})",
+                         "zh": "仅供参考：结果不符合标准的固定规则（声明的偏离：{rules}）"},
+    "v.not_conforming_unnamed": {"en": "indicative: the result does not conform to the standard's fixed rules (declared deviations: see deviations)",
+                                 "zh": "仅供参考：结果不符合标准的固定规则（声明的偏离见偏离表）"},
+    "v.pue_ungraded": {"en": "PUE {pue} is GB 40879-2021 not graded, neither level 1 (<= {l1}) nor level 2 (<= {l2}): no front-runner level (4.1)",
+                       "zh": "PUE {pue} 未达 GB 40879-2021 任何等级，既非 1 级（≤ {l1}）也非 2 级（≤ {l2}）：无领跑等级（4.1）"},
+    "v.pue_none": {"en": "PUE {pue} is GB 40879-2021 level {level}, neither level 1 (<= {l1}) nor level 2 (<= {l2}): no front-runner level (4.1)",
+                   "zh": "PUE {pue} 为 GB 40879-2021 {level} 级，既非 1 级（≤ {l1}）也非 2 级（≤ {l2}）：无领跑等级（4.1）"},
+    "v.pue_level": {"en": "PUE {pue} is GB 40879-2021 level {level} (PUE <= {bound}): {candidate} if clause 5 is met (4.1)",
+                    "zh": "PUE {pue} 为 GB 40879-2021 {level} 级（PUE ≤ {bound}）：满足第 5 章时为{candidate}（4.1）"},
+    "v.c5_met": {"en": "clause 5 met: every shall (应) item of the register is met with checked evidence",
+                 "zh": "满足第 5 章：登记表中每项“应”条款均已满足且证据经核查"},
+    "v.c5_not_met": {"en": "clause 5 not met: {reasons}", "zh": "不满足第 5 章：{reasons}"},
+    "v.c5_unproven": {"en": "clause 5 unproven (no verdict without evidence): {reasons}",
+                      "zh": "第 5 章未经证实（无证据不作结论）：{reasons}"},
+    "v.should": {"en": "should (宜) items ({clauses}), not blocking: {status}",
+                 "zh": "“宜”条款（{clauses}），不影响结论：{status}"},
+    "v.pue_blocked": {"en": "none: PUE level {level} alone would be {candidate}, but clause 5 is {status}",
+                      "zh": "无：仅按 PUE {level} 级应为{candidate}，但第 5 章{status}"},
+    "v.cee_missing": {"en": "CEE not computed: no Table 1 level (4.2)", "zh": "未计算 CEE：无表 1 等级（4.2）"},
+    "v.cee_below": {"en": "CEE {value} standard points/Wh is below Table 1 energy-saving (>= {bound}): none (4.2)",
+                    "zh": "CEE {value} 标准分/Wh 低于表 1 节能级（≥ {bound}）：无（4.2）"},
+    "v.cee_level": {"en": "CEE {value} standard points/Wh >= {bound}: Table 1 {candidate} (4.2)",
+                    "zh": "CEE {value} 标准分/Wh ≥ {bound}：表 1 {candidate}（4.2）"},
+    "v.aee_missing": {"en": "AEE not computed: no Table 2 level (4.3)", "zh": "未计算 AEE：无表 2 等级（4.3）"},
+    "v.aee_level": {"en": "AEE {value} GFLOPs/Wh >= {bound}: Table 2 advanced (4.3)",
+                    "zh": "AEE {value} GFLOPs/Wh ≥ {bound}：表 2 先进级（4.3）"},
+    "v.aee_below": {"en": "AEE {value} GFLOPs/Wh is below Table 2 advanced (>= {bound}), the table's only level: none (4.3)",
+                    "zh": "AEE {value} GFLOPs/Wh 低于表 2 先进级（≥ {bound}，该表唯一等级）：无（4.3）"},
+    "v.aee_other_threshold": {"en": "{inner}; the threshold used differs from Table 2's {table:g}",
+                              "zh": "{inner}；所用阈值不同于表 2 的 {table:g}"},
 }
 
 # Params whose value is a word of the code, translated by VALUES.
-TRANSLATED = frozenset({"role", "edge", "what", "method", "kind", "phase", "expected", "points", "rule"})
+TRANSLATED = frozenset({"role", "edge", "what", "method", "kind", "phase", "expected", "points", "rule",
+                        "candidate", "status"})
 
 VALUES: dict[str, dict[str, str]] = {
     "zh": {
@@ -290,6 +325,8 @@ VALUES: dict[str, dict[str, str]] = {
         "power_above_range": "功率高于量程", "percent_out_of_range": "百分比超出 0..100 %",
         "octets_above_line_rate": "流量超过线路速率",
         "line_rate_out_of_range": "线路速率超出范围",
+        "advanced": "先进级", "energy-saving": "节能级", "energy_saving": "节能级",
+        "none": "无", "met": "已满足", "not met": "不满足", "unproven": "未经证实",
     },
 }
 

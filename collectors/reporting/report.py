@@ -22,6 +22,7 @@ from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.site import Site
 from dcmeter.collectors.reporting.report_html import LABELS, page
+from dcmeter.collectors.reporting.report_i18n import word
 from dcmeter.collectors.reporting.report_print import ReportError as ReportError
 from dcmeter.collectors.reporting.report_print import chromium_binary as chromium_binary
 from dcmeter.collectors.reporting.report_print import render_pdf as render_pdf
@@ -327,7 +328,7 @@ def render_html(
             for k in LOAD_KINDS], L["no_data"], span))
     if result.get("kind") == "ai":
         runs = result.get("runs") or []
-        bars = [(f"{str(r.get('phase', ''))[:5]} #{r.get('repetition', i + 1)}",
+        bars = [(f"{word(r.get('phase', ''), lang)[:5]} #{r.get('repetition', i + 1)}",
                  _num(r.get("aee_gflops_per_wh")), bool(r.get("valid"))) for i, r in
                 enumerate(runs)]
         advanced = _num((result.get("aee_thresholds") or {}).get("advanced"))

@@ -445,7 +445,7 @@ class Page:
                       f'{self.t("chain_ok" if chain.get("ok") else "chain_broken")}</span>'
                       f" ({len(agents)})")
         else:
-            chains = f'{self.t("not_checked")}: {_e(chain.get("note"))}'
+            chains = f'{self.t("not_checked")}: {_e(word(chain.get("note"), self.lang))}'
         summary = table([L["indicator"], L["value"]], [
             [self.t("batches_total"), num(batches, 0) if chain.get("checked") else "—"],
             [self.t("samples_total"), num(samples, 0)], [self.t("chains"), chains]])

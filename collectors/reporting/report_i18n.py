@@ -15,6 +15,7 @@ from typing import Any
 from dcmeter.collectors.evaluation.grid_factors import GRID_FACTORS
 from dcmeter.collectors.evaluation.issue_texts import VALUES
 from dcmeter.collectors.evaluation.issues import render_issue
+from dcmeter.collectors.evaluation.quality import NOT_CHECKED_OFFLINE
 
 
 def issue_texts(holder: Mapping[str, Any], lang: str) -> list[str]:
@@ -50,6 +51,7 @@ WORDS: dict[str, dict[str, str]] = {
         "total": "总能耗", "green": "绿电", "counter": "电能计数器",
         "integrated_power": "功率积分", "mixed": "电能计数器与功率积分",
         "1": "方法 1", "2": "方法 2",
+        NOT_CHECKED_OFFLINE: "离线评估（样本文件）不检查：由采集服务器检查",
     },
 }
 
@@ -87,13 +89,23 @@ def method_note(text: Any, lang: str) -> str:
 def grid_source(grid: Mapping[str, Any], lang: str) -> str:
     """Where the grid emission factor comes from, in `lang`."""
     source = str(grid.get("source") or "")
-    if lang != "zh":
-        return source
     key = grid.get("key")
-    if key == "configured":
-        return "站点文件中配置"
     factor = GRID_FACTORS.get(str(key))
+    if lang == "zh" and key == "configured":
+        return "站点文件中配置"
     if factor is None:
         return source
-    return (f"生态环境部：{factor.year} 年{factor.region_zh}电网排放因子，"
-            f"{factor.kg_per_kwh} kg CO₂/kWh")
+    if lang == "zh":
+        return (f"生态环境部：{factor.year} 年{factor.region_zh}电网排放因子，"
+                f"{factor.kg_per_kwh} kg CO₂/kWh")
+    # The table's citation names the publisher and region in Chinese too: English only here.
+    return (f"Ministry of Ecology and Environment of the People's Republic of China:"
+            f" {factor.year} grid emission factor, {factor.region}, {factor.kg_per_kwh} kg CO₂/kWh")
+
+
+def basis_text(item: Mapping[str, Any], lang: str) -> str:
+    """A verdict basis item's text in `lang`: from its `detail`, else its English text."""
+    found = item.get("detail")
+    if lang != "en" and isinstance(found, Mapping):
+        return render_issue(found, lang)
+    return str(item.get("text") or "")
