@@ -70,14 +70,14 @@ def _phase_aee(
     configured = section.task_weights.get(phase) if section else None
     weights = dict(configured) if configured else {m: 1.0 / len(mine) for m in sorted(mine)}
     issues: list[str] = [
-        issue("task_not_weighted", phase=phase, model=m, phase_key=phase)
+        issue("task_not_weighted", phase=phase, model=m)
         for m in sorted(set(mine) - set(weights))
     ]
     if not weights:
         return None, {}, issues, False
     missing = [m for m in weights if mine.get(m, {}).get("aee_gflops_per_wh") is None]
     if missing:
-        issues.append(issue("aee_phase_missing", phase=phase, phase_key=phase, models=missing))
+        issues.append(issue("aee_phase_missing", phase=phase, models=missing))
         return None, weights, issues, False
     value = math.fsum(w * mine[m]["aee_gflops_per_wh"] for m, w in weights.items())
     return value, weights, issues, all(mine[m]["valid"] for m in weights)

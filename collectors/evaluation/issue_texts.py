@@ -108,13 +108,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "en": "{source} {metric}{labels}: {count} implausible sample(s) left out ({rule}), first at"
               " {at}: {value:g} {unit}; {what} {checked:g} {checked_unit} against {limit:g}",
         "zh": "{source} {metric}{labels}：剔除 {count} 个不合理样本（{rule}），首个在 {at}："
-              "{value:g} {unit}；检查值 {checked:g} {checked_unit}，限值 {limit:g}"},
+              "{value:g} {unit}；{what} {checked:g} {checked_unit}，限值 {limit:g}"},
     "implausible_span": {
         "en": "{source} {metric}{labels}: {count} implausible sample(s) left out ({rule}), first at"
               " {at}: {value:g} {unit}; {what} {checked:g} {checked_unit} in {span:g} s"
               " against {limit:g}",
         "zh": "{source} {metric}{labels}：剔除 {count} 个不合理样本（{rule}），首个在 {at}："
-              "{value:g} {unit}；{span:g} 秒内检查值 {checked:g} {checked_unit}，限值 {limit:g}"},
+              "{value:g} {unit}；{span:g} 秒内{what} {checked:g} {checked_unit}，限值 {limit:g}"},
     "nonfinite_figures": {"en": "non-finite figures replaced by null: {paths}",
                           "zh": "非有限值的结果已置空：{paths}"},
     "nonfinite_figures_more": {"en": "non-finite figures replaced by null: {paths} and {more} more",
@@ -216,9 +216,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
                      "zh": "{model} {phase}：有效重复 {good} 次，少于 {minimum} 次（6.3.3.3 第 5 步）；"
                            "{bad} 次运行无效"},
     "task_not_weighted": {"en": "{phase} {model}: runs not weighted (not in"
-                                " [ai.task_weights.{phase_key}])",
-                          "zh": "{model} {phase}：运行未加权（不在任务权重表中）"},
-    "aee_phase_missing": {"en": "AEE_{phase_key} not computed: no valid run of {models}",
+                                " [ai.task_weights.{phase}])",
+                          "zh": "{model} {phase}：运行未加权（不在 [ai.task_weights.{phase}] 中）"},
+    "aee_phase_missing": {"en": "AEE_{phase} not computed: no valid run of {models}",
                           "zh": "未计算{phase}的 AEE：{models} 没有有效运行"},
     "phase_weight_zero": {"en": "{phase} runs not counted: phase weight 0",
                           "zh": "{phase}运行不计入：阶段权重为 0"},
@@ -325,6 +325,9 @@ VALUES: dict[str, dict[str, str]] = {
         "power_above_range": "功率高于量程", "percent_out_of_range": "百分比超出 0..100 %",
         "octets_above_line_rate": "流量超过线路速率",
         "line_rate_out_of_range": "线路速率超出范围",
+        "counter value": "计数器值", "counter value above its modulus:": "计数器值超过其模：",
+        "increase": "增量", "value outside 0..100 %:": "超出 0..100 % 的值：",
+        "traffic": "流量", "line rate": "线路速率",
         "advanced": "先进级", "energy-saving": "节能级", "energy_saving": "节能级",
         "none": "无", "met": "已满足", "not met": "不满足", "unproven": "未经证实",
     },
