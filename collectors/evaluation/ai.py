@@ -102,7 +102,7 @@ def _gpu_util(ctx: _Ctx, run: Run) -> float | None:
 
 def _role_issues(role: RoleEnergy, what: str = "") -> tuple[list[str], list[str]]:
     """Split a role's issues into those that invalidate and notes on how it was measured."""
-    texts = [f"{what}{i}" for i in role.issues]
+    texts = [f"{what}{i}" if what else i for i in role.issues]  # keep each issue's code
     if role.valid:
         return [], texts
     notes = [t for t in texts if "integrated power used for" in t]

@@ -85,7 +85,10 @@ def test_the_chinese_report_is_chinese(
     kind: str, general: tuple[dict[str, Any], ReportSeries], tmp_path: Path
 ) -> None:
     result, s = general if kind == "general" else ai_window()
-    assert result["quality"]["issues"], "the window must have issues to translate"
+    q = result["quality"]
+    assert q["issues"], "the window must have issues to translate"
+    assert [d["code"] for d in q["issue_details"]].count("text") == 0
+    assert len(q["issue_details"]) == len(q["issues"])
     text = pdf_text(result, s, "zh", tmp_path)
     assert "问题" in text
     left = english_words(text, ai_names(result))
