@@ -16,6 +16,7 @@ Converting a plain issue: add its code and templates to CATALOGUE (catalogue_*.p
 
 from __future__ import annotations
 
+import numbers
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -54,8 +55,12 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, numbers.Integral):  # numpy's integers too
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
     return str(value)
 
 
@@ -117,10 +122,12 @@ def render_issue(item: Mapping[str, Any] | str, lang: str = "en") -> str:
         return str(params.get("text", ""))
     templates = CATALOGUE[code]
     template = templates.get(lang) or templates["en"]
-    try:
-        return _Format(lang).vformat(template, (), dict(params))
-    except (KeyError, IndexError, ValueError):
-        return _Format("en").vformat(templates["en"], (), dict(params))
+    for text in (template, templates["en"]):
+        try:
+            return _Format(lang).vformat(text, (), dict(params))
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue
+    return str(params.get("text", code))
 
 
 def details(issues: list[Any]) -> list[dict[str, Any]]:
