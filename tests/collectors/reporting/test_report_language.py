@@ -104,3 +104,15 @@ def test_the_english_report_has_no_chinese(
     assert "Issues" in text
     cjk = sorted(set(re.findall(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", text)))
     assert not cjk, f"Chinese characters in the English {kind} report: {cjk}"
+
+
+def test_a_result_without_issue_details_shows_its_english_issues() -> None:
+    """A result frozen before issue codes existed has no `issue_details`: its English texts."""
+    result, s = ai_window()
+    zh = render_html(result, s, "zh")  # type: ignore[arg-type]
+    assert "运行失败：退出状态 1" in zh and "failed run: exit status 1" not in zh
+    for holder in [result["quality"], *result["runs"]]:
+        del holder["issue_details"]
+    old = render_html(result, s, "zh")  # type: ignore[arg-type]
+    assert "failed run: exit status 1" in old
+    assert "runs[2]: failed run: exit status 1" in old
