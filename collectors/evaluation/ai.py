@@ -24,6 +24,7 @@ from dcmeter.collectors.evaluation.ai_tasks import ace, combine, mean, sum_valid
 from dcmeter.collectors.evaluation.energy import POWER_UNITS_TO_KW
 from dcmeter.collectors.evaluation.indicators import AEE_ADVANCED, aee_level
 from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.plausibility import flag, screen
 from dcmeter.collectors.evaluation.quality import series_quality
@@ -33,10 +34,7 @@ from dcmeter.collectors.evaluation.site import Site
 from dcmeter.collectors.evaluation.site_ai import PHASES, AiSection
 from dcmeter.collectors.evaluation.uncertainty import MPE, role_parts, sum_rel, within_mpe
 
-NO_SECTION = (
-    "the site file has no [ai] section: name the servers under test (ai.servers, GB 40879"
-    " point 8 sources) to evaluate AI runs"
-)
+NO_SECTION = issue("no_ai_section")
 ACE_METHOD = (
     "ACE = CE / F (kg CO2 per FP16-equivalent FLOP) over the valid runs: CE = E_servers x"
     " (1 - E_green / E_total of the window) x grid factor, E_servers the servers under test's"
@@ -74,7 +72,7 @@ def _carbon_factor(site: Site, infra: Mapping[str, Any]) -> tuple[float | None, 
         return eta, []
     total, green = infra["energy_kwh"]["total"], infra["energy_kwh"]["green"]
     if total is None or green is None or not total > 0:
-        return None, ["ACE not computed: the window's green share needs E_total and E_green"]
+        return None, [issue("ace_no_green_share")]
     return (1.0 - min(green / total, 1.0)) * eta, []
 
 
@@ -105,7 +103,7 @@ def _gpu_util(ctx: _Ctx, run: Run) -> float | None:
 
 def _role_issues(role: RoleEnergy, what: str = "") -> tuple[list[str], list[str]]:
     """Split a role's issues into those that invalidate and notes on how it was measured."""
-    texts = [f"{what}{i}" for i in role.issues]
+    texts = [f"{what}{i}" if what else i for i in role.issues]  # keep each issue's code
     if role.valid:
         return [], texts
     notes = [t for t in texts if "integrated power used for" in t]
@@ -138,10 +136,10 @@ def _servers(ctx: _Ctx, run: Run, issues: list[str], notes: list[str]) -> _Energ
     issues += bad
     notes += fine
     if out.wh is not None and not out.wh > 0:
-        issues.append("the servers' energy over the run is not positive")
+        issues.append(issue("servers_not_positive"))
     other = [p for p in servers.points if p != "it_input"]
     if other:
-        notes.append(f"servers under test labelled point {', '.join(other)}, not it_input")
+        notes.append(issue("servers_point", points=other))
     cover = run_coverage(servers, ctx.series, run.start_s, run.end_s,
                          section.min_sampling_density, section.power_sample_period_s)
     out.density, out.measured, out.edges = cover.density, cover.measured, cover.edges_json()
@@ -152,7 +150,7 @@ def _servers(ctx: _Ctx, run: Run, issues: list[str], notes: list[str]) -> _Energ
         m = section.metrics
         gpus = _energy(ctx, section.gpus, m.gpu_energy, m.gpu_power, run)
         out.gpu_wh = None if gpus.kwh is None else gpus.kwh * 1000.0
-        notes += [f"gpu (beside, not used for AEE): {i}" for i in gpus.issues]
+        notes += [issue("ctx.gpu", inner=i) for i in gpus.issues]
     return out
 
 
@@ -163,12 +161,9 @@ def _evaluate_run(ctx: _Ctx, run: Run) -> dict[str, Any]:
     notes: list[str] = []
     duration = run.end_s - run.start_s
     if run.start_s < ctx.start or run.end_s > ctx.end:
-        issues.append(
-            f"run outside the window [{rfc3339(ctx.start)}, {rfc3339(ctx.end)}]:"
-            " its energy is not measured here"
-        )
+        issues.append(issue("run_outside", start=rfc3339(ctx.start), end=rfc3339(ctx.end)))
     if run.exit_status not in (None, 0):
-        issues.append(f"failed run: exit status {run.exit_status}")
+        issues.append(issue("run_failed", status=run.exit_status))
     flops = run_flops(run, section)
     issues += [*flops.issues, *no_work(run, flops)]
     met, targets, quality_issues = check_quality(
@@ -231,10 +226,9 @@ def _mark_conflicts(runs: Sequence[Run], results: Sequence[dict[str, Any]]) -> N
     for i, run in enumerate(runs):
         key = (*run.key, run.repetition)
         if key in seen:
-            results[i]["issues"].append(
-                f"repetition {run.repetition} of {run.phase} {run.key[1]} given twice"
-                f" (also runs[{seen[key]}]); only the first counts"
-            )
+            results[i]["issues"].append(issue("repetition_twice", rep=run.repetition,
+                                              phase=run.phase, model=run.key[1],
+                                              first=seen[key]))
             results[i]["valid"] = False
         else:
             seen[key] = i
@@ -243,9 +237,7 @@ def _mark_conflicts(runs: Sequence[Run], results: Sequence[dict[str, Any]]) -> N
             j for j, b in enumerate(runs) if j != i and b.start_s < a.end_s and a.start_s < b.end_s
         ]
         if others:
-            results[i]["issues"].append(
-                f"overlaps runs{others}: the servers' energy cannot be split between them"
-            )
+            results[i]["issues"].append(issue("runs_overlap", others=str(others)))
             results[i]["valid"] = False
 
 
@@ -365,7 +357,8 @@ def evaluate_ai(
     quality = result["quality"]
     quality["infrastructure_valid"] = quality["valid"]
     quality["valid"] = valid and section is not None
-    run_issues = [f"runs[{i}]: {x}" for i, r in enumerate(results) for x in r["issues"]]
+    run_issues = [issue("ctx.run", run=i, inner=x) for i, r in enumerate(results)
+                  for x in r["issues"]]
     quality["issues"] = issues + run_issues + quality["issues"]
     if section is not None:
         ai_ids = {*section.servers, *section.gpus}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from dcmeter.collectors.evaluation.ai_calibration import sampling_density
 from dcmeter.collectors.evaluation.energy import _clean, _secs
 from dcmeter.collectors.evaluation.exact import below, seconds_at_most
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.roles import RoleEnergy
 from dcmeter.collectors.evaluation.series import Series
 
@@ -109,18 +110,12 @@ def run_coverage(
             worst1 = d1 if worst1 is None else max(worst1, d1)
             if not (seconds_at_most(d0, limit) and seconds_at_most(d1, limit)):
                 what = "counter" if counter else "power"
-                issues.append(
-                    f"energy not measured: {s.source} {s.metric} ({what}): the nearest readings"
-                    f" are {_secs(d0)} s from the run's start and {_secs(d1)} s from its end,"
-                    f" more than {_secs(limit)} s ({EDGE_SHARE:.0%} of the {_secs(duration)} s"
-                    " run, 6.3.3.2): its energy would be interpolated between readings that do"
-                    f" not bound the run; read it at least every {_secs(2 * limit)} s"
-                )
+                issues.append(issue(
+                    "edge_far", source=s.source, metric=s.metric, what=what, d0=_secs(d0),
+                    d1=_secs(d1), limit=_secs(limit), share=EDGE_SHARE,
+                    duration=_secs(duration), every=_secs(2 * limit),
+                ))
     if density is not None and below(density, min_density):  # graded exactly (exact.py)
-        issues.append(
-            f"energy not measured: sampling density {density:.1%} below {min_density:.0%}"
-            " (6.3.3.2): poll the servers' power more often during runs, or read an energy"
-            " counter at the run's start and end"
-        )
+        issues.append(issue("density_low", density=density, minimum=min_density))
     measured = bool(role.figures) and density is not None and not issues
     return Coverage(density, worst0, worst1, limit, measured, tuple(issues))

@@ -25,6 +25,7 @@ from pydantic import (
 
 from dcmeter.base.configfile import ConfigError
 from dcmeter.collectors.evaluation.flops import (
+    MODELS,
     PRECISION_TO_FP16,
     SEQUENCE_LENGTH,
     UnknownModel,
@@ -32,6 +33,7 @@ from dcmeter.collectors.evaluation.flops import (
     training_flops,
 )
 from dcmeter.collectors.evaluation.int64 import INT64_MAX, in_store_range
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.site_ai import AiSection, Phase, QualityTarget
 
@@ -145,10 +147,7 @@ def run_flops(run: Run, section: AiSection | None) -> RunFlops:
     factor = table.get(precision)
     issues: list[str] = []
     if factor is None:
-        issues.append(
-            f"unknown precision {precision!r}: known {', '.join(table)}"
-            " (add it under [ai.precision_factors])"
-        )
+        issues.append(issue("unknown_precision", precision=precision, known=list(table)))
     native: float | None = None
     source: str | None = None
     samples = run.samples
@@ -161,16 +160,13 @@ def run_flops(run: Run, section: AiSection | None) -> RunFlops:
             samples = run.tokens / length
             source = f"catalogue (tokens / {length}-token sequences)"
         if samples is None:
-            issues.append(
-                f"no flops and no samples: give the run's flops, or its samples for the"
-                f" catalogue (tokens alone serve only {', '.join(SEQUENCE_LENGTH)})"
-            )
+            issues.append(issue("no_flops_samples", models=list(SEQUENCE_LENGTH)))
         else:
             count = training_flops if run.phase == "train" else inference_flops
             try:
                 native = count(model, samples)
-            except UnknownModel as exc:
-                issues.append(str(exc))
+            except UnknownModel:
+                issues.append(issue("unknown_model", model=model, models=list(MODELS)))
             else:
                 source = source or "catalogue"
     fp16 = None if native is None or factor is None else native * factor
@@ -187,10 +183,7 @@ def no_work(run: Run, flops: RunFlops) -> list[str]:
     zero = [k for k, v in given.items() if v is not None and not v > 0]
     if not zero and flops.fp16 is not None and not flops.fp16 > 0:
         zero = ["FP16-equivalent flops"]
-    return [
-        f"no work: {k} = 0; a run that did no work is not a repetition (6.3.2, 6.3.3.3 step 5)"
-        for k in zero
-    ]
+    return [issue("no_work", what=k) for k in zero]
 
 
 def _target_json(t: QualityTarget, value: float | None) -> dict[str, Any]:
@@ -215,7 +208,7 @@ def check_quality(
     names = ", ".join(t.metric for t in targets)
     if run.quality is None:
         return False, [_target_json(t, None) for t in targets], [
-            f"quality not reported: the run cannot show it reached its target ({names})"
+            issue("quality_not_reported", names=names)
         ]
     if isinstance(run.quality, dict):
         values = {t.metric: run.quality.get(t.metric) for t in targets}
@@ -223,22 +216,20 @@ def check_quality(
         values = {targets[0].metric: run.quality}
     else:
         return False, [_target_json(t, None) for t in targets], [
-            f"quality is one number but {phase} {model} has {len(targets)} targets:"
-            f" give an object with {names}"
+            issue("quality_one_number", phase=phase, model=model, n=len(targets), names=names)
         ]
-    issues = []
+    issues: list[str] = []
     shown = []
     for t in targets:
         value = values[t.metric]
         shown.append(_target_json(t, value))
         if value is None:
-            issues.append(f"quality figure {t.metric} not reported")
+            issues.append(issue("quality_figure_missing", metric=t.metric))
         elif t.better == "higher" and not 0.0 <= value <= 1.0:
-            issues.append(
-                f"quality {t.metric} = {value:g} is not a fraction 0..1 (write 75.9 % as 0.759)"
-            )
+            issues.append(issue("quality_not_fraction", metric=t.metric, value=value))
             shown[-1]["met"] = None
         elif not t.met(value):
             sign = "<" if t.better == "higher" else ">"
-            issues.append(f"missed quality target: {t.metric} {value:g} {sign} {t.target:g}")
+            issues.append(issue("quality_missed", metric=t.metric, value=value, sign=sign,
+                                target=t.target))
     return not issues, shown, issues

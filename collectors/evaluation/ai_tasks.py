@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.site_ai import PHASES, AiSection, Phase
 
 
@@ -31,12 +32,10 @@ def tasks_of(results: Sequence[dict[str, Any]], min_reps: int) -> list[dict[str,
         mine = [r for r in results if (r["phase"], r["model"]) == (phase, model)]
         good = [r for r in mine if r["valid"]]
         aees = [r["aee_gflops_per_wh"] for r in good]
-        issues = []
+        issues: list[str] = []
         if len(good) < min_reps:
-            issues.append(
-                f"{phase} {model}: {len(good)} valid repetition(s), fewer than {min_reps}"
-                f" (6.3.3.3 step 5); {len(mine) - len(good)} run(s) not valid"
-            )
+            issues.append(issue("too_few_reps", phase=phase, model=model, good=len(good),
+                                minimum=min_reps, bad=len(mine) - len(good)))
 
         def mean_of(key: str, good: list[dict[str, Any]] = good) -> float | None:
             return mean([r[key] for r in good if r[key] is not None])
@@ -70,15 +69,15 @@ def _phase_aee(
     mine = {t["model"]: t for t in tasks if t["phase"] == phase}
     configured = section.task_weights.get(phase) if section else None
     weights = dict(configured) if configured else {m: 1.0 / len(mine) for m in sorted(mine)}
-    issues = [
-        f"{phase} {m}: runs not weighted (not in [ai.task_weights.{phase}])"
+    issues: list[str] = [
+        issue("task_not_weighted", phase=phase, model=m)
         for m in sorted(set(mine) - set(weights))
     ]
     if not weights:
         return None, {}, issues, False
     missing = [m for m in weights if mine.get(m, {}).get("aee_gflops_per_wh") is None]
     if missing:
-        issues.append(f"AEE_{phase} not computed: no valid run of {', '.join(missing)}")
+        issues.append(issue("aee_phase_missing", phase=phase, models=missing))
         return None, weights, issues, False
     value = math.fsum(w * mine[m]["aee_gflops_per_wh"] for m, w in weights.items())
     return value, weights, issues, all(mine[m]["valid"] for m in weights)
@@ -111,13 +110,13 @@ def combine(
             issues += p_issues
             valid = valid and p_valid
         elif any(t["phase"] == phase for t in tasks):
-            issues.append(f"{phase} runs not counted: phase weight 0")
+            issues.append(issue("phase_weight_zero", phase=phase))
     needed = [p for p in PHASES if phase_w[p] > 0]
     combined = None
     if needed and all(out[f"aee_{p}"] is not None for p in needed):
         combined = math.fsum(phase_w[p] * out[f"aee_{p}"] for p in needed)
     elif not tasks:
-        issues.append("no runs: AEE needs at least one run (POST .../runs or --runs)")
+        issues.append(issue("no_runs"))
     out["aee_gflops_per_wh"] = combined
     out["aee_weights"] = {"phase": phase_w, "phase_configured": configured, "task": task_w}
     return out, issues, valid and combined is not None

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from dcmeter.collectors.evaluation.exact import reading, seconds_at_most
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.series import Floats, Series, arrays, median
 
@@ -75,7 +76,7 @@ def _secs(x: float) -> str:
 
 def _clean(series: Series) -> tuple[list[float], list[float], list[str]]:
     ts, vs, dropped = arrays(series)
-    issues = [f"{dropped} non-finite samples dropped"] if dropped else []
+    issues: list[str] = [issue("nonfinite_dropped", count=dropped)] if dropped else []
     return ts.tolist(), vs.tolist(), issues
 
 
@@ -138,25 +139,26 @@ def _window_issues(
         if seconds_at_most(dt, gap_s):
             continue
         t1, t2 = ts[i], ts[i + 1]
-        text = f"gap of {_secs(dt)} s from {rfc3339(t1)} (longer than {_secs(gap_s)} s)"
+        gap = {"gap": _secs(dt), "at": rfc3339(t1), "limit": _secs(gap_s)}
         if method == "integrated_power":
-            issues.append(f"{text}: power interpolated across it, the energy is not measured")
+            issues.append(issue("gap_integrated", **gap))
             valid = False
         elif t1 < start < t2 or t1 < end < t2:
-            issues.append(f"{text}: the counter value at the window edge is interpolated")
+            issues.append(issue("gap_counter_edge", **gap))
             valid = False
         else:
-            issues.append(f"{text}: bridged by counter")
+            issues.append(issue("gap_bridged", **gap))
     median_dt = statistics.median(steps)
     tolerance = EDGE_TOLERANCE_INTERVALS * median_dt
     head, tail = ts[0] - start, end - ts[-1]
     edges = ((head, "first sample after window start"), (tail, "last sample before window end"))
     for short, what in edges:
         if short > 0:
-            issues.append(f"coverage: {what} by {_secs(short)} s; energy there is not counted")
-            if short > tolerance:
-                issues[-1] += f" (more than {EDGE_TOLERANCE_INTERVALS:g} median intervals)"
-                valid = False
+            far = short > tolerance
+            n = {"n": EDGE_TOLERANCE_INTERVALS} if far else {}
+            code = "coverage_energy_far" if far else "coverage_energy"
+            issues.append(issue(code, edge=what, short=_secs(short), **n))
+            valid = valid and not far
     coverage = (min(end, ts[-1]) - max(start, ts[0])) / (end - start)
     return issues, valid, coverage
 
@@ -171,11 +173,11 @@ def _prepare(
     if scale is not None and span is not None:
         return ts, vs, issues, scale, span[0], span[1]
     if scale is None:
-        issues.append(f"unknown unit {series.unit!r} for {method}; known: {', '.join(units)}")
+        issues.append(issue("unknown_unit", unit=series.unit, method=method, known=list(units)))
     elif end <= start:
-        issues.append(f"empty window: end {rfc3339(end)} is not after start {rfc3339(start)}")
+        issues.append(issue("empty_window", end=rfc3339(end), start=rfc3339(start)))
     else:
-        issues.append("fewer than 2 samples around the window")
+        issues.append(issue("few_samples"))
     return EnergyFigure(
         0.0, method, (series.source,), series.metric, issues=tuple(issues), valid=False
     )
@@ -232,10 +234,8 @@ def counter_energy(series: Series, start: float, end: float, gap_s: float) -> En
         extra.append((j - lo, reading(before if modulus is None else modulus)))
         events.append(CounterEvent(src, metric, ts[j], kind, before, after, unit, delta * scale))
         if kind == "reset":
-            issues.append(
-                f"counter reset at {rfc3339(ts[j])}: {before} -> {after} {unit};"
-                f" counted {after} {unit} for the step, the energy is uncertain"
-            )
+            issues.append(issue("counter_reset_energy", at=rfc3339(ts[j]), before=before,
+                                after=after, unit=unit))
     used = ts[lo : hi + 1]
     window_issues, valid, coverage = _window_issues(used, start, end, gap_s, "counter")
     a, b = max(start, used[0]), min(end, used[-1])

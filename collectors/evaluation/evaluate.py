@@ -11,6 +11,7 @@ from dcmeter.collectors.evaluation.finite import scrub
 from dcmeter.collectors.evaluation.general import evaluate_general
 from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
 from dcmeter.collectors.evaluation.instruments import with_site_accuracy
+from dcmeter.collectors.evaluation.issues import attach_details
 from dcmeter.collectors.evaluation.levels import withhold_levels
 from dcmeter.collectors.evaluation.loads import GaugeMean
 from dcmeter.collectors.evaluation.quality import tidy_sources
@@ -71,4 +72,4 @@ def evaluate(
     mark(result, site, kind)
     withhold_levels(result)
     result["verdict"] = verdict(kind, result, site.equipment)  # clause 4, after every field
-    return scrub(result)
+    return attach_details(scrub(result))

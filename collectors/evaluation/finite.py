@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dcmeter.collectors.evaluation.issues import add_issue
+
 SHOWN = 10  # paths named in the issue
 
 
@@ -39,9 +41,8 @@ def scrub(result: dict[str, Any]) -> dict[str, Any]:
         return result
     quality = out.get("quality")
     if isinstance(quality, dict):
-        more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-        quality.setdefault("issues", []).append(
-            f"non-finite figures replaced by null: {', '.join(found[:SHOWN])}{more}"
-        )
+        more = {"more": len(found) - SHOWN} if len(found) > SHOWN else {}
+        add_issue(quality, "nonfinite_figures_more" if more else "nonfinite_figures",
+                  paths=found[:SHOWN], **more)
         quality["valid"] = False
     return dict(out)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from dcmeter.collectors.evaluation.exact import seconds_at_most
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.loads import UTIL_UNITS, GaugeMean, _edge_issues
 from dcmeter.collectors.evaluation.series import Series
 
@@ -174,13 +175,13 @@ class GaugeFold:
         folded (medians to 1 ms), or None when the fold cannot answer (read raw then)."""
         if not self._answers(series, start, end):
             return None
-        issues = [f"{self.nonfinite} non-finite samples dropped"] if self.nonfinite else []
+        issues: list[str] = (
+            [issue("nonfinite_dropped", count=self.nonfinite)] if self.nonfinite else []
+        )
         if self.out_of_range:
-            issues.append(
-                f"{self.out_of_range} values outside 0..100 % clipped (e.g. {self.first_out:g})"
-            )
+            issues.append(issue("clipped", count=self.out_of_range, example=self.first_out))
         if self.n_in == 0 or self.first_a is None or self.last_b is None:
-            issues.append("no sample interval inside the window")
+            issues.append(issue("no_interval"))
             return GaugeMean(series.source, None, 0.0, 0.0, 0, tuple(issues), False)
         median_dt = hist_median_s(self.steps) or 0.0
         edge, valid = _edge_issues(

@@ -23,6 +23,7 @@ from dcmeter.collectors.evaluation.indicators import (
     energy_per_unit_time_wh,
 )
 from dcmeter.collectors.evaluation.infrastructure import evaluate_infrastructure
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.loads import (
     LINE_RATE_MARGIN,
     GaugeMean,
@@ -106,7 +107,7 @@ def _missing(gl: GroupLoad, chosen: Sequence[Series], what: str) -> None:
     present = {s.source for s in chosen}
     for source in gl.group.sources:
         if source not in present:
-            gl.issues.append(f"{source}: no {what} series")
+            gl.issues.append(issue("no_group_series", source=source, metric=what))
             gl.valid = False
 
 
@@ -122,7 +123,10 @@ def _cpu_group(g: DeviceGroup, metric: str, index: Index, start: float,
     for s in chosen:
         m = means[s] if means and s in means else mean_utilisation(s, start, end)
         accuracy, provenance = source_accuracy(s)
-        gl.issues.extend(f"{s.source} {s.metric}: {i}" for i in m.issues)
+        gl.issues.extend(
+            issue("ctx.series", source=s.source, metric=s.metric, labels="", inner=i)
+            for i in m.issues
+        )
         gl.valid = gl.valid and m.valid
         gl.used.append(s)
         gl.detail.append({
@@ -136,7 +140,7 @@ def _cpu_group(g: DeviceGroup, metric: str, index: Index, start: float,
         gl.load = math.fsum(u for u, _ in gl.device_loads) / len(gl.device_loads)
         gl.rel = sum_rel(gl.device_loads)
     if len(chosen) > g.count:
-        gl.issues.append(f"note: {len(chosen)} load series measured but count N = {g.count}")
+        gl.issues.append(issue("load_count_note", n=len(chosen), count=g.count))
     return gl
 
 
@@ -160,7 +164,7 @@ def _port(g: DeviceGroup, gl: GroupLoad, pair: dict[str, Series], index: Index,
     rate_from = "device" if rate is not None else None
     if rate is None and (fallback := g.fallback_rate(if_name, if_index)) is not None:
         rate, rate_from = fallback, "configured"
-        rate_issues.append(f"line rate unknown from the device; configured {rate:g} bit/s used")
+        rate_issues.append(issue("rate_configured", rate=rate))
     steps = reset_steps(_one(index, source, UPTIME, None),
                         _one(index, source, DISCONTINUITY, labels))
     max_rate = LINE_RATE_MARGIN * rate / 8 if rate is not None else None
@@ -169,22 +173,17 @@ def _port(g: DeviceGroup, gl: GroupLoad, pair: dict[str, Series], index: Index,
     issues = list(rate_issues)
     valid = all(d.valid for d in deltas.values())
     for m, d in deltas.items():
-        issues.extend(f"{m}: {i}" for i in d.issues)
+        issues.extend(issue("ctx.metric", metric=m, inner=i) for i in d.issues)
         if wrap_ambiguous(pair[m].modulus, rate, d.max_step_s):
-            issues.append(
-                f"{m}: a counter of modulus {pair[m].modulus:g} can wrap more than once in"
-                f" {d.max_step_s:g} s at {rate:g} bit/s; traffic may be undercounted"
-            )
+            issues.append(issue("wrap_ambiguous", metric=m, modulus=pair[m].modulus,
+                                step=d.max_step_s, rate=rate))
     for m in OCTETS:
         if m not in pair:
-            issues.append(f"no {m} series: port left out")
+            issues.append(issue("no_octets", metric=m))
             valid = False
     used = len(pair) == 2 and (rate is not None or g.available_bandwidth_bps is not None)
     if len(pair) == 2 and not used:
-        issues.append(
-            "line rate unknown (the device reports none): port left out of U_network; set"
-            " unknown_line_rate_bps for it in this group or speed_override_bps in the agent"
-        )
+        issues.append(issue("rate_unknown"))
         valid = False
     octets = {m: d.delta for m, d in deltas.items()}
     bits = 8.0 * math.fsum(octets.values())
@@ -194,7 +193,7 @@ def _port(g: DeviceGroup, gl: GroupLoad, pair: dict[str, Series], index: Index,
             gl.available_bps = (gl.available_bps or 0.0) + 2.0 * rate
         gl.used.extend(pair.values())
         gl.used.extend(s for s in (speed,) if s is not None and rate_from == "device")
-    gl.issues.extend(f"{name}: {i}" for i in issues)
+    gl.issues.extend(issue("ctx.port", port=name, inner=i) for i in issues)
     gl.valid = gl.valid and valid
     gl.detail.append({
         "source": source, "if_name": if_name, "if_index": if_index,
@@ -223,7 +222,7 @@ def _network_group(g: DeviceGroup, index: Index, start: float, end: float,
     if gl.load is None:
         gl.rel = None
         if ports:
-            gl.issues.append("no port with a known line rate: U_network not computed")
+            gl.issues.append(issue("no_rated_port"))
         gl.valid = False
     return gl
 
@@ -285,14 +284,14 @@ def _used_energy_series(result: Mapping[str, Any], series: Sequence[Series]) -> 
 
 def _no_section(result: dict[str, Any], site: Site, series: Sequence[Series], start: float,
                 end: float) -> dict[str, Any]:
-    issue = "site file has no [general] section: groups, ratings and load sources are needed"
+    missing = issue("no_general_section")
     result.update({
         "load": {k: None for k in GROUP_KINDS}, "load_method": None, "computing_power": None,
         "cee": None, "cee_level": None, "ccue": None, "annual": False,
     })
     result["quality"] = quality_block(
         _used_energy_series(result, series), start, end, "general",
-        [issue, *result["quality"]["issues"]], min(site.quality.max_gap_s, A5_MAX_INTERVAL_S),
+        [missing, *result["quality"]["issues"]], min(site.quality.max_gap_s, A5_MAX_INTERVAL_S),
         valid=False,
     )
     return result
@@ -342,10 +341,10 @@ def evaluate_general(
     issues: list[str] = []
     valid = True
     for gl in loads:
-        issues.extend(f"group {gl.group.name}: {i}" for i in gl.issues)
+        issues.extend(issue("ctx.group", group=gl.group.name, inner=i) for i in gl.issues)
         valid = valid and gl.valid
         if gl.load is None:
-            issues.append(f"group {gl.group.name}: no load measured; its term is left out of C")
+            issues.append(issue("group_no_load", group=gl.group.name))
     load: dict[GroupKind, float | None] = {}
     rels: dict[GroupKind, float | None] = {}
     terms: dict[GroupKind, float | None] = {}
@@ -361,8 +360,8 @@ def evaluate_general(
             parts.append((terms[kind] or 0.0, rel))
             worst_parts.append((terms[kind] or 0.0, worst))
         if not gls and kind != "compute":
-            what = "optional (A.4)" if kind == "network" else "its β term is left out"
-            issues.append(f"note: no {kind} group configured; {what}")
+            issues.append(issue("no_group_network") if kind == "network"
+                          else issue("no_group_kind", kind=kind))
     # Σ P·N of a kind stands for P·N in formula (2): Method 1's U is weighted to match it.
     measured = [(section.coefficient(k), u, capacities[k], 1.0)
                 for k, u in load.items() if u is not None]
@@ -374,10 +373,10 @@ def evaluate_general(
     cee_value = None if c is None or e_wh is None else cee(c, e_wh)
     ccue_value = None if c is None or ce_unit is None else ccue(ce_unit, c)
     if c is not None and not c > 0:
-        issues.append("computing power C is 0: CEE is 0 and CCUE cannot be computed")
+        issues.append(issue("c_zero"))
     for kind, u in load.items():
         if u is not None and not at_most(u, 1.0):  # A.5: U is a share of the capacity
-            issues.append(f"load of {kind} {u:g} is above 1 (100 %): not physically possible")
+            issues.append(issue("load_above_1", kind=kind, load=u))
             valid = False
     result.update({
         "load": load,

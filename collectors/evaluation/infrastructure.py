@@ -12,6 +12,7 @@ from dcmeter.collectors.evaluation.grid_factors import (
     grid_factor,
 )
 from dcmeter.collectors.evaluation.indicators import carbon_emissions_kg, cue, pue, pue_level
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.plausibility import flag, screen
 from dcmeter.collectors.evaluation.quality import quality_block, series_quality
@@ -79,7 +80,7 @@ def _point_issues(name: str, role: RoleEnergy, expected: str) -> list[str]:
     other = [p for p in role.points if p != expected]
     if not other:
         return []
-    return [f"{name}: sources labelled point {', '.join(other)}, expected {expected}"]
+    return [issue("point_mismatch", role=name, points=other, expected=expected)]
 
 
 def evaluate_infrastructure(
@@ -114,10 +115,10 @@ def evaluate_infrastructure(
     total, it, green = roles["total"], roles["it"], roles["green"]
     issues: list[str] = []
     if end <= start:  # every role would repeat this one issue
-        issues.append(f"window end {rfc3339(end)} is not after its start {rfc3339(start)}")
+        issues.append(issue("window_not_after", end=rfc3339(end), start=rfc3339(start)))
     else:
         for name, role in roles.items():
-            issues.extend(f"{name}: {issue}" for issue in role.issues)
+            issues.extend(issue("ctx.role", role=name, inner=i) for i in role.issues)
     issues += _point_issues("total", total, "total")
     issues += _point_issues("it", it, energy.it_point)
     issues += _point_issues("green", green, "green")
@@ -129,16 +130,16 @@ def evaluate_infrastructure(
     if total.kwh is not None and green.kwh is not None:
         carbon = carbon_emissions_kg(total.kwh, green.kwh, eta)
         if green.kwh > total.kwh:
-            issues.append("green: green energy exceeds total energy; non-green energy set to 0")
+            issues.append(issue("green_exceeds"))
     if it.kwh is not None and not it.kwh > 0:
-        issues.append("it: IT energy is not positive; PUE and CUE cannot be computed")
+        issues.append(issue("it_not_positive"))
     if total.kwh is None and end > start:
-        issues.append("total: no total energy (E_total) measured; PUE and CE cannot be computed")
+        issues.append(issue("no_total"))
     if it.kwh is None and end > start:
-        issues.append("it: no IT energy (E_IT) measured; PUE and CUE cannot be computed")
+        issues.append(issue("no_it"))
     implausible = ratio is not None and ratio < 1.0
     if implausible:
-        issues.append("PUE below 1: IT energy exceeds total energy; check the sources' roles")
+        issues.append(issue("pue_below_1"))
     valid = (
         end > start
         and all(role.valid for role in roles.values())

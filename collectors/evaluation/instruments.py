@@ -9,6 +9,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dcmeter.collectors.evaluation.issues import Issue, attach_details
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.site import Site
 from dcmeter.collectors.evaluation.site_instruments import instrument_entry, overdue_issue
@@ -41,7 +42,7 @@ def end_day(end: float, tz: tzinfo) -> date:
 
 def instrument_list(
     site: Site, stored: Sequence[Mapping[str, Any]], series: Sequence[Series], end: float,
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> tuple[list[dict[str, Any]], list[Issue]]:
     """The `instruments` rows of a window ending at `end` (epoch s) and their issues.
 
     `stored`: one mapping per (agent, source) with samples in the window (`agent`,
@@ -57,7 +58,7 @@ def instrument_list(
     for s in series:
         by_source.setdefault(s.source, []).append(s)
     rows: list[dict[str, Any]] = []
-    issues: list[str] = []
+    issues: list[Issue] = []
     for st in stored:
         row = instrument_entry(st, cal.get(st["source"]), roles.get(st["source"], []), day)
         if row["accuracy"] is None and by_source.get(st["source"]):
@@ -80,6 +81,7 @@ def add_instruments(
     rows, issues = instrument_list(site, stored, series, end)
     result["instruments"] = rows
     result["quality"]["issues"].extend(issues)
+    attach_details(result)  # the issues' codes, after the last one added
 
 
 def series_instruments(

@@ -32,6 +32,7 @@ from dcmeter.collectors.evaluation.energy import (
     _step,
 )
 from dcmeter.collectors.evaluation.exact import seconds_at_most
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.series import Series, arrays, median
 
@@ -96,10 +97,11 @@ def _edge_issues(
     tolerance = EDGE_TOLERANCE_INTERVALS * median_dt
     for short, edge in ((first - start, "after window start"), (end - last, "before window end")):
         if short > 0:
-            issues.append(f"coverage: {what} {edge} by {_secs(short)} s")
-            if short > tolerance:
-                issues[-1] += f" (more than {EDGE_TOLERANCE_INTERVALS:g} median intervals)"
-                valid = False
+            far = short > tolerance
+            issues.append(issue("coverage_load_far" if far else "coverage_load", what=what,
+                                edge=edge, short=_secs(short),
+                                **({"n": EDGE_TOLERANCE_INTERVALS} if far else {})))
+            valid = valid and not far
     return issues, valid
 
 
@@ -112,24 +114,23 @@ def mean_utilisation(series: Series, start: float, end: float) -> GaugeMean:
     edge not reached within 2 median intervals makes the figure invalid.
     """
     ts, vs, dropped = arrays(series)
-    issues = [f"{dropped} non-finite samples dropped"] if dropped else []
+    issues: list[str] = [issue("nonfinite_dropped", count=dropped)] if dropped else []
     scale = UTIL_UNITS.get(series.unit.strip().lower())
     if scale is None:
-        known = ", ".join(repr(u) for u in UTIL_UNITS)
-        return GaugeMean(series.source, None, 0.0, 0.0, 0, (f"unknown unit {series.unit!r}"
-                         f" for a utilisation; known: {known}",), False)
+        known = [repr(u) for u in UTIL_UNITS]
+        return GaugeMean(series.source, None, 0.0, 0.0, 0,
+                         (issue("unknown_unit_util", unit=series.unit, known=known),), False)
     frac = vs * scale
     out = (frac < 0.0) | (frac > 1.0)
     if out.any():
         issues.append(
-            f"{int(np.count_nonzero(out))} values outside 0..100 % clipped"
-            f" (e.g. {vs[out][0]:g})"
+            issue("clipped", count=int(np.count_nonzero(out)), example=float(vs[out][0]))
         )
     # Step i runs from ts[i] to ts[i + 1] and carries the value of its later sample.
     a, b = np.maximum(ts[:-1], start), np.minimum(ts[1:], end)
     inside = b > a
     if not inside.any() or end <= start:
-        issues.append("no sample interval inside the window")
+        issues.append(issue("no_interval"))
         return GaugeMean(series.source, None, 0.0, 0.0, 0, tuple(issues), False)
     width = (b - a)[inside]
     weighted = float(np.dot(np.clip(frac[1:][inside], 0.0, 1.0), width))
@@ -194,7 +195,7 @@ def counter_delta(
     ts, vs, issues = _clean(series)
     span = _bracket(ts, start, end)
     if span is None:
-        issues.append("fewer than 2 samples around the window")
+        issues.append(issue("few_samples"))
         return CounterDelta(0.0, (), tuple(issues), False, 0.0, 0, 0.0)
     lo, hi = span
     rate = _median_rate(ts, vs) if max_rate is None else max_rate / WRAP_RATE_FACTOR
@@ -211,20 +212,15 @@ def counter_delta(
         if kind is not None:
             events.append(CounterEvent(ts[j], kind, v1, v2, delta))
         if kind == "reset":
-            issues.append(
-                f"counter reset at {rfc3339(ts[j])}: {v1:g} -> {v2:g} {series.unit};"
-                f" counted {v2:g} for the step"
-            )
+            issues.append(issue("counter_reset_load", at=rfc3339(ts[j]), before=float(v1),
+                                after=float(v2), unit=series.unit))
     used = ts[lo : hi + 1]
     steps = [used[i + 1] - used[i] for i in range(len(used) - 1)]
     valid = not any(e.kind == "reset" for e in events)
     for i, dt in enumerate(steps):
         t1, t2 = used[i], used[i + 1]
         if not seconds_at_most(dt, gap_s) and (t1 < start < t2 or t1 < end < t2):
-            issues.append(
-                f"gap of {_secs(dt)} s from {rfc3339(t1)} holds a window edge:"
-                " the counter value there is interpolated"
-            )
+            issues.append(issue("gap_edge_load", gap=_secs(dt), at=rfc3339(t1)))
             valid = False
     edge, edges_ok = _edge_issues(
         used[0], used[-1], start, end, statistics.median(steps), "first/last sample"
@@ -270,12 +266,9 @@ def line_rate(speed: Series | None, start: float, end: float) -> tuple[float | N
         inside = [v for v in vs[span[0] : span[1] + 1] if v > 0] if span else []
     if not inside:
         return None, []
-    issues = []
+    issues: list[str] = []
     if min(inside) != max(inside):
-        issues.append(
-            f"line rate changed in the window ({min(inside):g} to {max(inside):g} bit/s);"
-            " the mean of the samples is used"
-        )
+        issues.append(issue("line_rate_changed", low=min(inside), high=max(inside)))
     return math.fsum(inside) / len(inside), issues
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dcmeter.collectors.evaluation.energy import ENERGY_UNITS_TO_KWH, POWER_UNITS_TO_KW
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.loads import UTIL_UNITS
 from dcmeter.collectors.evaluation.series import Series
@@ -82,12 +83,12 @@ class Finding:
         varying = "".join(f",{k}={v}" for k, v in sorted(self.labels.items())
                           if k not in ("point", "kind"))
         labels = "{" + varying[1:] + "}" if varying else ""
-        what = RULE_TEXT[self.rule]
-        over = f" in {self.span_s:g} s" if self.span_s is not None else ""
-        return (
-            f"{self.source} {self.metric}{labels}: {self.count} implausible sample(s) left out"
-            f" ({self.rule}), first at {rfc3339(self.ts)}: {self.value:g} {self.unit};"
-            f" {what} {self.checked:g} {self.checked_unit}{over} against {self.limit:g}"
+        span = {} if self.span_s is None else {"span": self.span_s}
+        return issue(
+            "implausible_span" if span else "implausible", source=self.source,
+            metric=self.metric, labels=labels, count=self.count, rule=self.rule,
+            at=rfc3339(self.ts), value=self.value, unit=self.unit, what=RULE_TEXT[self.rule],
+            checked=self.checked, checked_unit=self.checked_unit, limit=self.limit, **span,
         )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from dcmeter.collectors.evaluation.energy import _median_rate, _step
 from dcmeter.collectors.evaluation.exact import seconds_at_most, seconds_below
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.series import Series, arrays, median
 
@@ -89,19 +90,15 @@ def series_quality(
 def _window_check(kind: str, start: float, end: float) -> tuple[list[str], list[str]]:
     """Return the window-length issues that invalidate and the notes that do not."""
     if end <= start:
-        return [f"window end {rfc3339(end)} is not after its start {rfc3339(start)}"], []
+        return [issue("window_not_after", end=rfc3339(end), start=rfc3339(start))], []
     hours = (end - start) / 3600.0
     minimum, recommended = MIN_HOURS.get(kind), RECOMMENDED_HOURS.get(kind)
     if minimum is not None and seconds_below(end - start, minimum * 3600.0):
-        return [
-            f"window of {hours:g} h is shorter than the {minimum:g} h minimum for {kind}"
-            f" (T/CECA-G 0355 A.5; {recommended:g} h recommended)"
-        ], []
+        return [issue("window_short", hours=hours, minimum=minimum, kind=kind,
+                      recommended=recommended)], []
     if recommended is not None and seconds_below(end - start, recommended * 3600.0):
-        return [], [
-            f"note: window of {hours:g} h meets the {minimum:g} h minimum but not the"
-            f" {recommended:g} h recommended for {kind} (T/CECA-G 0355 A.5)"
-        ]
+        return [], [issue("window_short_note", hours=hours, minimum=minimum, kind=kind,
+                          recommended=recommended)]
     return [], []
 
 
@@ -126,14 +123,12 @@ def _series_issues(
     def reported(word: str) -> bool:
         return name in known[word]
 
-    issues = []
+    issues: list[str] = []
     if not q["interval_ok"] and not reported("gap of"):
-        issues.append(
-            f"{name}: longest gap {_secs(q['longest_gap_s'])} s exceeds the"
-            f" {_secs(max_interval_s)} s sampling interval limit (T/CECA-G 0355 A.5)"
-        )
+        issues.append(issue("series_gap", series=name, gap=_secs(q["longest_gap_s"]),
+                            limit=_secs(max_interval_s)))
     if q["resets"] and not reported("reset"):
-        issues.append(f"{name}: {q['resets']} counter reset(s) in the window")
+        issues.append(issue("series_resets", series=name, resets=q["resets"]))
     return issues
 
 
@@ -171,10 +166,7 @@ def quality_block(
         own.extend(_series_issues(q, max_interval_s, words))
     interval_ok = all(q["interval_ok"] for q in sources)
     if kind in INTERVAL_RULE_KINDS and not interval_ok:
-        blocking.append(
-            f"sampling interval rule broken (at most {_secs(max_interval_s)} s, A.5):"
-            f" see the per-series issues"
-        )
+        blocking.append(issue("interval_rule", limit=_secs(max_interval_s)))
     base_valid = not extra_issues if valid is None else valid
     issues = list(extra_issues) + [i for i in own + blocking + notes if i not in extra_issues]
     return {

@@ -18,6 +18,7 @@ from dcmeter.collectors.evaluation.energy import (
     integrated_energy,
     usable,
 )
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.series import Series
 
@@ -70,9 +71,10 @@ def _source_figure(
         metric=parts[0].metric,
         events=tuple(e for p in parts for e in p.events),
         issues=tuple(
-            f"{source} {s.metric}{_labels_text(s, varying)}: {issue}"
+            issue("ctx.series", source=source, metric=s.metric,
+                  labels=_labels_text(s, varying), inner=i)
             for s, p in zip(chosen, parts, strict=True)
-            for issue in p.issues
+            for i in p.issues
         ),
         valid=all(p.valid for p in parts),
         coverage=min(p.coverage for p in parts),
@@ -101,7 +103,7 @@ def role_energy(
     """
     issues: list[str] = []
     if end <= start:
-        issues.append(f"empty window: end {rfc3339(end)} is not after start {rfc3339(start)}")
+        issues.append(issue("empty_window", end=rfc3339(end), start=rfc3339(start)))
     figures: list[EnergyFigure] = []
     points: set[str] = set()
     missing = False
@@ -112,14 +114,11 @@ def role_energy(
             chosen, energy = counters, counter_energy
         elif any(usable(s, start, end) for s in powers):
             chosen, energy = powers, integrated_energy
-            what = " samples around the window" if counters else ""
-            issues.append(
-                f"integrated power used for {source}: no energy counter ({counter_metric}){what}"
-            )
+            code = "integrated_used_around" if counters else "integrated_used"
+            issues.append(issue(code, source=source, metric=counter_metric))
         else:
-            issues.append(
-                f"{source}: no {counter_metric} or {power_metric} samples around the window"
-            )
+            issues.append(issue("no_energy_series", source=source, counter=counter_metric,
+                                power=power_metric))
             missing = True
             continue
         figure = _source_figure(source, chosen, energy, start, end, gap_s)

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dcmeter.collectors.evaluation.issues import Issue, issue
+
 AccuracySource = Literal["site file", "agent config", "default"]
 
 
@@ -118,10 +120,7 @@ def instrument_entry(
     }
 
 
-def overdue_issue(entry: Mapping[str, Any], end_day: date) -> str:
+def overdue_issue(entry: Mapping[str, Any], end_day: date) -> Issue:
     """The quality issue of an overdue instrument's row."""
-    return (
-        f"instrument {entry['source']} (agent {entry['agent']}): calibration was due"
-        f" {entry['calibration_due']}, before the window's end ({end_day.isoformat()});"
-        " recalibrate it or give its current certificate under [[instruments]]"
-    )
+    return issue("instrument_overdue", source=entry["source"], agent=entry["agent"],
+                 due=entry["calibration_due"], end=end_day.isoformat())

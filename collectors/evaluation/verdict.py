@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from dcmeter.collectors.evaluation.clause5 import clause5
+from dcmeter.collectors.evaluation.issues import detail, issue
 from dcmeter.collectors.evaluation.site_equipment import Equipment
 
 Category = Literal["advanced", "energy-saving", "none"]
@@ -39,13 +40,12 @@ def indicative_basis(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     why = []
     if not (result.get("quality") or {}).get("valid", False):
         why.append({"clause": "4", "rule": "valid",
-                    "text": "indicative: the result is not valid (quality.valid is false); the"
-                            " category is what its figures would give, not a verdict"})
+                    "text": issue("v.not_valid")})
     if not result.get("conforming", True):
         rules = ", ".join(str(d.get("rule")) for d in result.get("deviations") or [])
         why.append({"clause": "4", "rule": "conforming",
-                    "text": "indicative: the result does not conform to the standard's fixed"
-                            f" rules (declared deviations: {rules or 'see deviations'})"})
+                    "text": issue("v.not_conforming", rules=rules) if rules
+                    else issue("v.not_conforming_unnamed")})
     return why
 
 
@@ -60,14 +60,14 @@ def infrastructure_verdict(
     register = clause5(equipment)
     candidate: Category = {1: "advanced", 2: "energy-saving"}.get(level, "none")  # type: ignore[assignment]
     if candidate == "none":
-        grade = "not graded" if level is None else f"level {level}"
-        text = (f"PUE {_num(pue, 4)} is GB 40879-2021 {grade}, neither level 1"
-                f" (<= {_num(thr.get('level1'), 2)}) nor level 2 (<= {_num(thr.get('level2'), 2)}):"
-                " no front-runner level (4.1)")
+        limits = {"pue": _num(pue, 4), "l1": _num(thr.get("level1"), 2),
+                  "l2": _num(thr.get("level2"), 2)}
+        text = (issue("v.pue_ungraded", **limits) if level is None
+                else issue("v.pue_none", level=level, **limits))
     else:
         bound = thr.get(f"level{level}")
-        text = (f"PUE {_num(pue, 4)} is GB 40879-2021 level {level} (PUE <= {_num(bound, 2)}):"
-                f" {candidate} if clause 5 is met (4.1)")
+        text = issue("v.pue_level", pue=_num(pue, 4), level=level, bound=_num(bound, 2),
+                     candidate=candidate)
     source = ("site file [pue_levels]" if thr.get("configured")
               else "GB 40879-2021 as commonly cited")
     basis: list[dict[str, Any]] = [{
@@ -78,20 +78,20 @@ def infrastructure_verdict(
     }]
     should = register["should"]
     c5_text = {
-        "met": "clause 5 met: every shall (应) item of the register is met with checked evidence",
-        "not met": "clause 5 not met: " + "; ".join(register["shall"]["reasons"]),
-        "unproven": "clause 5 unproven (no verdict without evidence): "
-                    + "; ".join(register["shall"]["reasons"]),
+        "met": issue("v.c5_met"),
+        "not met": issue("v.c5_not_met", reasons=list(register["shall"]["reasons"])),
+        "unproven": issue("v.c5_unproven", reasons=list(register["shall"]["reasons"])),
     }[register["status"]]
     basis.append({"clause": "5", "status": register["status"], "text": c5_text})
     basis.append({"clause": "5", "status": should["status"], "blocking": False,
-                  "text": f"should (宜) items ({', '.join(should['clauses'])}), not blocking:"
-                          f" {should['status']}"})
+                  "text": issue("v.should", clauses=list(should["clauses"]),
+                                status=should["status"])})
     category: Category = candidate
     if candidate != "none" and not register["met"]:
         category = "none"
-        basis.append({"clause": "4.1", "text": f"none: PUE level {level} alone would be"
-                      f" {candidate}, but clause 5 is {register['status']}"})
+        basis.append({"clause": "4.1", "text": issue("v.pue_blocked", level=level,
+                                                     candidate=candidate,
+                                                     status=register["status"])})
     return category, basis, register
 
 
@@ -104,12 +104,12 @@ def general_verdict(result: Mapping[str, Any]) -> tuple[Category, list[dict[str,
     category: Category = {"advanced": "advanced", "energy_saving": "energy-saving"}.get(
         level, "none")  # type: ignore[assignment]
     if category == "none":
-        text = ("CEE not computed: no Table 1 level (4.2)" if value is None else
-                f"CEE {_num(value, 2)} standard points/Wh is below Table 1 energy-saving"
-                f" (>= {_g(used.get('energy_saving', CEE_TABLE['energy_saving']))}): none (4.2)")
+        text = (issue("v.cee_missing") if value is None else issue(
+            "v.cee_below", value=_num(value, 2),
+            bound=_g(used.get("energy_saving", CEE_TABLE["energy_saving"]))))
     else:
         bound = used.get(level, CEE_TABLE[level])
-        text = f"CEE {_num(value, 2)} standard points/Wh >= {_g(bound)}: Table 1 {category} (4.2)"
+        text = issue("v.cee_level", value=_num(value, 2), bound=_g(bound), candidate=category)
     item = {"clause": "4.2", "table": "Table 1", "indicator": "cee", "value": value,
             "level": level, "thresholds": {**CEE_TABLE, **used}, "text": text}
     return category, [item]
@@ -123,14 +123,13 @@ def ai_verdict(result: Mapping[str, Any]) -> tuple[Category, list[dict[str, Any]
     bound = (result.get("aee_thresholds") or {}).get("advanced", AEE_TABLE_ADVANCED)
     if level == "advanced":
         category: Category = "advanced"
-        text = f"AEE {_num(value, 2)} GFLOPs/Wh >= {_g(bound)}: Table 2 advanced (4.3)"
+        text = issue("v.aee_level", value=_num(value, 2), bound=_g(bound))
     else:
         category = "none"
-        text = ("AEE not computed: no Table 2 level (4.3)" if value is None else
-                f"AEE {_num(value, 2)} GFLOPs/Wh is below Table 2 advanced (>= {_g(bound)}), the"
-                " table's only level: none (4.3)")
+        text = (issue("v.aee_missing") if value is None else
+                issue("v.aee_below", value=_num(value, 2), bound=_g(bound)))
     if bound != AEE_TABLE_ADVANCED:
-        text += f"; the threshold used differs from Table 2's {AEE_TABLE_ADVANCED:g}"
+        text = issue("v.aee_other_threshold", inner=text, table=AEE_TABLE_ADVANCED)
     item = {"clause": "4.3", "table": "Table 2", "indicator": "aee", "value": value,
             "level": level, "thresholds": {"advanced": bound}, "text": text}
     return category, [item]
@@ -152,5 +151,7 @@ def verdict(kind: str, result: Mapping[str, Any],
     else:
         raise ValueError(f"no clause 4 verdict for window kind {kind!r}")
     why = indicative_basis(result)
+    for item in basis + why:  # each text's catalogue code, for the report's language
+        item["detail"] = detail(item["text"])
     return {"category": category, "indicative": bool(why), "basis": basis + why,
             "clause5": register}

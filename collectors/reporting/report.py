@@ -25,6 +25,7 @@ from dcmeter.collectors.evaluation.site import Site
 from dcmeter.collectors.reporting.report_buckets import least_bucket_s, nice_s, role_of
 from dcmeter.collectors.reporting.report_format import fmt, hms, plain, zone
 from dcmeter.collectors.reporting.report_html import LABELS, page
+from dcmeter.collectors.reporting.report_i18n import word
 from dcmeter.collectors.reporting.report_plots import bar_chart as bar_chart
 from dcmeter.collectors.reporting.report_plots import line_chart as line_chart
 from dcmeter.collectors.reporting.report_print import ReportError as ReportError
@@ -177,14 +178,14 @@ def bucket_note(series: ReportSeries, L: Mapping[str, str]) -> str:
     return f'<p class="muted note">{escape(text)}</p>'
 
 
-def _run_plots(result: Mapping[str, Any],
-               L: Mapping[str, str]) -> tuple[list[float], list[str]]:
+def _run_plots(result: Mapping[str, Any], L: Mapping[str, str],
+               lang: Lang) -> tuple[list[float], list[str]]:
     """AI windows: the runs' boundaries (epoch s) and the mean power per run and AEE plots."""
     runs = result.get("runs") or []
     marks: list[float] = []
     bars_kw: list[tuple[str, float | None, bool]] = []
     for i, r in enumerate(runs):
-        label = f"{str(r.get('phase', ''))[:5]} #{r.get('repetition', i + 1)}"
+        label = f"{word(r.get('phase', ''), lang)[:5]} #{r.get('repetition', i + 1)}"
         start, dur, wh = (parse_rfc3339(str(r["start"])) if r.get("start") else None,
                           _num(r.get("duration_s")), _num(r.get("energy_wh")))
         if start is not None and dur is not None:
@@ -226,7 +227,7 @@ def render_html(
     marks: list[float] = []
     extra: list[str] = []
     if result.get("kind") == "ai":
-        marks, extra = _run_plots(result, L)
+        marks, extra = _run_plots(result, L, lang)
     note = bucket_note(series, L)
     plots = [
         line_chart(L["p_power"], [(L["total_power"], series.total_kw),

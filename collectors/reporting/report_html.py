@@ -7,6 +7,13 @@ from html import escape
 from typing import Any
 
 from dcmeter.collectors.reporting.report_format import fmt, hms, local_time, percent, zone
+from dcmeter.collectors.reporting.report_i18n import (
+    grid_source,
+    issue_texts,
+    method_note,
+    quantity,
+    word,
+)
 from dcmeter.collectors.reporting.report_sections import (
     SECTION_LABELS,
     basis,
@@ -204,7 +211,7 @@ class Page:
 
     def __init__(self, result: Mapping[str, Any], lang: str,
                  fingerprints: Mapping[str, str]) -> None:
-        self.r, self.L, self.fp = result, LABELS[lang], fingerprints
+        self.r, self.L, self.fp, self.lang = result, LABELS[lang], fingerprints, lang
         # Every time shown is local to the site (`[site] timezone`, kept in the result).
         self.tz = zone((result.get("site_info") or {}).get("timezone"))
 
@@ -293,8 +300,8 @@ class Page:
         grid = self.r.get("grid_factor") or {}
         site_rows = [(self.t("site"), _e(self.r.get("site"))),
                      (self.t("grid"),
-                      f"{num(grid.get('value'), 'grid')} · {_e(grid.get('source'))}"),
-                     (self.t("it_point"), _e(self.r.get("it_point")))]
+                      f"{num(grid.get('value'), 'grid')} · {_e(grid_source(grid, self.lang))}"),
+                     (self.t("it_point"), _e(word(self.r.get("it_point"), self.lang)))]
         return (self.h2("site") + table([self.L["indicator"], self.L["value"]], site_rows)
                 + self.h2("window") + table([self.L["indicator"], self.L["value"]], rows))
 
@@ -319,7 +326,7 @@ class Page:
             load = r.get("load") or {}
             rows += [[f"{self.t('load')} · {self.t(k)}", pct(load.get(k)), "", ""]
                      for k in ("compute", "storage", "network")]
-            rows += [[self.t("load_method"), _e(r.get("load_method")), "", ""],
+            rows += [[self.t("load_method"), _e(word(r.get("load_method"), self.lang)), "", ""],
                      [self.t("c"), num(r.get("computing_power"), "computing"), "", ""],
                      [self.t("cee"), num(r.get("cee"), "cee"), self.graded("cee_level"),
                       escape(L["cee_thr"].format(
@@ -357,15 +364,16 @@ class Page:
         for run in self.r.get("runs") or []:
             flops = run.get("flops")
             rows.append([
-                _e(run.get("phase")), _e(run.get("model")), _e(run.get("repetition")),
+                _e(word(run.get("phase"), self.lang)), _e(run.get("model")),
+                _e(run.get("repetition")),
                 self.time(run.get("start")), hms(run.get("duration_s")),
                 num(flops / 1e9 if isinstance(flops, int | float) else None, "gflops"),
                 num(run.get("energy_wh"), "energy_wh"), num(run.get("aee_gflops_per_wh"), "aee"),
                 _e(run.get("exit_status")), self.yn(run.get("valid")),
-                "<br>".join(_e(i) for i in run.get("issues") or [])])
+                "<br>".join(_e(i) for i in issue_texts(run, self.lang))])
         head = [L["phase"], L["model"], L["rep"], L["start"], L["duration"], L["gflops"],
                 L["energy_wh"], L["aee"], L["exit"], L["valid"], L["issues"]]
-        tasks = [[_e(t.get("phase")), _e(t.get("model")),
+        tasks = [[_e(word(t.get("phase"), self.lang)), _e(t.get("model")),
                   f"{_e(t.get('valid_runs'))} / {_e(t.get('runs'))}",
                   num(t.get("aee_gflops_per_wh"), "aee"), num(t.get("aee_stdev"), "aee"),
                   num(t.get("aee_min"), "aee"), num(t.get("aee_max"), "aee"),
@@ -380,7 +388,7 @@ class Page:
         """Relative uncertainties, worst case, and whether within the calibration MPEs."""
         u = self.r.get("uncertainty") or {}
         worst = u.get("worst_case") or {}
-        rows = [[_e(k.removesuffix("_rel")), pct(v, 2), pct(worst.get(k), 2)]
+        rows = [[_e(quantity(k, self.lang)), pct(v, 2), pct(worst.get(k), 2)]
                 for k, v in u.items() if k.endswith("_rel") and isinstance(v, int | float)]
         L = self.L
         out = self.h2("uncertainty") + table([L["quantity"], L["relative"], L["worst"]],
@@ -390,9 +398,11 @@ class Page:
         if within:
             out += f"<h3>{self.t('within_mpe')}</h3>" + table(
                 [L["quantity"], L["within_mpe"], L["mpe"]],
-                [[_e(k), self.yn(v), pct(mpe_of(mpe, k), 1)] for k, v in within.items()])
+                [[_e(quantity(k, self.lang)), self.yn(v), pct(mpe_of(mpe, k), 1)]
+                 for k, v in within.items()])
         if u.get("method"):
-            out += f'<p class="muted">{self.t("method")}: {_e(u["method"])}</p>'
+            note = method_note(u["method"], self.lang)
+            out += f'<p class="muted">{self.t("method")}: {_e(note)}</p>'
         return out
 
     def quality(self) -> str:
@@ -402,7 +412,7 @@ class Page:
         out = self.h2("quality") + (
             f'<p><span class="badge {"ok" if valid else "bad"}">'
             f'{self.t("q_valid" if valid else "q_invalid")}</span></p>')
-        issues = q.get("issues") or []
+        issues = issue_texts(q, self.lang)
         out += (f"<h3>{self.t('issues')}</h3>" + ('<ul class="issues">' + "".join(
             f"<li>{_e(i)}</li>" for i in issues) + "</ul>" if issues
             else f"<p>{self.t('no_issues')}</p>"))
@@ -421,7 +431,7 @@ class Page:
             out += f"<h3>{self.t('implausible')}</h3>" + table(
                 [L["source"], L["metric"], L["rule"], L["first_at"], L["value"], L["limit"],
                  L["count"]],
-                [[_e(e.get("source")), _e(e.get("metric")), _e(e.get("rule")),
+                [[_e(e.get("source")), _e(e.get("metric")), _e(word(e.get("rule"), self.lang)),
                   self.time(e.get("ts")), f"{sci(e.get('value'))} {_e(e.get('unit'))}",
                   f"{sci(e.get('limit'))} {_e(e.get('checked_unit'))}",
                   num(e.get("count"), "count")]
@@ -461,7 +471,7 @@ class Page:
                       f'{self.t("chain_ok" if chain.get("ok") else "chain_broken")}</span>'
                       f" ({len(agents)})")
         else:
-            chains = f'{self.t("not_checked")}: {_e(chain.get("note"))}'
+            chains = f'{self.t("not_checked")}: {_e(word(chain.get("note"), self.lang))}'
         summary = table([L["indicator"], L["value"]], [
             [self.t("batches_total"), num(batches, "count") if chain.get("checked") else "—"],
             [self.t("samples_total"), num(samples, "count")], [self.t("chains"), chains]])

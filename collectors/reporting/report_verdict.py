@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from dcmeter.collectors.reporting.report_i18n import basis_text
+
 VERDICT_LABELS: dict[str, dict[str, str]] = {
     "en": {
         "verdict": "Front-runner verdict (T/CECA-G 0355—2025 clause 4)",
@@ -109,7 +111,7 @@ def verdict_html(result: Mapping[str, Any], lang: str) -> str:
     else:
         head = _badge(name, _COLOUR.get(category, "#666"))
     basis = "".join(
-        f"<li>{_e(b.get('text') if isinstance(b, Mapping) else b)}</li>"
+        f"<li>{_e(basis_text(b, lang) if isinstance(b, Mapping) else b)}</li>"
         for b in v.get("basis") or [])
     out = (f'<h2 id="verdict">{escape(L["verdict"])}</h2><p>{head}</p>'
            f"<h3>{escape(L['basis'])}</h3><ul>{basis}</ul>")

@@ -14,6 +14,7 @@ from dcmeter.collectors.evaluation.evaluate import evaluate, source_ids
 from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.evaluation.general import A5_MAX_INTERVAL_S
 from dcmeter.collectors.evaluation.instruments import add_instruments
+from dcmeter.collectors.evaluation.issues import Issue, add_issue, attach_details, issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.levels import withhold_levels
 from dcmeter.collectors.evaluation.loads import GaugeMean
@@ -70,32 +71,23 @@ def chain_and_clock(
         }
         if breaks:
             valid = False
-            issues.append(
-                f"agent {agent}: hash chain broken at batch(es) {_seqs(breaks)}: the previous"
-                " batch's hash does not match; check for replaced or altered batches"
-            )
+            issues.append(issue("chain_broken", agent=agent, seqs=_seqs(breaks)))
         if open_gaps:
-            issues.append(
-                f"agent {agent}: batch(es) before {_seqs(open_gaps)} never arrived;"
-                " their samples are missing"
-            )
+            issues.append(issue("batches_missing", agent=agent, seqs=_seqs(open_gaps)))
         if len(open_gaps) < len(gaps):
             filled = [s for s in gaps if s not in open_gaps]
-            issues.append(
-                f"agent {agent}: batch(es) before {_seqs(filled)} arrived late; that link of"
-                " the chain was not verified"
-            )
+            issues.append(issue("batches_late", agent=agent, seqs=_seqs(filled)))
         if dropped or a["dropped_spans"]:
-            spans = "; ".join(
-                f"batches {d['first_seq']}-{d['last_seq']}: {d['samples']} samples read"
-                f" {d['from']} to {d['to']}" for d in a["dropped_spans"][:10]
-            )
-            before = f" before {_seqs(dropped)}" if dropped else ""
-            issues.append(
-                f"agent {agent}: the agent dropped batches{before}"
-                f" (buffer full): {a['dropped_samples']} samples missing"
-                + (f" ({spans})" if spans else "")
-            )
+            spans = [
+                issue("dropped_span", first=d["first_seq"], last=d["last_seq"],
+                      samples=d["samples"], start=d["from"], end=d["to"])
+                for d in a["dropped_spans"][:10]
+            ]
+            issues.append(issue(
+                "batches_dropped", agent=agent, samples=a["dropped_samples"],
+                before=issue("dropped_before", seqs=_seqs(dropped)) if dropped else issue("empty"),
+                spans=issue("dropped_spans", spans=spans) if spans else issue("empty"),
+            ))
         max_error = a["max_error_s"]
         stepped = list((steps or {}).get(agent, ()))
         clock_agents[agent] = {
@@ -106,22 +98,14 @@ def chain_and_clock(
             "steps": [{"seq": q, "stepped_s": s} for q, s in stepped],
         }
         if stepped:
-            shown = ", ".join(f"{s:+g} s at batch {q}" for q, s in stepped[:10])
-            issues.append(
-                f"agent {agent}: wall clock stepped ({shown}); each series kept moving forward"
-                " in time, but sample times around the step are off by up to its size"
-            )
+            shown = [issue("clock_step", step=s, seq=q) for q, s in stepped[:10]]
+            issues.append(issue("clock_stepped", agent=agent, steps=shown))
         if a["unsynced"]:
-            issues.append(
-                f"agent {agent}: clock not synchronised (NTP) in {a['unsynced']} of"
-                f" {n} batches; sample times may be off"
-            )
+            issues.append(issue("clock_unsynced", agent=agent, unsynced=a["unsynced"], n=n))
         if max_error is not None and max_error > max_interval_s:
             valid = False
-            issues.append(
-                f"agent {agent}: clock error bound {max_error:g} s exceeds the"
-                f" {max_interval_s:g} s sampling interval limit"
-            )
+            issues.append(issue("clock_error", agent=agent, error=max_error,
+                                limit=max_interval_s))
     span = {"from": rfc3339(t0_ns / 1e9), "to": rfc3339(t1_ns / 1e9)}
     chain = {
         "checked": True,
@@ -157,9 +141,10 @@ def _with_drops(a: Mapping[str, Any], drops: Sequence[Drop]) -> dict[str, Any]:
     }
 
 
-def _seqs(seqs: Sequence[int]) -> str:
-    shown = ", ".join(str(s) for s in seqs[:10])
-    return shown + (f" and {len(seqs) - 10} more" if len(seqs) > 10 else "")
+def _seqs(seqs: Sequence[int]) -> Issue:
+    shown = [int(s) for s in seqs[:10]]
+    more = len(seqs) - 10
+    return issue("seqs_more", seqs=shown, more=more) if more > 0 else issue("seqs", seqs=shown)
 
 
 def _folded(
@@ -191,10 +176,7 @@ def _provenance(
                            "from": _opt_time(s.from_ns), "until": _opt_time(s.until_ns)}
                           for s in spans]
         if len({s.agent for s in spans}) > 1:
-            quality["issues"].append(
-                f"source {source}: owned by {' then '.join(s.agent for s in spans)} in this"
-                " window; each agent's samples count only for the span it owned the source"
-            )
+            add_issue(quality, "owner_changed", source=source, agents=[s.agent for s in spans])
     quality["owners"] = owners
     changes = store.source_changes(sources, t0_ns, t1_ns)
     quality["source_changes"] = [
@@ -202,11 +184,10 @@ def _provenance(
         for c in changes
     ]
     for c in changes:
-        what = ", ".join(f"{k} {b!r} -> {a!r}" for k, (b, a) in c["changed"].items())
-        quality["issues"].append(
-            f"source {c['source']} (agent {c['agent']}) reconfigured at"
-            f" {rfc3339(c['ts_ns'] / 1e9)}: {what}"
-        )
+        what = [issue("change", key=k, before=repr(b), after=repr(a))
+                for k, (b, a) in c["changed"].items()]
+        add_issue(quality, "reconfigured", source=c["source"], agent=c["agent"],
+                  at=rfc3339(c["ts_ns"] / 1e9), changes=what)
 
 
 def _opt_time(ns: int | None) -> str | None:
@@ -276,5 +257,6 @@ def window_result(
     stored = store.instruments(source_ids(kind, site), w.start_ns, end_ns)
     add_instruments(result, site, [dataclasses.asdict(i) for i in stored], series, end)
     if w.end_ns is None:
-        quality["issues"].append(f"window still open: result as of {rfc3339(now_ns / 1e9)}")
+        add_issue(quality, "window_open", at=rfc3339(now_ns / 1e9))
+    attach_details(result)  # after the last issue: quality.issue_details, runs' too
     return result

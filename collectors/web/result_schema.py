@@ -50,6 +50,27 @@ class InstrumentRow(BaseModel):
     certificate: str | None = Field(description="calibration certificate, site file")
     overdue: bool = Field(description="calibration due before the window's end day")
     samples: int = Field(description="its samples in the window")
+class IssueDetail(BaseModel):
+    """One issue's catalogue entry (collectors/evaluation/issues.py, docs/evaluation.md)."""
+
+    code: str = Field(description="stable issue code, e.g. `clock_unsynced`; `text` for a"
+                      " text without a code (shown as written)")
+    params: dict[str, object] = Field(description="the template's parameters (JSON-plain);"
+                                      " `inner`, where present, is the detail of the issue"
+                                      " it gives the place of")
+
+
+class ResultQuality(BaseModel):
+    """A result's data quality: validity and the reasons, per source, chain and clock."""
+
+    model_config = ConfigDict(extra="allow")
+
+    valid: bool = Field(description="whether the result is valid")
+    issues: list[str] = Field(description="the issues, in English")
+    issue_details: list[IssueDetail] | None = Field(
+        default=None, description="the same issues in the same order, each as its code and"
+        " params (a report writes them in its language); absent on a result frozen before"
+        " issue codes existed")
 
 
 class WindowResult(BaseModel):
@@ -61,7 +82,8 @@ class WindowResult(BaseModel):
     site: str
     window: dict[str, object] = Field(description="id, kind, state, start, end, hours,"
                                       " note, opened_by, closed_by, scope")
-    quality: dict[str, object] = Field(description="valid, issues, sources, chain, clock, …")
+    quality: ResultQuality = Field(description="valid, issues, issue_details, sources, chain,"
+                                   " clock, …")
     conforming: bool = Field(description="whether the site file keeps every fixed rule of"
                              " T/CECA-G 0355—2025 (docs/evaluation.md)")
     deviations: list[dict[str, object]] = Field(

@@ -263,7 +263,7 @@ def test_ai_html(lang: str) -> None:
     for run in result["runs"]:
         assert fmt(run["aee_gflops_per_wh"], "aee") in text
     assert "98.49" in text  # the mean over the four valid runs
-    assert "failed run: exit status 1" in text
+    assert ("failed run: exit status 1" if lang == "en" else "运行失败：退出状态 1") in text
     assert L["q_invalid"] in text and L["not_checked"] in text
 
 
