@@ -40,6 +40,12 @@ WORDS: dict[str, dict[str, str]] = {
         "total": "total", "green": "green", "counter": "energy counter",
         "integrated_power": "integrated power", "mixed": "counter and integrated power",
         "1": "method 1", "2": "method 2", "train": "training", "infer": "inference",
+        # the instrument list: protocols, where an accuracy came from, the site file's lists
+        "modbus": "Modbus", "ipmi": "IPMI", "snmp": "SNMP", "nvml": "NVML", "host": "host",
+        "site file": "site file", "agent config": "agent config", "default": "default",
+        "energy.total": "E_total", "energy.it": "E_IT", "energy.green": "E_green",
+        "ai.servers": "AI servers", "ai.gpus": "AI GPUs", "ai.network": "AI network",
+        "ai.storage": "AI storage", "general.groups": "group",
     },
     "zh": {
         "energy": "能耗（E_total）", "energy_total": "总能耗（E_total）",
@@ -51,6 +57,11 @@ WORDS: dict[str, dict[str, str]] = {
         "total": "总能耗", "green": "绿电", "counter": "电能计数器",
         "integrated_power": "功率积分", "mixed": "电能计数器与功率积分",
         "1": "方法 1", "2": "方法 2",
+        "modbus": "Modbus", "ipmi": "IPMI", "snmp": "SNMP", "nvml": "NVML", "host": "主机",
+        "site file": "站点文件", "agent config": "代理配置", "default": "默认值",
+        "energy.total": "E_total", "energy.it": "E_IT", "energy.green": "E_green",
+        "ai.servers": "AI 服务器", "ai.gpus": "AI GPU", "ai.network": "AI 网络",
+        "ai.storage": "AI 存储", "general.groups": "设备组",
         NOT_CHECKED_OFFLINE: "离线评估（样本文件）不检查：由采集服务器检查",
     },
 }
@@ -62,6 +73,14 @@ def word(value: Any, lang: str) -> str:
         return "—"
     text = str(value)
     return WORDS.get(lang, {}).get(text) or VALUES.get(lang, {}).get(text, text)
+
+
+def role(key: str, lang: str) -> str:
+    """A site-file list naming a source (`energy.it`, `general.groups.<name>`) in `lang`."""
+    head, _, name = key.partition("general.groups.")
+    if not head and name:
+        return f"{word('general.groups', lang)} {name}"
+    return word(key, lang)
 
 
 def quantity(key: str, lang: str) -> str:

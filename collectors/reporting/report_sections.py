@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dcmeter.collectors.reporting.report_format import local_time, utc_offset
+from dcmeter.collectors.reporting.report_i18n import role, word
 
 SECTION_LABELS: dict[str, dict[str, str]] = {
     "en": {
@@ -135,7 +136,7 @@ def _accuracy(v: Any) -> str:
     return _e(v)
 
 
-def instruments(r: Mapping[str, Any], L: Mapping[str, str]) -> str:
+def instruments(r: Mapping[str, Any], L: Mapping[str, str], lang: str) -> str:
     """Every instrument that contributed (`result["instruments"]`); '—' where a field is
     missing, an overdue calibration marked."""
     items = r.get("instruments")
@@ -156,10 +157,14 @@ def instruments(r: Mapping[str, Any], L: Mapping[str, str]) -> str:
         rows.append([
             f"<b>{_e(i.get('source'))}</b><br>"
             + (escape(L[kind]) if kind in L else _e(i.get("kind"))) + "<br>"
-            + _e(", ".join(map(str, roles)) if isinstance(roles, list) else roles),
-            _e(make), f"{_e(ident)}<br>{_e(d.get('firmware'))}", _e(i.get("point")),
-            f"{_e(i.get('protocol'))}<br>{_e(i.get('address'))}",
-            f"{_accuracy(i.get('accuracy'))}<br>{_e(i.get('accuracy_source'))}",
+            + _e(", ".join(role(str(x), lang) for x in roles) if isinstance(roles, list)
+                 else roles),
+            _e(make), f"{_e(ident)}<br>{_e(d.get('firmware'))}",
+            _e(word(i.get("point"), lang) if i.get("point") else None),
+            f"{_e(word(i.get('protocol'), lang) if i.get('protocol') else None)}<br>"
+            f"{_e(i.get('address'))}",
+            f"{_accuracy(i.get('accuracy'))}<br>"
+            f"{_e(word(i.get('accuracy_source'), lang) if i.get('accuracy_source') else None)}",
             f"{_e(i.get('calibrated'))}<br>{due}<br>{_e(i.get('certificate'))}",
             _e(i.get("samples"))])
     heads = [f"{L['inst_source']} / {L['inst_kind']} / {L['inst_roles']}", L["inst_device"],
