@@ -266,7 +266,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "window_open": {"en": "window still open: result as of {at}",
                     "zh": "窗口仍未关闭：结果截至 {at}"},
     # the clause 4 verdict's basis (verdict.py)
-    "v.not_valid": {"en": "indicative: the result is not valid (quality.valid is false); the category is what its figures would give, not a verdict",
+    "v.not_valid": {"en": "indicative: the result is not valid (see data quality); the category is what its figures would give, not a verdict",
                     "zh": "仅供参考：结果无效；所示类别为按其数值应得的类别，并非结论"},
     "v.not_conforming": {"en": "indicative: the result does not conform to the standard's fixed rules (declared deviations: {rules})",
                          "zh": "仅供参考：结果不符合标准的固定规则（声明的偏离：{rules}）"},
