@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report import FINGERPRINT, SITE, SOURCES, ai_window, need, stored_window
+from test_report import FINGERPRINT, SOURCES, ai_window, need, stored_window
 
 from dcmeter.agent.samples import SourceInfo
 from dcmeter.collectors.evaluation.site import Site
-
 from dcmeter.collectors.reporting.report import ReportSeries, render_html, render_pdf
 
 # Words of Latin letters the Chinese report may show, each for a reason:
