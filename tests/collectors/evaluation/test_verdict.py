@@ -206,3 +206,18 @@ def test_an_indicative_verdict_is_never_shown_bare(lang: str) -> None:
 def test_verdict_labels_exist_in_both_languages() -> None:
     assert set(VERDICT_LABELS["en"]) == set(VERDICT_LABELS["zh"])
     assert all(v.strip() for lang in VERDICT_LABELS.values() for v in lang.values())
+
+
+def test_the_register_is_written_in_the_page_language() -> None:
+    """zh: the product, requirement and reason in Chinese; en: no Chinese in the register's
+    texts; a result frozen before `reason_detail` shows its English reason."""
+    result = _infra(1)
+    result["verdict"] = verdict("infrastructure", result, [_server(declared_grade=2)])
+    zh, en = verdict_html(result, "zh"), verdict_html(result, "en")
+    assert "塔式和机架式服务器" in zh and "GB 43630 能效 1 级" in zh
+    assert "申报能效 2 级；第 5.2 条要求 GB 43630 能效 1 级" in zh
+    assert "tower and rack servers" in en and "declared grade 2; clause 5.2 asks" in en
+    register = en[en.index("<h3>Clause 5"):]
+    assert not re.search(r"[\u4e00-\u9fff]", register)
+    del result["verdict"]["clause5"]["shall"]["items"][0]["reason_detail"]
+    assert "declared grade 2; clause 5.2 asks GB 43630 grade 1" in verdict_html(result, "zh")
