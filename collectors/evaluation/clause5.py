@@ -10,13 +10,16 @@ subclause is which and why).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from dcmeter.collectors.evaluation.issues import Issue, detail, issue
 from dcmeter.collectors.evaluation.site_equipment import (
+    CERTIFICATE,
     CLAUSES,
     LABEL,
     NOTE_5_2,
+    NOTE_5_2_ZH,
     REQUIREMENTS,
     Clause,
     Equipment,
@@ -26,8 +29,10 @@ from dcmeter.collectors.evaluation.site_equipment import (
 Status = Literal["met", "not met", "unproven"]
 NONE_DECLARED = "none declared"
 _RANK = {"met": 0, "unproven": 1, "not met": 2}
-_EVIDENCE_KEYS = {LABEL: "China Energy Label filing number (label_filing)",
-                  "certificate": "certificate or proof document (certificate)"}
+# The issue telling which evidence is missing, by the evidence a clause accepts.
+_NO_EVIDENCE = {(LABEL,): "c5.no_label", (CERTIFICATE, LABEL): "c5.no_certificate"}
+_UNCHECKED = {("checked_by",): "c5.unchecked_by", ("checked_on",): "c5.unchecked_on",
+              ("checked_by", "checked_on"): "c5.unchecked"}
 
 
 def _worst(statuses: Sequence[str]) -> Status:
@@ -36,23 +41,23 @@ def _worst(statuses: Sequence[str]) -> Status:
     return worst  # type: ignore[return-value]
 
 
-def item_status(e: Equipment) -> tuple[Status, str]:
-    """Return one register item's status and the reason (clause 5.1-5.3)."""
+def item_status(e: Equipment) -> tuple[Status, Issue]:
+    """Return one register item's status and the reason (clause 5.1-5.3), an issue (its
+    English text, with a code and params for the report's other language)."""
     req = requirement(e.standard)
     clause = CLAUSES[req.clause]
-    asked = f"clause {req.clause} asks {req.standard} {req.wording}"
+    asked = issue("c5.asks_or_better" if req.grade > 1 else "c5.asks", clause=req.clause,
+                  standard=req.standard, grade=req.grade)
     if e.declared_grade is None:
-        return "unproven", f"no declared grade (declared_grade); {asked}"
+        return "unproven", issue("c5.no_grade", asked=asked)
     if e.declared_grade > req.grade:
-        return "not met", f"declared grade {e.declared_grade}; {asked}"
+        return "not met", issue("c5.declared", declared=e.declared_grade, asked=asked)
     if not any(getattr(e, key) for key in clause.evidence):
-        wanted = " or ".join(_EVIDENCE_KEYS[k] for k in clause.evidence)
-        return "unproven", (f"no evidence: clause {req.clause} is verified by"
-                            f" {clause.verification}; give the {wanted}")
-    missing = [k for k in ("checked_by", "checked_on") if getattr(e, k) is None]
+        return "unproven", issue(_NO_EVIDENCE[clause.evidence], clause=req.clause)
+    missing = tuple(k for k in ("checked_by", "checked_on") if getattr(e, k) is None)
     if missing:
-        return "unproven", f"evidence not recorded as checked: give {' and '.join(missing)}"
-    return "met", f"declared grade {e.declared_grade}, checked; {asked}"
+        return "unproven", issue(_UNCHECKED[missing])
+    return "met", issue("c5.met", declared=e.declared_grade, asked=asked)
 
 
 def _item(e: Equipment) -> dict[str, Any]:
@@ -77,9 +82,16 @@ def _item(e: Equipment) -> dict[str, Any]:
             "checked_on": None if e.checked_on is None else e.checked_on.isoformat(),
         },
         "status": status,
-        "reason": reason,
+        "reason": str(reason),
+        "reason_detail": detail(reason),  # {code, params}: the reason in the report's language
         "note": e.note,
     }
+
+
+def _reason(item: Mapping[str, Any]) -> Issue:
+    """An item's reason as the issue it was made from (its English text and detail)."""
+    found = item["reason_detail"]
+    return Issue(item["reason"], found["code"], dict(found["params"]))
 
 
 def _products(clause: Clause) -> str:
@@ -109,14 +121,15 @@ def _part(subclauses: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]],
           obligation: str) -> dict[str, Any]:
     subs = [s for s in subclauses if s["obligation"] == obligation]
     mine = [i for i in items if i["obligation"] == obligation]
-    reasons = [f"{i['clause']} {i['standard']} {i['model']}: {i['status']}: {i['reason']}"
+    reasons = [issue("c5.item", clause=i["clause"], standard=i["standard"], model=i["model"],
+                     status=i["status"], reason=_reason(i))
                for i in mine if i["status"] != "met"]
-    reasons += [f"{s['clause']}: nothing declared in [[equipment]] ({s['standards']})"
+    reasons += [issue("c5.nothing_declared", clause=s["clause"], standards=s["standards"])
                 for s in subs if s["items"] == 0 and obligation == "shall"]
     declared = [s["status"] for s in subs if s["status"] != NONE_DECLARED]
     status = _worst(declared) if declared else NONE_DECLARED
     return {"status": status, "clauses": [s["clause"] for s in subs], "items": mine,
-            "reasons": reasons}
+            "reasons": reasons, "reason_details": [detail(r) for r in reasons]}
 
 
 def clause5(equipment: Sequence[Equipment]) -> dict[str, Any]:
@@ -133,4 +146,5 @@ def clause5(equipment: Sequence[Equipment]) -> dict[str, Any]:
         "should": should,
         "subclauses": subclauses,
         "note": NOTE_5_2,
+        "note_zh": NOTE_5_2_ZH,
     }

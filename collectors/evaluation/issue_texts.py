@@ -266,7 +266,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "window_open": {"en": "window still open: result as of {at}",
                     "zh": "窗口仍未关闭：结果截至 {at}"},
     # the clause 4 verdict's basis (verdict.py)
-    "v.not_valid": {"en": "indicative: the result is not valid (quality.valid is false); the category is what its figures would give, not a verdict",
+    "v.not_valid": {"en": "indicative: the result is not valid (see data quality); the category is what its figures would give, not a verdict",
                     "zh": "仅供参考：结果无效；所示类别为按其数值应得的类别，并非结论"},
     "v.not_conforming": {"en": "indicative: the result does not conform to the standard's fixed rules (declared deviations: {rules})",
                          "zh": "仅供参考：结果不符合标准的固定规则（声明的偏离：{rules}）"},
@@ -278,12 +278,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
                    "zh": "PUE {pue} 为 GB 40879-2021 {level} 级，既非 1 级（≤ {l1}）也非 2 级（≤ {l2}）：无领跑等级（4.1）"},
     "v.pue_level": {"en": "PUE {pue} is GB 40879-2021 level {level} (PUE <= {bound}): {candidate} if clause 5 is met (4.1)",
                     "zh": "PUE {pue} 为 GB 40879-2021 {level} 级（PUE ≤ {bound}）：满足第 5 章时为{candidate}（4.1）"},
-    "v.c5_met": {"en": "clause 5 met: every shall (应) item of the register is met with checked evidence",
+    "v.c5_met": {"en": "clause 5 met: every shall item of the register is met with checked evidence",
                  "zh": "满足第 5 章：登记表中每项“应”条款均已满足且证据经核查"},
     "v.c5_not_met": {"en": "clause 5 not met: {reasons}", "zh": "不满足第 5 章：{reasons}"},
     "v.c5_unproven": {"en": "clause 5 unproven (no verdict without evidence): {reasons}",
                       "zh": "第 5 章未经证实（无证据不作结论）：{reasons}"},
-    "v.should": {"en": "should (宜) items ({clauses}), not blocking: {status}",
+    "v.should": {"en": "should items ({clauses}), not blocking: {status}",
                  "zh": "“宜”条款（{clauses}），不影响结论：{status}"},
     "v.pue_blocked": {"en": "none: PUE level {level} alone would be {candidate}, but clause 5 is {status}",
                       "zh": "无：仅按 PUE {level} 级应为{candidate}，但第 5 章{status}"},
@@ -306,6 +306,36 @@ CATALOGUE: dict[str, dict[str, str]] = {
               " [[instruments]]",
         "zh": "计量器具 {source}（代理 {agent}）：校准已于 {due} 到期，早于窗口结束日（{end}）；"
               "请重新校准，或在 [[instruments]] 中给出其现行有效的校准证书"},
+    # the clause 5 register (clause5.py): an item's reason, and the shall part's reasons
+    "c5.asks": {"en": "clause {clause} asks {standard} grade {grade}",
+                "zh": "第 {clause} 条要求 {standard} 能效 {grade} 级"},
+    "c5.asks_or_better": {"en": "clause {clause} asks {standard} grade {grade} or better",
+                          "zh": "第 {clause} 条要求 {standard} 能效 {grade} 级及以上"},
+    "c5.no_grade": {"en": "no declared grade; {asked}", "zh": "未申报能效等级；{asked}"},
+    "c5.declared": {"en": "declared grade {declared}; {asked}",
+                    "zh": "申报能效 {declared} 级；{asked}"},
+    "c5.met": {"en": "declared grade {declared}, checked; {asked}",
+               "zh": "申报能效 {declared} 级，已核查；{asked}"},
+    "c5.no_label": {
+        "en": "no evidence: clause {clause} is verified by the China Energy Label filing;"
+              " give the China Energy Label filing number",
+        "zh": "无证明：第 {clause} 条的验证方式为查验中国能效标识官网的备案信息；请给出能效标识备案号"},
+    "c5.no_certificate": {
+        "en": "no evidence: clause {clause} is verified by the site's proof or a third-party"
+              " certificate; give the certificate or proof document or the China Energy Label"
+              " filing number",
+        "zh": "无证明：第 {clause} 条的验证方式为查验数据中心提供的相关证明材料或第三方认证证书；"
+              "请给出证书或证明材料，或能效标识备案号"},
+    "c5.unchecked_by": {"en": "evidence not recorded as checked: give who checked it",
+                        "zh": "证明未记录核查：请给出核查人"},
+    "c5.unchecked_on": {"en": "evidence not recorded as checked: give the date it was checked",
+                        "zh": "证明未记录核查：请给出核查日期"},
+    "c5.unchecked": {"en": "evidence not recorded as checked: give who checked it and when",
+                     "zh": "证明未记录核查：请给出核查人和核查日期"},
+    "c5.item": {"en": "{clause} {standard} {model}: {status}: {reason}",
+                "zh": "{clause} {standard} {model}：{status}：{reason}"},
+    "c5.nothing_declared": {"en": "{clause}: nothing declared in [[equipment]] ({standards})",
+                            "zh": "{clause}：[[equipment]] 中未登记设备（{standards}）"},
 }
 
 # Params whose value is a word of the code, translated by VALUES.

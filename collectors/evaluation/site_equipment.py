@@ -37,24 +37,37 @@ class Clause:
     obligation: Obligation
     verification: str
     evidence: tuple[str, ...]
+    title_zh: str = ""  # the standard's own words, for the Chinese report
+    verification_zh: str = ""
+
+    def title_in(self, lang: str) -> str:
+        """What the subclause covers, in `lang` ("en" or "zh")."""
+        return self.title_zh if lang == "zh" and self.title_zh else self.title
+
+    def verification_in(self, lang: str) -> str:
+        """How the subclause is verified (合规性验证方式), in `lang`."""
+        return self.verification_zh if lang == "zh" and self.verification_zh else self.verification
 
 
 CLAUSES: Mapping[str, Clause] = {
-    "5.1": Clause("5.1", "cooling", "cooling system (冷却系统)", "制冷机组的能效宜符合以下要求",
-                  "should", "China Energy Label filing (查验中国能效标识官网的备案信息)", (LABEL,)),
+    "5.1": Clause("5.1", "cooling", "cooling system", "制冷机组的能效宜符合以下要求",
+                  "should", "China Energy Label filing", (LABEL,), "冷却系统",
+                  "查验中国能效标识官网的备案信息"),
     # The lead-in reads "应宜" (a drafting slip between shall and should); the item itself says
     # 应符合 and 5.1 and 5.3 chose a plain 宜, so dcmeter reads 5.2 as shall, the stricter one.
-    "5.2": Clause("5.2", "server", "electronic information equipment (电子信息设备)",
+    "5.2": Clause("5.2", "server", "electronic information equipment",
                   "塔式和机架式服务器的能效应宜符合以下要求", "shall",
-                  "the site's proof or a third-party certificate (查验数据中心提供的相关证明材料或"
-                  "第三方认证证书)", (CERTIFICATE, LABEL)),
-    "5.3": Clause("5.3", "distribution", "power distribution equipment (配电设备)",
+                  "the site's proof or a third-party certificate", (CERTIFICATE, LABEL),
+                  "电子信息设备", "查验数据中心提供的相关证明材料或第三方认证证书"),
+    "5.3": Clause("5.3", "distribution", "power distribution equipment",
                   "变压器、电机、泵、风机、压缩机等配电设备的能效宜符合以下要求", "should",
-                  "China Energy Label filing (查验中国能效标识官网的备案信息)", (LABEL,)),
+                  "China Energy Label filing", (LABEL,), "配电设备",
+                  "查验中国能效标识官网的备案信息"),
 }
 CLAUSE_OF: Mapping[Category, Clause] = {c.category: c for c in CLAUSES.values()}
-NOTE_5_2 = ("5.2's lead-in reads 应宜 (shall/should); read as 应 (shall): its item says 应符合"
-            " while 5.1 and 5.3 chose a plain 宜")
+NOTE_5_2 = ("5.2's lead-in reads both shall and should; read as shall: its item says shall"
+            " while 5.1 and 5.3 chose a plain should")
+NOTE_5_2_ZH = "5.2 的引导语为“应宜”；按“应”理解：其条文为“应符合”，而 5.1 与 5.3 用的是“宜”"
 
 
 @dataclass(frozen=True)
@@ -66,16 +79,30 @@ class Requirement:
     product: str
     grade: int  # grade 1 is the best; "grade 2 or better" is 2
     edition: str | None = None  # a dated reference (clause 2): only that edition applies
+    product_zh: str = ""
 
     @property
     def wording(self) -> str:
         """The grade the clause asks for, as the text says it."""
-        return f"grade {self.grade}" + (" or better" if self.grade > 1 else "")
+        return grade_wording(self.grade, "en")
+
+    def product_in(self, lang: str) -> str:
+        """The product's name in `lang` ("en" or "zh")."""
+        return self.product_zh if lang == "zh" and self.product_zh else self.product
+
+
+def grade_wording(grade: int, lang: str) -> str:
+    """An energy-efficiency grade as a requirement: "grade 2 or better", "能效 2 级及以上"."""
+    if lang == "zh":
+        return f"能效 {grade} 级" + ("及以上" if grade > 1 else "")
+    return f"grade {grade}" + (" or better" if grade > 1 else "")
 
 
 def _req(standard: str, clause: str, product: str, grade: int = 1,
          edition: str | None = None) -> tuple[str, Requirement]:
-    return standard, Requirement(standard, clause, product, grade, edition)
+    """`product` is "english (中文)": each language gets its own part."""
+    en, _, zh = product.partition(" (")
+    return standard, Requirement(standard, clause, en, grade, edition, zh.removesuffix(")"))
 
 
 REQUIREMENTS: Mapping[str, Requirement] = dict((
@@ -99,7 +126,7 @@ _STANDARD = re.compile(r"GB\s*(\d+)(?:\s*[-—–]\s*(\d{4}))?")
 def _valid_for(category: str | None) -> str:
     clause = next((c for c in CLAUSES.values() if c.category == category), None)
     ours = [r for r in REQUIREMENTS.values() if clause is None or r.clause == clause.number]
-    return ", ".join(f"{r.standard} ({r.product})" for r in ours)
+    return ", ".join(f"{r.standard} ({r.product}, {r.product_zh})" for r in ours)
 
 
 class Equipment(BaseModel):

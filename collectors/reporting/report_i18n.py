@@ -98,11 +98,24 @@ METHOD_ZH = (
 )
 
 
+# The same in English words: the evaluation's own note (uncertainty.METHOD) writes formulas
+# and result keys (a_i, worst_case), which a report does not show.
+METHOD_EN = (
+    "The accuracy a of a source is the bound of its relative error, uniform on [-a, a]"
+    " (GUM 4.3.7); sources are independent; a sum: the root sum of squares of the sources'"
+    " error bounds over the total; a ratio (PUE, CUE): the root sum of squares of the relative"
+    " errors; figures are at the level of the bounds (√3 times the combined standard"
+    " uncertainty, about 92 % coverage for several sources, the bound itself for one); the"
+    " worst case adds the bounds linearly; the grid emission factor is taken as exact; the"
+    " sampling error of integrated power is not included"
+)
+
+
 def method_note(text: Any, lang: str) -> str:
-    """The uncertainty method note in `lang` (the evaluation's English text in en)."""
-    if lang == "zh" and text:
-        return METHOD_ZH
-    return "" if text is None else str(text)
+    """The uncertainty method note in `lang` (none where the result has none)."""
+    if not text:
+        return ""
+    return METHOD_ZH if lang == "zh" else METHOD_EN
 
 
 def grid_source(grid: Mapping[str, Any], lang: str) -> str:
@@ -110,8 +123,8 @@ def grid_source(grid: Mapping[str, Any], lang: str) -> str:
     source = str(grid.get("source") or "")
     key = grid.get("key")
     factor = GRID_FACTORS.get(str(key))
-    if lang == "zh" and key == "configured":
-        return "站点文件中配置"
+    if key == "configured":  # the evaluation's text names the site file's key: not shown
+        return "站点文件中配置" if lang == "zh" else "configured in the site file"
     if factor is None:
         return source
     if lang == "zh":

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from dcmeter.collectors.evaluation.issues import render_issue
+from dcmeter.collectors.evaluation.site_equipment import CLAUSES, REQUIREMENTS, grade_wording
 from dcmeter.collectors.reporting.report_i18n import basis_text
 
 VERDICT_LABELS: dict[str, dict[str, str]] = {
@@ -16,10 +18,10 @@ VERDICT_LABELS: dict[str, dict[str, str]] = {
         "would_be": "the figures would give: {c}", "basis": "Basis",
         "clause5": "Clause 5: main supporting equipment",
         "c5_status": "Clause 5 (shall items, needed by 4.1): {s}",
-        "c5_should": "Should (宜) items, not blocking: {s}",
+        "c5_should": "Should items, not blocking: {s}",
         "clause": "Clause", "title": "Covers", "obligation": "Force", "status": "Status",
         "blocking": "Blocks the verdict", "verification": "Verified by",
-        "shall": "shall (应)", "should": "should (宜)",
+        "shall": "shall", "should": "should",
         "met": "met", "not met": "not met", "unproven": "unproven",
         "none declared": "none declared", "yes": "yes", "no": "no",
         "category": "Category", "product": "Product", "model": "Model", "count": "Count",
@@ -68,13 +70,36 @@ def _word(L: Mapping[str, str], v: Any) -> str:
     return escape(L[v]) if isinstance(v, str) and v in L else _e(v)
 
 
-def _register(c5: Mapping[str, Any], L: Mapping[str, str]) -> str:
+def _clause_text(s: Mapping[str, Any], key: str, lang: str) -> str:
+    """A subclause's title or verification in `lang` (the result's own text if unknown)."""
+    clause = CLAUSES.get(str(s.get("clause")))
+    if clause is None:
+        return _e(s.get(key))
+    return _e(clause.title_in(lang) if key == "title" else clause.verification_in(lang))
+
+
+def _product(i: Mapping[str, Any], lang: str) -> tuple[str, str]:
+    """An item's product name and requirement ("GB 19761 能效 2 级及以上") in `lang`."""
+    req = REQUIREMENTS.get(str(i.get("standard") or "").split("-")[0])
+    if req is None:
+        return _e(i.get("product")), _e(i.get("requirement"))
+    return _e(req.product_in(lang)), _e(f"{req.standard} {grade_wording(req.grade, lang)}")
+
+
+def _reason(i: Mapping[str, Any], lang: str) -> str:
+    """An item's reason in `lang`: from its detail; a result without one shows its text."""
+    found = i.get("reason_detail")
+    return _e(render_issue(found, lang) if isinstance(found, Mapping) else i.get("reason"))
+
+
+def _register(c5: Mapping[str, Any], L: Mapping[str, str], lang: str) -> str:
     out = f"<h3>{escape(L['clause5'])}</h3><p>"
     out += escape(L["c5_status"].format(s=L.get(str(c5.get("status")), str(c5.get("status")))))
     should = (c5.get("should") or {}).get("status")
     out += "<br>" + escape(L["c5_should"].format(s=L.get(str(should), str(should)))) + "</p>"
-    subs = [[_e(s.get("clause")), _e(s.get("title")), _word(L, s.get("obligation")),
-             _e(s.get("standards")), _e(s.get("verification")), _word(L, s.get("status")),
+    subs = [[_e(s.get("clause")), _clause_text(s, "title", lang), _word(L, s.get("obligation")),
+             _e(s.get("standards")), _clause_text(s, "verification", lang),
+             _word(L, s.get("status")),
              escape(L["yes" if s.get("blocking") else "no"])]
             for s in c5.get("subclauses") or []]
     out += _table([L["clause"], L["title"], L["obligation"], "GB", L["verification"],
@@ -84,11 +109,12 @@ def _register(c5: Mapping[str, Any], L: Mapping[str, str]) -> str:
     for i in items:
         ev = i.get("evidence") or {}
         proof = " / ".join(_e(ev.get(k)) for k in ("label_filing", "certificate") if ev.get(k))
+        product, required = _product(i, lang)
         rows.append([_e(i.get("clause")), _word(L, i.get("obligation")),
-                     _word(L, i.get("category")), _e(i.get("product")), _e(i.get("model")),
-                     _e(i.get("count")), _e(i.get("requirement")), _e(i.get("declared_grade")),
+                     _word(L, i.get("category")), product, _e(i.get("model")),
+                     _e(i.get("count")), required, _e(i.get("declared_grade")),
                      proof or "—", f"{_e(ev.get('checked_by'))} / {_e(ev.get('checked_on'))}",
-                     f"<b>{_word(L, i.get('status'))}</b>", _e(i.get("reason"))])
+                     f"<b>{_word(L, i.get('status'))}</b>", _reason(i, lang)])
     if not rows:
         return out + f"<p>{escape(L['no_items'])}</p>"
     return out + _table([L["clause"], L["obligation"], L["category"], L["product"], L["model"],
@@ -116,5 +142,5 @@ def verdict_html(result: Mapping[str, Any], lang: str) -> str:
     out = (f'<h2 id="verdict">{escape(L["verdict"])}</h2><p>{head}</p>'
            f"<h3>{escape(L['basis'])}</h3><ul>{basis}</ul>")
     if v.get("clause5"):
-        out += _register(v["clause5"], L)
+        out += _register(v["clause5"], L, lang)
     return out

@@ -12,6 +12,7 @@ import pytest
 from dcmeter.base.configfile import ConfigError
 from dcmeter.cli.render import verdict_line
 from dcmeter.collectors.evaluation.clause5 import clause5, item_status
+from dcmeter.collectors.evaluation.issues import render_issue
 from dcmeter.collectors.evaluation.site import load_site
 from dcmeter.collectors.evaluation.site_equipment import REQUIREMENTS, Equipment
 from dcmeter.collectors.evaluation.verdict import verdict
@@ -97,14 +98,29 @@ def test_the_commented_example_of_config_site_toml_loads(tmp_path: Path) -> None
     ({"declared_grade": None}, "unproven", "no declared grade"),
     ({"certificate": None}, "unproven", "no evidence"),
     ({"certificate": None, "label_filing": "CEL-1"}, "met", "checked"),
-    ({"checked_on": None}, "unproven", "give checked_on"),
-    ({"checked_by": None, "checked_on": None}, "unproven", "give checked_by and checked_on"),
+    ({"checked_on": None}, "unproven", "give the date it was checked"),
+    ({"checked_by": None, "checked_on": None}, "unproven", "give who checked it and when"),
 ])
 def test_a_server_item_is_met_not_met_or_unproven(
     kw: dict[str, Any], status: str, needle: str
 ) -> None:
     got, reason = item_status(_server(**kw))
     assert got == status and needle in reason
+
+
+@pytest.mark.parametrize(("kw", "zh"), [
+    ({}, "申报能效 1 级，已核查；第 5.2 条要求 GB 43630 能效 1 级"),
+    ({"declared_grade": 2}, "申报能效 2 级；第 5.2 条要求 GB 43630 能效 1 级"),
+    ({"declared_grade": None}, "未申报能效等级；第 5.2 条要求 GB 43630 能效 1 级"),
+    ({"certificate": None}, "无证明：第 5.2 条的验证方式为查验数据中心提供的相关证明材料或第三方"
+                            "认证证书；请给出证书或证明材料，或能效标识备案号"),
+    ({"checked_by": None}, "证明未记录核查：请给出核查人"),
+])
+def test_an_item_reason_has_its_chinese_text(kw: dict[str, Any], zh: str) -> None:
+    """The reason keeps its English text and carries the detail the Chinese report writes."""
+    item = clause5([_server(**kw)])["shall"]["items"][0]
+    assert render_issue(item["reason_detail"], "en") == item["reason"]
+    assert render_issue(item["reason_detail"], "zh") == zh
 
 
 def test_cooling_and_distribution_are_proven_by_the_label_filing_only() -> None:
@@ -131,6 +147,9 @@ def test_no_server_in_the_register_leaves_clause_5_unproven() -> None:
     v = verdict("infrastructure", _infra(1), [])
     assert (v["category"], v["clause5"]["status"]) == ("none", "unproven")
     assert any("5.2: nothing declared" in r for r in v["clause5"]["shall"]["reasons"])
+    c5 = next(b for b in v["basis"] if b["clause"] == "5")
+    assert render_issue(c5["detail"], "zh") == (
+        "第 5 章未经证实（无证据不作结论）：5.2：[[equipment]] 中未登记设备（GB 43630）")
 
 
 @pytest.mark.parametrize(("result", "category", "indicative"), [
@@ -187,3 +206,18 @@ def test_an_indicative_verdict_is_never_shown_bare(lang: str) -> None:
 def test_verdict_labels_exist_in_both_languages() -> None:
     assert set(VERDICT_LABELS["en"]) == set(VERDICT_LABELS["zh"])
     assert all(v.strip() for lang in VERDICT_LABELS.values() for v in lang.values())
+
+
+def test_the_register_is_written_in_the_page_language() -> None:
+    """zh: the product, requirement and reason in Chinese; en: no Chinese in the register's
+    texts; a result frozen before `reason_detail` shows its English reason."""
+    result = _infra(1)
+    result["verdict"] = verdict("infrastructure", result, [_server(declared_grade=2)])
+    zh, en = verdict_html(result, "zh"), verdict_html(result, "en")
+    assert "塔式和机架式服务器" in zh and "GB 43630 能效 1 级" in zh
+    assert "申报能效 2 级；第 5.2 条要求 GB 43630 能效 1 级" in zh
+    assert "tower and rack servers" in en and "declared grade 2; clause 5.2 asks" in en
+    register = en[en.index("<h3>Clause 5"):]
+    assert not re.search(r"[\u4e00-\u9fff]", register)
+    del result["verdict"]["clause5"]["shall"]["items"][0]["reason_detail"]
+    assert "declared grade 2; clause 5.2 asks GB 43630 grade 1" in verdict_html(result, "zh")

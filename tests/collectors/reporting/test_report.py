@@ -71,7 +71,8 @@ def it_kw(minute: float) -> float:
     return 100.0 + 20.0 * math.sin(2 * math.pi * minute / 720.0)
 
 
-def fill(store: Store, hours: float, every_min: int) -> None:
+def fill(store: Store, hours: float, every_min: int,
+         sources: list[SourceInfo] | None = None) -> None:
     """Signed batches, one per `every_min` minutes from T0 - 15 min to T0 + hours + 15 min.
 
     Total power = 1.4 x IT power (PUE 1.4); host CPU follows the IT swing; storage 30 %.
@@ -87,26 +88,27 @@ def fill(store: Store, hours: float, every_min: int) -> None:
         arrays = wire.pack_arrays([ts_ns] * 4, [0, 1, 2, 3], [0, 0, 1, 1],
                                   [e_total, e_it, cpu, 30.0])
         batch = Batch("agent-1", seq, prev, ts_ns, ClockStatus(synced=True, max_error_s=0.01),
-                      SOURCES, METRICS, *arrays)
+                      sources or SOURCES, METRICS, *arrays)
         body = wire.encode_body(batch)
         prev = wire.batch_hash(body)
         store.insert_batch(batch, prev, body, ts_ns)
 
 
 def stored_window(locations: StoreLocations, tmp_path: Path, kind: str, hours: float,
-                  every_min: int) -> tuple[dict[str, Any], ReportSeries]:
+                  every_min: int, site: Site = SITE, sources: list[SourceInfo] | None = None
+                  ) -> tuple[dict[str, Any], ReportSeries]:
     """The result and plot series of a closed window over a store filled by `fill` (on the
     `--store` backend; a PostgreSQL database is dropped once read)."""
     location = locations.new(tmp_path / f"{kind}.db")
     store = Store(location)
     try:
-        fill(store, hours, every_min)
+        fill(store, hours, every_min, sources)
         w = store.open_window(kind, int(T0 * 1e9), f"{kind} test window", int(T0 * 1e9))
         store.close_window(w.id, int((T0 + hours * HOUR) * 1e9))
         closed = store.window(w.id)
         assert closed is not None
         now = int((T0 + (hours + 1) * HOUR) * 1e9)
-        return window_result(store, SITE, closed, now), report_series(store, SITE, closed, now)
+        return window_result(store, site, closed, now), report_series(store, site, closed, now)
     finally:
         store.close()
         locations.drop(location)
