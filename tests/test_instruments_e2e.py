@@ -45,8 +45,8 @@ def _meter(profile: str, role: str) -> dict[str, str]:
 
 
 # The simulated BMC's Get Device ID (dcmeter/sim/bmc.py): device id 0x20, device revision 1,
-# firmware 1.00 (major 1, BCD minor 00, which pyipmi renders "1.0"), manufacturer 0, product 1.
-BMC = {"device_id": str(0x20), "revision": "1", "firmware": "1.0", "manufacturer_id": "0",
+# firmware 1.00 (major 1, BCD minor 00, as ipmitool prints it), manufacturer 0, product 1.
+BMC = {"device_id": str(0x20), "revision": "1", "firmware": "1.00", "manufacturer_id": "0",
        "product_id": "1"}
 # net-snmp's "Linux" sysObjectID, which the simulated agent reports (dcmeter/sim/snmp.py).
 NET_SNMP_LINUX = "1.3.6.1.4.1.8072.3.2.10"
@@ -197,4 +197,4 @@ def test_window_lists_every_simulated_instrument_with_its_identity(tmp_path: Pat
     for source in EXPECTED:
         assert f"<b>{source}</b>" in section, source
     assert section.count("dcmeter simulator simulated") == 2  # make and model of each meter
-    assert section.count(">32<br>1.0<") == len(SERVERS), section  # the BMCs' device id
+    assert section.count(">32<br>1.00<") == len(SERVERS), section  # the BMCs' device id
