@@ -24,9 +24,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, free_port
+from conftest import ROOT, Collector, free_port
 
-from dcmeter.agent import keys, pubkey
+from dcmeter.agent import keys, pubkey, wire
+from dcmeter.agent.samples import MetricSpec, SourceInfo
+from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
 
 _SCRIPT = Path(sys.executable).with_name("dcmeter")
 DCMETER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dcmeter"]
@@ -198,3 +200,61 @@ def test_window_lists_every_simulated_instrument_with_its_identity(tmp_path: Pat
         assert f"<b>{source}</b>" in section, source
     assert section.count("dcmeter simulator simulated") == 2  # make and model of each meter
     assert section.count(">32<br>1.00<") == len(SERVERS), section  # the BMCs' device id
+
+
+def test_a_device_replaced_mid_window_is_a_source_change_and_listed_as_the_newest(
+    collector: Collector,
+) -> None:
+    """The IT meter's identity changes between two batches (a meter swapped, or its firmware
+    updated, mid-window): the result's `quality.source_changes` says when and from what to
+    what, and its instrument list shows the identity the newest batch brought (one row)."""
+    t0 = 1_790_000_000  # 2026-09-21T14:13:20Z
+    energy, power = MetricSpec("energy_import_kwh", "kWh", "counter"), MetricSpec("power_w", "W")
+    total = SourceInfo("meter-total", "modbus", "127.0.0.1:1/1", {"point": "total"}, 0.005)
+    old_dev = {"profile": "schneider_pm5100", "serial": "PM-0001", "firmware": "1.2"}
+    new_dev = {"profile": "schneider_pm5100", "serial": "PM-0002", "firmware": "2.0"}
+
+    def it(device: dict[str, str]) -> SourceInfo:
+        return SourceInfo("meter-it", "modbus", "127.0.0.1:2/1", {"point": "it_pdu"}, 0.005,
+                          device)
+
+    def body(seq: int, prev: bytes, minutes: range, device: dict[str, str]) -> bytes:
+        """One sample a minute of each meter: total 150 kW, IT 100 kW."""
+        ts, src, met, val = [], [], [], []
+        for i in minutes:
+            t = (t0 + 60 * i) * 10**9
+            for s, kw in ((0, 150.0), (1, 100.0)):
+                ts += [t, t]
+                src += [s, s]
+                met += [0, 1]
+                val += [1000 + kw * i / 60, kw * 1000]
+        return wire.encode_body(Batch(
+            "agent-1", seq, prev, (t0 + 60 * minutes[-1]) * 10**9, ClockStatus(),
+            [total, it(device)], [MetricEntry(energy), MetricEntry(power)],
+            *wire.pack_arrays(ts, src, met, val)))
+
+    key = collector.keys["agent-1"]
+    first = body(1, GENESIS, range(0, 61), old_dev)  # 14:13:20 .. 15:13:20
+    second = body(2, wire.batch_hash(first), range(61, 121), new_dev)  # 15:14:20 .. 16:13:20
+    for b in (first, second):
+        r = httpx.post(f"{collector.url}/api/v1/batches", content=wire.envelope(b, key),
+                       headers={"content-type": "application/x-msgpack"})
+        assert r.status_code == 200, r.text
+    base = f"{collector.url}/api/v1/windows"
+    with collector.http() as http:
+        w = http.post(base, json={"kind": "infrastructure",
+                                  "start": "2026-09-21T14:30:00Z"}).json()
+        http.post(f"{base}/{w['id']}/stop",
+                  json={"end": "2026-09-21T15:30:00Z"}).raise_for_status()
+        result = http.get(f"{base}/{w['id']}").json()
+    (change,) = result["quality"]["source_changes"]
+    # From the first sample of the second batch (minute 61), the identities as sorted JSON.
+    assert change == {"agent": "agent-1", "source": "meter-it", "at": "2026-09-21T15:14:20Z",
+                      "changed": {"device": [json.dumps(old_dev, sort_keys=True),
+                                             json.dumps(new_dev, sort_keys=True)]}}
+    rows = {r["source"]: r for r in result["instruments"]}
+    assert sorted(rows) == ["meter-it", "meter-total"]
+    assert rows["meter-it"]["device"] == new_dev
+    assert rows["meter-total"]["device"] == {}
+    # 14:30:20 .. 15:29:20: 60 minutes, energy and power each, across both identities.
+    assert rows["meter-it"]["samples"] == 120
