@@ -469,3 +469,18 @@ def test_no_password_in_any_log_line(bmc: IpmiSim, caplog: pytest.LogCaptureFixt
     assert "Close Session" in caplog.text  # pyipmi did log the session
     text = caplog.text + repr(logs)
     assert ADMIN[1] not in text and WRONG_PASSWORD not in text
+
+
+def test_firmware_revision_keeps_its_bcd_minor_and_drops_a_missing_one() -> None:
+    """Get Device ID's firmware bytes as python-ipmi decodes them (major, BCD minor as an
+    int; 0xFF where the BMC gives none): the minor's two digits as ipmitool prints them
+    (2.05, 2.50); no minor revision, the major alone (7, where ipmitool would print 7.ff)."""
+    from types import SimpleNamespace
+
+    from dcmeter.agent.sources.ipmi_identity import device_identity
+
+    def firmware(major: int, minor: int) -> str | None:
+        dev = SimpleNamespace(fw_revision=SimpleNamespace(major=major, minor=minor))
+        return device_identity(SimpleNamespace(get_device_id=lambda: dev)).get("firmware")
+
+    assert (firmware(2, 5), firmware(2, 50), firmware(7, 0xFF)) == ("2.05", "2.50", "7")
