@@ -44,6 +44,7 @@ class StubGpu:
 
     uuid: str
     name: str = "NVIDIA H100 80GB HBM3"
+    serial: str | None = None  # nvmlDeviceGetSerial; None: NVML_ERROR_NOT_SUPPORTED
     power_mw: int | None = None  # nvmlDeviceGetPowerUsage
     power_avg_mw: int | None = None  # field 185
     power_instant_mw: int | None = None  # field 186
@@ -52,7 +53,7 @@ class StubGpu:
     util_mem: int | None = None
     lost: bool = False  # every call on it returns NVML_ERROR_GPU_IS_LOST
     hang_ms: int = 0  # nvmlDeviceGetUtilizationRates blocks this long
-    # call or field -> NVML return code: handle name uuid power power_avg power_instant
+    # call or field -> NVML return code: handle name uuid serial power power_avg power_instant
     # energy util fields
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -76,6 +77,8 @@ class StubState:
         ]
         for i, g in enumerate(self.gpus):
             lines += [f"gpu.{i}.name {g.name}", f"gpu.{i}.uuid {g.uuid}"]
+            if g.serial is not None:
+                lines.append(f"gpu.{i}.serial {g.serial}")
             for key in ("power_mw", "power_avg_mw", "power_instant_mw", "energy_mj",
                         "util_gpu", "util_mem"):
                 value = getattr(g, key)

@@ -14,6 +14,8 @@
  *     count_error 999             nvmlDeviceGetCount_v2 returns this code
  *     gpu.0.name NVIDIA H100 80GB HBM3
  *     gpu.0.uuid GPU-0a1b...
+ *     gpu.0.serial 1654922007123  nvmlDeviceGetSerial (the board serial); without a line,
+ *                                 NVML_ERROR_NOT_SUPPORTED, as on a GeForce board
  *     gpu.0.power_mw 301000       nvmlDeviceGetPowerUsage (mW)
  *     gpu.0.power_avg_mw 300500   field 185 NVML_FI_DEV_POWER_AVERAGE (mW)
  *     gpu.0.power_instant_mw 310000  field 186 NVML_FI_DEV_POWER_INSTANT (mW)
@@ -24,7 +26,7 @@
  *     gpu.0.hang_ms 3000          nvmlDeviceGetUtilizationRates blocks this long first, as
  *                                 a call stuck in a sick driver does
  *     gpu.0.error.Q CODE          the call (or field) Q returns CODE; Q is one of handle,
- *                                 name, uuid, power, power_avg, power_instant, energy, util,
+ *                                 name, uuid, serial, power, power_avg, power_instant, energy, util,
  *                                 fields (the whole nvmlDeviceGetFieldValues call)
  *
  * A quantity without a line is NVML_ERROR_NOT_SUPPORTED, as on a GPU that lacks it. Calls
@@ -87,15 +89,17 @@ enum { FI_TOTAL_ENERGY = 83, FI_POWER_AVERAGE = 185, FI_POWER_INSTANT = 186 };
 #define TEXT 96
 
 /* Quantities of one GPU; `has` and `err` are indexed by enum quantity. */
-enum quantity { Q_HANDLE, Q_NAME, Q_UUID, Q_POWER, Q_POWER_AVG, Q_POWER_INSTANT, Q_ENERGY,
+enum quantity { Q_HANDLE, Q_NAME, Q_UUID, Q_SERIAL, Q_POWER, Q_POWER_AVG, Q_POWER_INSTANT, Q_ENERGY,
                 Q_UTIL, Q_FIELDS, Q_COUNT };
 static const char *const QUANTITY_NAMES[Q_COUNT] = {
-    "handle", "name", "uuid", "power", "power_avg", "power_instant", "energy", "util", "fields",
+    "handle", "name", "uuid", "serial", "power", "power_avg", "power_instant", "energy", "util", "fields",
 };
 
 struct gpu {
     char name[TEXT];
     char uuid[TEXT];
+    char serial[TEXT];
+    int has_serial;
     unsigned long long power_mw, power_avg_mw, power_instant_mw, energy_mj;
     unsigned long long util_gpu, util_mem;
     int has_power, has_power_avg, has_power_instant, has_energy, has_util_gpu, has_util_mem;
@@ -139,6 +143,9 @@ static void set_gpu_key(struct gpu *g, const char *key, const char *value)
         copy_text(g->name, value);
     } else if (strcmp(key, "uuid") == 0) {
         copy_text(g->uuid, value);
+    } else if (strcmp(key, "serial") == 0) {
+        copy_text(g->serial, value);
+        g->has_serial = 1;
     } else if (strcmp(key, "power_mw") == 0) {
         g->power_mw = n;
         g->has_power = 1;
@@ -361,7 +368,9 @@ static nvmlReturn_t get_text(const char *fn, enum quantity q, nvmlDevice_t devic
         return ret;
     if (g->err[q] != 0)
         return g->err[q];
-    const char *text = q == Q_NAME ? g->name : g->uuid;
+    if (q == Q_SERIAL && !g->has_serial)
+        return NVML_ERROR_NOT_SUPPORTED;
+    const char *text = q == Q_NAME ? g->name : q == Q_SERIAL ? g->serial : g->uuid;
     if (out == NULL || strlen(text) + 1 > length)
         return NVML_ERROR_INSUFFICIENT_SIZE;
     strcpy(out, text);
@@ -376,6 +385,11 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int len
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length)
 {
     return get_text("nvmlDeviceGetUUID", Q_UUID, device, uuid, length);
+}
+
+nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t device, char *serial, unsigned int length)
+{
+    return get_text("nvmlDeviceGetSerial", Q_SERIAL, device, serial, length);
 }
 
 nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index)

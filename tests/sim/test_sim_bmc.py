@@ -553,5 +553,5 @@ def test_ipmi_source_reads_the_bmcs_device_id_once_per_session(sim: LoopThread) 
 
     before, after = asyncio.run(reads())
     assert before == {}
-    assert after == {"device_id": "32", "firmware": "1.0", "manufacturer_id": "0",
+    assert after == {"device_id": "32", "firmware": "1.00", "manufacturer_id": "0",
                      "product_id": "1", "revision": "1"}

@@ -155,6 +155,38 @@ def test_ipmitool_raw_dcmi_bytes_agree_with_the_source(bmc: IpmiSim) -> None:
     assert readings["power_avg_period_s"].value == raw["period_ms"] / 1000 == 60.0
 
 
+def test_device_identity_agrees_with_ipmitool_mc_info(bmc: IpmiSim) -> None:
+    """Get Device ID as the source reports it and as an independent client (`ipmitool mc
+    info`) prints it from the same ipmi_sim. The emulator is configured with `mc_add 0x20 0
+    no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02` (tests/peers/ipmisim.py): device id 0,
+    revision 0x23 (its low nibble, 3, is the revision), firmware 9 and BCD 08, manufacturer
+    0x1291 (4753), product 0xf02 (3842)."""
+    info = dict(
+        line.split(":", 1) for line in bmc.ipmitool("mc", "info").splitlines()
+        if ":" in line and not line.startswith(" ")
+    )
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    src = source(bmc.port)
+
+    async def scenario() -> dict[str, str]:
+        try:
+            await src.read()
+            return dict(src.info.device)
+        finally:
+            await src.close()
+
+    device = asyncio.run(scenario())
+    assert device == {
+        "device_id": info["Device ID"], "revision": info["Device Revision"],
+        "firmware": info["Firmware Revision"], "manufacturer_id": info["Manufacturer ID"],
+        "product_id": info["Product ID"].split()[0],
+    }
+    # The figures worked out from the emulator's configuration, lest both clients agree on
+    # something else: the firmware's minor revision keeps its two BCD digits (9.08, not 9.8).
+    assert device == {"device_id": "0", "revision": "3", "firmware": "9.08",
+                      "manufacturer_id": "4753", "product_id": "3842"}
+
+
 def test_inactive_reading_is_an_error_not_zero_watts(bmc: IpmiSim) -> None:
     src = source(bmc.port)
 
@@ -437,3 +469,18 @@ def test_no_password_in_any_log_line(bmc: IpmiSim, caplog: pytest.LogCaptureFixt
     assert "Close Session" in caplog.text  # pyipmi did log the session
     text = caplog.text + repr(logs)
     assert ADMIN[1] not in text and WRONG_PASSWORD not in text
+
+
+def test_firmware_revision_keeps_its_bcd_minor_and_drops_a_missing_one() -> None:
+    """Get Device ID's firmware bytes as python-ipmi decodes them (major, BCD minor as an
+    int; 0xFF where the BMC gives none): the minor's two digits as ipmitool prints them
+    (2.05, 2.50); no minor revision, the major alone (7, where ipmitool would print 7.ff)."""
+    from types import SimpleNamespace
+
+    from dcmeter.agent.sources.ipmi_identity import device_identity
+
+    def firmware(major: int, minor: int) -> str | None:
+        dev = SimpleNamespace(fw_revision=SimpleNamespace(major=major, minor=minor))
+        return device_identity(SimpleNamespace(get_device_id=lambda: dev)).get("firmware")
+
+    assert (firmware(2, 5), firmware(2, 50), firmware(7, 0xFF)) == ("2.05", "2.50", "7")

@@ -101,12 +101,24 @@ def test_two_gpus_are_read_with_their_labels(stub: NvmlStub) -> None:
     assert run["results"][-1] == {"closed": True, "calls": ["nvmlShutdown"]}
 
 
-def test_device_identity_is_the_gpus_names_and_uuids_serial_absent(stub: NvmlStub) -> None:
-    stub.write(StubState([gpu(UUID_A, H100, power_mw=1000), gpu(UUID_B, A100, power_mw=1000)]))
+def test_device_identity_is_the_gpus_names_uuids_and_serials(stub: NvmlStub) -> None:
+    stub.write(StubState([gpu(UUID_A, H100, serial="1654922007123"),
+                          gpu(UUID_B, A100, serial="1320221015777")]))
     run = stub.drive({}, [("read",)])
-    # The stub has no nvmlDeviceGetSerial: as on a GPU without one, no serial at all.
+    # Serials in the order of the UUIDs (GPU 0, GPU 1), as nvmlDeviceGetSerial gave them.
+    assert run["device"] == {"make": "NVIDIA", "model": f"{A100}, {H100}",
+                             "uuid": f"{UUID_A} {UUID_B}", "serial": "1654922007123 1320221015777"}
+    assert run["results"][0]["calls"].count("nvmlDeviceGetSerial") == 2
+
+
+def test_device_identity_serial_absent_where_one_gpu_has_none(stub: NvmlStub) -> None:
+    # GPU 1 answers nvmlDeviceGetSerial with NVML_ERROR_NOT_SUPPORTED (as a GeForce board
+    # does): a list with a hole would pair serials with the wrong UUIDs, so none is reported.
+    stub.write(StubState([gpu(UUID_A, H100, serial="1654922007123"), gpu(UUID_B, A100)]))
+    run = stub.drive({}, [("read",)])
     assert run["device"] == {"make": "NVIDIA", "model": f"{A100}, {H100}",
                              "uuid": f"{UUID_A} {UUID_B}"}
+    assert "nvmlDeviceGetSerial" in run["results"][0]["calls"]
 
 
 def test_values_follow_the_device_live(stub: NvmlStub) -> None:
