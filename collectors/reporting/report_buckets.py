@@ -48,9 +48,12 @@ def resolution_kwh(s: Series) -> float:
         return 0.0
     for k in range(3, -10, -1):
         q = 10.0 ** k
-        x = values / q
-        # A true multiple is off by float rounding only (~|x|·2e-16); 1e-14·|x| leaves room.
-        if np.all(np.abs(x - np.round(x)) <= 1e-6 + 1e-14 * np.abs(x)):
+        with np.errstate(over="ignore", invalid="ignore"):  # an absurd reading (1e308)
+            x = values / q
+            # A true multiple is off by float rounding only (~|x|·2e-16); 1e-14·|x| leaves
+            # room. A reading that overflows is no multiple of anything: no resolution.
+            off = np.abs(x - np.round(x))
+        if np.all(np.isfinite(x)) and np.all(off <= 1e-6 + 1e-14 * np.abs(x)):
             return q * factor
     return 0.0
 
