@@ -1,6 +1,6 @@
 """Issue 16 item 4: a BMC whose DCMI statistics period changes every poll, read by the real
 ipmi source in a real agent and shipped to a real collector, is one series per metric in
-the store and one row per metric in the window's result."""
+the store, one row per metric in the window's result and in its report."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from dcmeter.agent.daemon import Agent, make_shipper
 from dcmeter.collectors.evaluation.evaluate import evaluate
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.reporting.report import render_html, series_from
 from dcmeter.sim.bmc import PowerReading, SimBmc
 from dcmeter.sim.loop import LoopThread
 from dcmeter.sim.serve import sources_toml
@@ -95,3 +96,13 @@ def test_a_bmc_moving_its_period_every_poll_is_one_series_per_metric(
     assert listed == [("bmc-1", m) for m in ["power_avg_w", "power_w", "power_min_w",
                                              "power_max_w", "power_avg_period_s"]]
     assert all(q["samples"] == TICKS for q in result["quality"]["sources"])
+    # The report's coverage table: the same five rows, one per series, in both languages.
+    for lang in ("en", "zh"):
+        html = render_html(result, series_from("ai", site, list(series.values()), t0 - 1,
+                                                t1 + 1), lang)
+        heading = {"en": "Coverage per source", "zh": "各数据源覆盖率"}[lang]
+        table = html[html.index(f"<h3>{heading}</h3>"):]
+        table = table[:table.index("</table>")]
+        rows = [r for r in table.split("<tr>")[1:] if "bmc-1" in r]
+        assert len(rows) == len(METRICS), rows
+        assert [sum(f"<td>{m}</td>" in r for r in rows) for m in METRICS] == [1] * len(METRICS)
