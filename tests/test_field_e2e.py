@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -36,10 +35,8 @@ from dcmeter.agent import keys, pubkey
 from dcmeter.cli.demo import AGENT_ID, DEMO_SITE, Simulator, write_configs
 from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
 from dcmeter.sim.site import SimSite
+from tests.peers.processes import DCMETER, daemon, stop, wait_for
 
-# The console script of this environment (.venv/bin/dcmeter), else the module.
-_SCRIPT = Path(sys.executable).with_name("dcmeter")
-DCMETER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dcmeter"]
 PUE_TOLERANCE = 0.03  # "within a few %": the meters count whole Wh over a window of seconds
 CLI_TIMEOUT_S = 60.0  # a hung command fails the test instead of blocking it
 MODEL = "resnet-50"
@@ -74,37 +71,10 @@ class Field:
                               cwd=self.work, timeout=timeout)
 
 
-def _daemon(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("wb") as f:
-        return subprocess.Popen([*DCMETER, *args], stdout=f, stderr=subprocess.STDOUT, env=env)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
-def _wait(what: str, pred: Any, procs: list[subprocess.Popen[bytes]], logs: list[Path],
-          timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dead = [p for p in procs if p.poll() is not None]
-        if dead:
-            pytest.fail(f"{what}: a daemon exited ({dead[0].returncode}):\n"
-                        + "\n".join(p.read_text()[-2000:] for p in logs))
-        try:
-            if pred():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not within {timeout:g} s:\n"
-                + "\n".join(p.read_text()[-2000:] for p in logs))
 
 
 def _token(role: str, config: Path, out: Path, env: dict[str, str]) -> Path:
@@ -149,15 +119,15 @@ def field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Field]:
         (data / "agents" / f"{AGENT_ID}.pub").write_text(pubkey.public_text(key.public_key())
                                                         + "\n")
         logs = [data / "collector.log", data / "agent.log"]
-        procs.append(_daemon(["collector", "serve", "-c", str(paths["collector"])],
+        procs.append(daemon(["collector", "serve", "-c", str(paths["collector"])],
                              logs[0], env))
         url = f"http://127.0.0.1:{port}"
-        _wait("collector start", lambda: httpx.get(f"{url}/api/v1/health").is_success,
+        wait_for("collector start", lambda: httpx.get(f"{url}/api/v1/health").is_success,
               procs, logs)
         engineer = _token("engineer", paths["collector"], data / "engineer.token", env)
         reader = _token("reader", paths["collector"], data / "reader.token", env)
-        procs.append(_daemon(["agent", "run", "-c", str(paths["agent"])], logs[1], env))
-        _wait("first samples",
+        procs.append(daemon(["agent", "run", "-c", str(paths["agent"])], logs[1], env))
+        wait_for("first samples",
               lambda: httpx.get(f"{url}/api/v1/health").json()["samples"] > 0, procs, logs)
         time.sleep(1.5)  # a sample before the first window opens, to interpolate its start
         work = data / "work"
@@ -165,7 +135,7 @@ def field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Field]:
         yield Field(sim, site, url, engineer, reader, work, env)
     finally:
         for p in reversed(procs):
-            _stop(p)
+            stop(p)
         sim.stop()
 
 

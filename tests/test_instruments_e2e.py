@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from conftest import ROOT, Collector, free_port
 
 from dcmeter.agent import keys, pubkey, wire
 from dcmeter.agent.samples import MetricSpec, SourceInfo
 from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from tests.peers.processes import DCMETER, daemon, stop, wait_for
 
-_SCRIPT = Path(sys.executable).with_name("dcmeter")
-DCMETER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dcmeter"]
 CLI_TIMEOUT_S = 90.0
 AGENT_ID = "inst-agent"
 TOTAL_PROFILE, IT_PROFILE = "eastron_sdm630", "schneider_pm5100"  # SimEndpoints' defaults
@@ -78,37 +74,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _daemon(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("wb") as f:
-        return subprocess.Popen([*DCMETER, *args], stdout=f, stderr=subprocess.STDOUT, env=env)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
-def _wait(what: str, pred: Any, procs: list[subprocess.Popen[bytes]], logs: list[Path],
-          timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dead = [p for p in procs if p.poll() is not None]
-        if dead:
-            pytest.fail(f"{what}: a process exited ({dead[0].returncode}):\n"
-                        + "\n".join(p.read_text()[-2000:] for p in logs if p.exists()))
-        try:
-            if pred():
-                return
-        except (httpx.HTTPError, OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not within {timeout:g} s:\n"
-                + "\n".join(p.read_text()[-2000:] for p in logs if p.exists()))
 
 
 def test_window_lists_every_simulated_instrument_with_its_identity(tmp_path: Path) -> None:
@@ -124,9 +93,9 @@ def test_window_lists_every_simulated_instrument_with_its_identity(tmp_path: Pat
     logs = [tmp_path / n for n in ("simulate.log", "collector.log", "agent.log")]
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(_daemon(["simulate", "-c", str(sim_cfg), "--agent-config", str(agent_cfg),
+        procs.append(daemon(["simulate", "-c", str(sim_cfg), "--agent-config", str(agent_cfg),
                               "--site-file", str(site)], logs[0], env))
-        _wait("simulate", lambda: "devices on" in logs[0].read_text(), procs, logs)
+        wait_for("simulate", lambda: "devices on" in logs[0].read_text(), procs, logs)
         # The AI window reads the servers, the network and the storage too (point 8).
         site.write_text(site.read_text() + "\n[ai]\n"
                         f"servers = {json.dumps(list(SERVERS))}\n"
@@ -139,8 +108,8 @@ def test_window_lists_every_simulated_instrument_with_its_identity(tmp_path: Pat
         collector_cfg.write_text(
             f'[collector]\nhost = "127.0.0.1"\nport = {port}\nstore = "collector.sqlite"\n'
             'site = "site.toml"\nkeys_dir = "agents"\n')
-        procs.append(_daemon(["collector", "serve", "-c", str(collector_cfg)], logs[1], env))
-        _wait("collector", lambda: httpx.get(f"{url}/api/v1/health").is_success, procs, logs)
+        procs.append(daemon(["collector", "serve", "-c", str(collector_cfg)], logs[1], env))
+        wait_for("collector", lambda: httpx.get(f"{url}/api/v1/health").is_success, procs, logs)
         r = subprocess.run([*DCMETER, "collector", "token", "create", "--role", "engineer",
                             "-c", str(collector_cfg)], capture_output=True, text=True, env=env,
                            timeout=CLI_TIMEOUT_S)
@@ -148,8 +117,8 @@ def test_window_lists_every_simulated_instrument_with_its_identity(tmp_path: Pat
         token = tmp_path / "engineer.token"
         token.write_text(r.stdout.strip() + "\n")
         token.chmod(0o600)
-        procs.append(_daemon(["agent", "run", "-c", str(agent_cfg)], logs[2], env))
-        _wait("first samples",
+        procs.append(daemon(["agent", "run", "-c", str(agent_cfg)], logs[2], env))
+        wait_for("first samples",
               lambda: httpx.get(f"{url}/api/v1/health").json()["samples"] > 0, procs, logs)
 
         def cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -173,7 +142,7 @@ def test_window_lists_every_simulated_instrument_with_its_identity(tmp_path: Pat
         assert r.returncode == 0, r.stderr
     finally:
         for p in reversed(procs):
-            _stop(p)
+            stop(p)
 
     rows = result["instruments"]
     assert sorted(r["source"] for r in rows) == sorted(EXPECTED), rows  # one row per source
