@@ -74,14 +74,18 @@ def check(value: Any, hint: Any, path: str, errors: list[str]) -> None:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return
-        tries = []
+        tries: list[list[str]] = []
         for branch in (a for a in args if a is not type(None)):
             errs: list[str] = []
             check(value, branch, path, errs)
             if not errs:
                 return
             tries.append(errs)
-        errors.extend(min(tries, key=len) if tries else [f"{path}: null not allowed"])
+        if not tries:
+            errors.append(f"{path}: no type in {hint!r}")
+            return
+        best: list[str] = min(tries, key=len)  # the branch it came nearest to
+        errors.extend(best)
     elif origin is typing.Literal:
         if value not in args:
             errors.append(f"{path}: {value!r} not one of {args}")
@@ -341,7 +345,8 @@ def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
 
 
 def load() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    doc: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return doc
 
 
 def test_dashboard_conforms_to_grafanas_dashboard_model() -> None:
