@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import Collector
 
 from dcmeter.collectors.web.docs_ui import ASSETS, DOCS_CSP, SWAGGER_UI_VERSION
-from conftest import Collector
 
 URL = re.compile(r"""(?:src|href|data-openapi-url)="([^"]*)\"""")
 
