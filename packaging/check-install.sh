@@ -110,6 +110,10 @@ for d in agent collectors; do
 done
 /opt/dcmeter/bin/python -c 'import dcmeter.collectors.web.api, dcmeter.agent.daemon' \
     || die "the installed venv cannot import dcmeter.collectors.web.api and dcmeter.agent.daemon"
+# /docs offline (collectors/web/docs_ui.py): the vendored Swagger UI is package data.
+/opt/dcmeter/bin/python -c 'from dcmeter.collectors.web.docs_ui import FILES, asset
+assert all(len(asset(n)[0]) > 0 for n in FILES)' \
+    || die "the installed venv lacks /docs' vendored Swagger UI (package-data in pyproject.toml)"
 
 # -- the installed agent reads the installed simulator -------------------------------------
 step "dcmeter simulate (installed) in the background"

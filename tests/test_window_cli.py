@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -24,7 +27,7 @@ from dcmeter.collectors.evaluation.site import load_site
 from dcmeter.collectors.intake.ingest import Ingest
 from dcmeter.collectors.storage.store import Store
 from dcmeter.collectors.web.api import create_app
-from dcmeter.collectors.web.auth import token_hash
+from dcmeter.collectors.web.auth import create_token, token_hash
 
 START, END = "2026-03-01T00:00:00Z", "2026-03-01T01:00:00Z"
 T0 = parse_rfc3339(START)
@@ -224,6 +227,110 @@ def test_watch_refreshes_until_ctrl_c(collector: Collector) -> None:
     assert proc.returncode == 0 and "Traceback" not in err
     assert "of 12 h minimum, 24 h recommended" in out and "recommended length met" in out
     assert "meter-it" in out and "window still open" in out
+
+
+class Lines:
+    """A child's output read line by line in a thread: waiting for a line never blocks."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")),
+                                       daemon=True)
+        self.thread.start()
+
+    def wait_for(self, text: str, count: int = 1, timeout_s: float = 60) -> None:
+        """Wait until `text` is in `count` lines; fail after `timeout_s` (a generous deadline)."""
+        deadline = time.monotonic() + timeout_s
+        while sum(text in x for x in list(self.lines)) < count:
+            assert time.monotonic() < deadline, f"{text!r} not seen: {''.join(self.lines)}"
+            time.sleep(0.05)
+
+
+def watch(url: str, token: str, wid: int, *extra: str) -> subprocess.Popen[str]:
+    """`dcmeter window status WID --watch --interval 0.2` in a child process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DCMETER_COLLECTOR": url,
+           "DCMETER_TOKEN": token, "COLUMNS": "160"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dcmeter", "window", "status", str(wid), "--watch",
+         "--interval", "0.2", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
+    )
+
+
+def test_watch_ends_with_the_closed_result(collector: Collector) -> None:
+    feed(collector)
+    with collector.http() as eng:
+        wid = eng.post(f"{collector.url}/api/v1/windows",
+                       json={"kind": "general", "start": START}).json()["id"]
+    token = collector.tokens["reader"]
+    text, as_json = watch(collector.url, token, wid), watch(collector.url, token, wid, "--json")
+    try:
+        assert text.stdout is not None and as_json.stdout is not None
+        shown, lines = Lines(text.stdout), Lines(as_json.stdout)
+        shown.wait_for(f"Window {wid} · general · open", 2)
+        lines.wait_for('"state": "open"', 2)
+        with collector.http() as eng:
+            r = eng.post(f"{collector.url}/api/v1/windows/{wid}/stop", json={"end": END})
+            assert r.status_code == 200, r.text
+        # Each watch ends by itself (no Ctrl-C) within a generous deadline, exit 0.
+        assert text.wait(60) == 0 and as_json.wait(60) == 0
+        shown.thread.join(10)
+        lines.thread.join(10)
+        err, json_err = text.stderr.read(), as_json.stderr.read()  # type: ignore[union-attr]
+    finally:
+        for p in (text, as_json):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    out = "".join(shown.lines)
+    # The last view is the closed window's stored result, and nothing comes after it.
+    last = out[out.rindex(f"Window {wid} · general"):]
+    assert last.startswith(f"Window {wid} · general · closed"), out[-3000:]
+    assert "Stored result, revision 1" in last and "closed short of it" in last
+    assert out.count("· closed") == 1 and out.count("· open") >= 2
+    assert err == f"window {wid} is closed: the result above is final\n" == json_err
+    views = [json.loads(x) for x in lines.lines if x.strip()]
+    assert [v["window"]["state"] for v in views][-2:] == ["open", "closed"]
+    assert views[-1]["revision"]["number"] == 1 and views[-1]["window"]["end"] == END
+
+
+def test_watch_says_the_figures_are_stale(tmp_path: Path) -> None:
+    (tmp_path / "site.toml").write_text(SITE_TOML)
+    store = Store(tmp_path / "c.sqlite")
+    app = create_app(store, Ingest(store, {}, 1 << 20), load_site(tmp_path / "site.toml"))
+    token = create_token(store, "reader")[1]
+    _, eng = create_token(store, "engineer")
+    proc = None
+    try:
+        with serve(app) as url:
+            wid = httpx.post(f"{url}/api/v1/windows", json={"kind": "general", "start": START},
+                             headers={"Authorization": f"Bearer {eng}"}).json()["id"]
+            proc = watch(url, token, wid)
+            assert proc.stdout is not None
+            shown = Lines(proc.stdout)
+            shown.wait_for(f"Window {wid} · general · open")
+            seen = time.time()
+        # The collector is gone: the last figures stay, marked with when they were fetched.
+        shown.wait_for("unreachable", 3)
+        note = re.compile(r"(\d\d:\d\d:\d\d) collector \S+ unreachable.*; retrying; the figures"
+                          r" shown are from (\d\d:\d\d:\d\d), (\d+) s ago")
+        shown.wait_for("s ago", 10)  # ~0.2 s apart: some are a second or more after
+        notes = [m for x in list(shown.lines) if (m := note.search(x))]
+        assert notes, "".join(shown.lines)[-2000:]
+        assert {m[2] for m in notes} == {notes[0][2]}  # the same fetch throughout
+        # That fetch was just before the watch showed the open window (local clock).
+        assert notes[0][2] in {time.strftime("%H:%M:%S", time.localtime(seen - k))
+                               for k in range(30)}, notes[0][0]
+        shown.wait_for("unreachable", 10)
+        ago = [int(m[3]) for x in list(shown.lines) if (m := note.search(x))]
+        assert ago == sorted(ago) and ago[-1] >= 1, ago  # counts up while it stays down
+        assert f"Window {wid} · general · open" in "".join(shown.lines[-40:])
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=20)
+        store.close()
+    assert proc.returncode == 0
 
 
 def test_tokens_through_the_cli_on_a_real_store(tmp_path: Path) -> None:

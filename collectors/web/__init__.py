@@ -2,7 +2,8 @@
 
 Owns the FastAPI app (api.py), auth (auth.py), the limits checked before a body is read
 (limits.py), the uvicorn server (http_server.py), reads off the event loop (offloop.py),
-health (health.py), /metrics (metrics.py), the sources routes (sources_api.py) and the
+health (health.py), /metrics (metrics.py), the sources routes (sources_api.py), the offline
+/docs page and its vendored Swagger UI (docs_ui.py, static/) and the
 result's OpenAPI schema (result_schema.py). May import results/, reporting/, intake/,
 config.py, storage/, evaluation/, the agent's wire format and the shared base.
 """

@@ -34,6 +34,7 @@ from dcmeter.collectors.storage.records import StoredRun, Window
 from dcmeter.collectors.storage.store import Store
 from dcmeter.collectors.storage.store_results import Revision
 from dcmeter.collectors.web.auth import Auth, Principal
+from dcmeter.collectors.web.docs_ui import docs_router
 from dcmeter.collectors.web.health import HealthCounts
 from dcmeter.collectors.web.limits import AppLimits, Guard
 from dcmeter.collectors.web.metrics import add_metrics
@@ -164,7 +165,10 @@ def create_app(
         yield
         audit.refused_left_out(quiet)
 
-    app = FastAPI(title="dcmeter collector", version="1", lifespan=lifespan)
+    # /docs is served whole by the collector (docs_ui.py: no CDN); ReDoc is off.
+    app = FastAPI(title="dcmeter collector", version="1", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
     tokens = Auth(store, auth)
     read, write = Depends(tokens.require("reader")), Depends(tokens.require("engineer"))
     # Token, size and time of a request checked from its head, before a body is read.

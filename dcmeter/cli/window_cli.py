@@ -66,7 +66,9 @@ def add_parser(sub: Any) -> None:
     status = win.add_parser("status", parents=[common],
                             help="a window's progress, coverage and indicators")
     status.add_argument("id", type=int, help="window id")
-    status.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    status.add_argument("--watch", action="store_true",
+                        help="refresh until the window is closed (then show its final"
+                        " result and exit) or Ctrl-C")
     status.add_argument("--interval", type=positive_seconds, default=5.0, metavar="S",
                         help="seconds between refreshes with --watch (default 5)")
     status.add_argument("--json", action="store_true",
@@ -233,6 +235,12 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
 
 
 def _watch(c: Client, path: str, args: argparse.Namespace) -> int:
+    """Refresh the window's status every `args.interval` s until it is closed or Ctrl-C.
+
+    Once the collector answers with the window closed, its stored result is shown once more
+    and the watch ends (exit 0). While the collector cannot be reached, the last figures stay
+    on screen with a note of when they were fetched and how long ago (they are stale).
+    """
     from rich.console import Group
     from rich.live import Live
     from rich.text import Text
@@ -243,15 +251,22 @@ def _watch(c: Client, path: str, args: argparse.Namespace) -> int:
         if live is not None:
             live.start()
         view: Any = None
+        fetched: float | None = None  # when the figures shown were fetched, time.time() s
         while True:
             note = ""
             try:
                 result = c.call("GET", path)
+                fetched = time.time()
             except CliError as exc:
                 if "unreachable" not in str(exc) and "in time" not in str(exc):
                     raise  # refused (401, 403, 404): watching longer cannot help
                 note = f"{time.strftime('%H:%M:%S')} {exc}; retrying"
+                if fetched is not None:
+                    when = time.strftime("%H:%M:%S", time.localtime(fetched))
+                    note += (f"; the figures shown are from {when},"
+                             f" {time.time() - fetched:.0f} s ago")
                 result = None
+            closed = result is not None and result.get("window", {}).get("state") == "closed"
             if args.json:
                 if result is not None:
                     _print_json(result, compact=True)
@@ -267,6 +282,10 @@ def _watch(c: Client, path: str, args: argparse.Namespace) -> int:
                     con.print(shown)
                     con.rule()
                     sys.stdout.flush()
+            if closed:
+                print(f"window {args.id} is closed: the result above is final", file=sys.stderr,
+                      flush=True)
+                return 0
             time.sleep(args.interval)
     except KeyboardInterrupt:
         return 0
