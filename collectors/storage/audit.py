@@ -88,6 +88,16 @@ def run_posted(
           repetition=run.repetition, status=status, run=run_id, by=by, client=client)
 
 
+def console_signed_in(name: str, role: str, client: str | None) -> None:
+    """Log a console sign-in with a token (its name and role; never the token)."""
+    _emit("info", "console signed in", token_name=name, role=role, by=name, client=client)
+
+
+def console_signed_out(name: str, client: str | None) -> None:
+    """Log a console sign-out."""
+    _emit("info", "console signed out", token_name=name, by=name, client=client)
+
+
 def token_created(name: str, role: str, by: str, to: Any = None) -> None:
     """Log a bearer token made (its name and role; never the token)."""
     _emit("info", "token created", to, token_name=name, role=role, by=by)

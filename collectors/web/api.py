@@ -34,6 +34,7 @@ from dcmeter.collectors.storage.records import StoredRun, Window
 from dcmeter.collectors.storage.store import Store
 from dcmeter.collectors.storage.store_results import Revision
 from dcmeter.collectors.web.auth import Auth, Principal
+from dcmeter.collectors.web.console.routes import WindowOps, console_router
 from dcmeter.collectors.web.docs_ui import docs_router
 from dcmeter.collectors.web.health import HealthCounts
 from dcmeter.collectors.web.limits import AppLimits, Guard
@@ -220,17 +221,15 @@ def create_app(
         raw = b"".join(chunks)
         return await ingested(lambda: ingest(raw))
 
-    @app.post("/api/v1/windows", status_code=201)
-    def open_window(body: WindowOpen, request: Request, who: Principal = write) -> dict[str, Any]:
-        """Open a measurement window, now or at a given start time, over the whole site or
-        a scope of its sources; the window records the name of the token that opened it."""
-        if body.kind not in SUPPORTED:
+    def open_(kind: str, start: datetime | None, note: str | None, scope: list[str] | None,
+              who: Principal, client: str | None) -> dict[str, Any]:
+        if kind not in SUPPORTED:
             raise HTTPException(
-                422, f"window kind {body.kind!r} is not evaluated yet; supported: {SUPPORTED}"
+                422, f"window kind {kind!r} is not evaluated yet; supported: {SUPPORTED}"
             )
-        if body.start is not None and body.start.tzinfo is None:
+        if start is not None and start.tzinfo is None:
             raise HTTPException(422, "start must carry a UTC offset, e.g. 2026-01-01T00:00:00Z")
-        if body.scope is not None and (why := scope_error(body.kind, site, body.scope)):
+        if scope is not None and (why := scope_error(kind, site, scope)):
             raise HTTPException(422, why)
         open_now = sum(store.open_window_totals().values())
         if open_now >= limits.max_open_windows:
@@ -240,10 +239,16 @@ def create_app(
                 " (`dcmeter window stop ID`) or raise the limit",
             )
         now = clock()
-        start = _ns(body.start) if body.start else now
-        w = store.open_window(body.kind, start, body.note, now, who.name, body.scope)
-        audit.window_opened(w, audit.client_of(request.scope))
+        w = store.open_window(kind, _ns(start) if start else now, note, now, who.name, scope)
+        audit.window_opened(w, client)
         return _summary(w)
+
+    @app.post("/api/v1/windows", status_code=201)
+    def open_window(body: WindowOpen, request: Request, who: Principal = write) -> dict[str, Any]:
+        """Open a measurement window, now or at a given start time, over the whole site or
+        a scope of its sources; the window records the name of the token that opened it."""
+        return open_(body.kind, body.start, body.note, body.scope, who,
+                     audit.client_of(request.scope))
 
     @app.get("/api/v1/windows", dependencies=[read])
     def list_windows(
@@ -270,6 +275,25 @@ def create_app(
             raise HTTPException(404, f"window {wid} is open: its result is computed on each"
                                 " read and has no stored revision")
 
+    def stop_(wid: int, end_at: int | None, who: Principal, client: str | None,
+              d: Deadline) -> dict[str, Any]:
+        w, now = _get(wid), clock()
+        end = now if end_at is None else end_at
+        if w.end_ns is not None:
+            raise HTTPException(409, f"window {wid} is already closed")
+        if end <= w.start_ns:
+            raise HTTPException(422, "end must be after the window's start")
+        if not store.close_window(wid, end, who.name, now):
+            raise HTTPException(409, f"window {wid} is already closed")
+        closed = _get(wid)
+        audit.window_stopped(closed, client)
+        try:
+            rev = frozen.freeze(closed, STOPPED, who.name, d)
+        except Abandoned as exc:  # closed all the same: the first read freezes it
+            log.warning("window result not frozen at stop", window=wid, why=str(exc))
+            return _summary(closed)
+        return _summary(closed, rev.info.number)
+
     @app.post("/api/v1/windows/{wid}/stop")
     async def stop_window(
         wid: WindowId, request: Request, body: WindowStop | None = None, who: Principal = write
@@ -277,26 +301,35 @@ def create_app(
         """Close an open window, now or at a given end time, and freeze its result: computed
         once and stored as revision 1, which every later read returns."""
         end_at = _ns(body.end) if body and body.end else None
+        client = audit.client_of(request.scope)
 
         def work(d: Deadline) -> dict[str, Any]:
-            w, now = _get(wid), clock()
-            end = now if end_at is None else end_at
-            if w.end_ns is not None:
-                raise HTTPException(409, f"window {wid} is already closed")
-            if end <= w.start_ns:
-                raise HTTPException(422, "end must be after the window's start")
-            if not store.close_window(wid, end, who.name, now):
-                raise HTTPException(409, f"window {wid} is already closed")
-            closed = _get(wid)
-            audit.window_stopped(closed, audit.client_of(request.scope))
-            try:
-                rev = frozen.freeze(closed, STOPPED, who.name, d)
-            except Abandoned as exc:  # closed all the same: the first read freezes it
-                log.warning("window result not frozen at stop", window=wid, why=str(exc))
-                return _summary(closed)
-            return _summary(closed, rev.info.number)
+            return stop_(wid, end_at, who, client, d)
 
         return await reads.run(request, work, f"the stop of window {wid}")
+
+    def result_(wid: int, revision: int | None, d: Deadline) -> dict[str, Any]:
+        """A window's result: while open, as of now; closed, the stored revision."""
+        w = _get(wid)
+        if w.end_ns is not None:
+            return _frozen(w, revision, d).body()
+        _no_revision(wid, revision)
+        return window_result(store, site, w, clock(), deadline=d)
+
+    def report_(wid: int, lang: Literal["en", "zh"], format: str, revision: int | None,
+                d: Deadline) -> str | dict[str, Any]:
+        """A window's report: the HTML text, or {"result", "series"} (format "json")."""
+        w, now = _get(wid), clock()
+        if w.end_ns is not None:
+            return report_of(_frozen(w, revision, d), lang, format)
+        _no_revision(wid, revision)
+        result = window_result(store, site, w, now, deadline=d)
+        d.check()
+        series = report_series(store, scoped(site, w.kind, w.scope), w, now, deadline=d)
+        if format == "json":
+            return {"result": result, "series": asdict(series)}
+        prints = {agent: fingerprint(key) for agent, key in ingest.keyring.items()}
+        return render_html(result, series, lang, prints)
 
     @app.get("/api/v1/windows/{wid}", dependencies=[read],
              responses={200: {"model": WindowResult}, 404: {"description": "no such window"
@@ -307,11 +340,7 @@ def create_app(
         """The window's result: while open, as of now; once closed, the stored revision
         (the latest, or `?revision=N`), with its `revision` block."""
         def work(d: Deadline) -> dict[str, Any]:
-            w = _get(wid)
-            if w.end_ns is not None:
-                return _frozen(w, revision, d).body()
-            _no_revision(wid, revision)
-            return window_result(store, site, w, clock(), deadline=d)
+            return result_(wid, revision, d)
 
         return await reads.run(request, work, f"the result of window {wid}")
 
@@ -324,18 +353,8 @@ def create_app(
         data as JSON (the result and the plot series); a closed window's from its stored
         revision (the latest, or `?revision=N`)."""
         def work(d: Deadline) -> HTMLResponse | dict[str, Any]:
-            w, now = _get(wid), clock()
-            if w.end_ns is not None:
-                out = report_of(_frozen(w, revision, d), lang, format)
-                return out if isinstance(out, dict) else HTMLResponse(out)
-            _no_revision(wid, revision)
-            result = window_result(store, site, w, now, deadline=d)
-            d.check()
-            series = report_series(store, scoped(site, w.kind, w.scope), w, now, deadline=d)
-            if format == "json":
-                return {"result": result, "series": asdict(series)}
-            prints = {agent: fingerprint(key) for agent, key in ingest.keyring.items()}
-            return HTMLResponse(render_html(result, series, lang, prints))
+            out = report_(wid, lang, format, revision, d)
+            return out if isinstance(out, dict) else HTMLResponse(out)
 
         return await reads.run(request, work, f"the report of window {wid}")
 
@@ -411,4 +430,13 @@ def create_app(
 
     app.include_router(sources_router(store, tokens, lambda: ingest.keyring, clock))
     add_metrics(app, store, site, clock, reads)
+    # The field console at / (collectors/web/console/): the same window work as the API.
+    ops = WindowOps(
+        open_=lambda kind, note, scope, who, client: open_(kind, None, note, scope, who, client),
+        stop=lambda wid, who, client, d: stop_(wid, None, who, client, d),
+        result=lambda wid, d: result_(wid, None, d),
+        report=lambda wid, lang, format, d: report_(
+            wid, "zh" if lang == "zh" else "en", format, None, d),
+    )
+    app.include_router(console_router(store, site, tokens, reads, ops, clock))
     return app
