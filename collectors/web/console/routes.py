@@ -75,6 +75,7 @@ _env = Environment(loader=PackageLoader("dcmeter.collectors.web.console", "templ
 _env.globals["asset"] = asset_url
 _env.filters["hms"] = live.hms
 _env.filters["num"] = live.num
+_env.filters["utc"] = lambda s: _when(int(s * 1e9))
 
 
 def console_router(
