@@ -27,6 +27,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -66,6 +67,7 @@ class Site:
     env: dict[str, str]
     agent_cfg: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    agent: subprocess.Popen[bytes] | None = None  # the agent process started last
     logs: list[Path] = field(default_factory=list)
 
     def start_agent(self) -> subprocess.Popen[bytes]:
@@ -73,6 +75,7 @@ class Site:
         log = self.work / f"agent-{len(self.logs)}.log"
         self.logs.append(log)
         proc = daemon(["agent", "run", "-c", str(self.agent_cfg)], log, self.env)
+        self.agent = proc
         self.procs.append(proc)
         return proc
 
@@ -280,8 +283,8 @@ def test_engineer_watches_a_window_live_stops_it_and_downloads_the_pdf(
 
     # The agent stops: its row goes stale; started again: it recovers.
     assert "stale" not in agent_row_classes(desktop)
-    agent = next(p for p in reversed(site.procs) if p.args[-1] == str(site.agent_cfg))
-    stop(agent)
+    assert site.agent is not None
+    stop(site.agent)
     wait_until("the stopped agent's row turns stale",
                lambda: "stale" in agent_row_classes(desktop), STALE_S, site.tails)
     assert "s ago" in desktop.find_element(
@@ -375,7 +378,7 @@ def test_layout_at_1280_and_390_px(site: Site, desktop: webdriver.Chrome,
             if out is not None and name == "desktop":
                 screenshot(driver, out / "console-windows.png")
             driver.get(f"{site.url}/windows/{wid}")
-            wait_until("#pue shows a number", lambda d=driver: number(d, "pue"), LIVE_S,
+            wait_until("#pue shows a number", partial(number, driver, "pue"), LIVE_S,
                        site.tails)
             time.sleep(6)  # a few more points on the chart
             assert not scrolls_horizontally(driver), f"live page scrolls at {name}"
