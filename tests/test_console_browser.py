@@ -207,6 +207,26 @@ def test_harness_renders_the_offline_api_docs(site: Site, desktop: webdriver.Chr
     assert "/api/v1/windows" in {p.replace("\u200b", "") for p in paths}, paths
 
 
+def test_harness_site_moves_within_the_live_deadlines(site: Site) -> None:
+    """Through the API (not the console): an open window's PUE and total energy exist and
+    change within LIVE_S, so the live-page test's waits are long enough for this site."""
+    wid = _open_window(site)
+    try:
+        with site.api(site.reader) as api:
+            def figures() -> tuple[float, float] | None:
+                got = api.get(f"/api/v1/windows/{wid}").json()
+                pue, total = got["pue"], got["energy_kwh"]["total"]
+                return (pue, total) if pue is not None and total else None
+            pue, total = wait_until("the API's PUE", figures, LIVE_S, site.tails)
+            assert 1.0 < pue < 3.0, pue
+            wait_until("the API's figures change",
+                       lambda: (f := figures()) is not None and f[0] != pue and f[1] > total,
+                       LIVE_S, site.tails)
+    finally:
+        with site.api(site.engineer) as api:
+            api.post(f"/api/v1/windows/{wid}/stop")
+
+
 # -- the console, by its contract ----------------------------------------------------------------
 
 def sign_in(driver: webdriver.Chrome, site: Site, token: str) -> None:
