@@ -114,6 +114,13 @@ done
 /opt/dcmeter/bin/python -c 'from dcmeter.collectors.web.docs_ui import FILES, asset
 assert all(len(asset(n)[0]) > 0 for n in FILES)' \
     || die "the installed venv lacks /docs' vendored Swagger UI (package-data in pyproject.toml)"
+# The console (collectors/web/console/): its templates and vendored htmx and uPlot.
+/opt/dcmeter/bin/python -c 'from dcmeter.collectors.web.console.assets import FILES, asset
+from importlib.resources import files
+assert all(len(asset(n)[0]) > 0 for n in FILES)
+pages = files("dcmeter.collectors.web.console") / "templates"
+assert all((pages / p).is_file() for p in ("base.html", "login.html", "window.html"))' \
+    || die "the installed venv lacks the console's assets or templates (package-data)"
 
 # -- the installed agent reads the installed simulator -------------------------------------
 step "dcmeter simulate (installed) in the background"

@@ -179,13 +179,20 @@ def last_samples(series: Iterable[Any]) -> dict[tuple[str, str], tuple[float, fl
     return out
 
 
-def chart_series(series: Mapping[str, Any], updated: float) -> dict[str, Any]:
+def chart_series(series: Mapping[str, Any], updated: float,
+                 still_open: bool = False) -> dict[str, Any]:
     """uPlot's columns from a report's plot series (total_kw, it_kw, pue as (t, v) pairs):
     `t` (epoch s) with `total_kw`, `it_kw` and `pue` aligned on it (null where a
-    sub-interval had no figure), and `updated` (epoch s)."""
+    sub-interval had no figure), and `updated` (epoch s).
+
+    While the window is open its last bucket is still filling: it runs to now, past the
+    newest sample, and would draw a fall in power that is not there. It is left out until
+    the next bucket starts (`still_open`)."""
     cols: dict[str, dict[float, Any]] = {}
     for name in ("total_kw", "it_kw", "pue"):
         cols[name] = {float(t): v for t, v in series.get(name) or ()}
     ts = sorted(set().union(*(c.keys() for c in cols.values())))
+    if still_open and ts:
+        ts = ts[:-1]
     return {"updated": updated, "t": ts,
             **{name: [c.get(t) for t in ts] for name, c in cols.items()}}

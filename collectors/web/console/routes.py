@@ -270,7 +270,8 @@ def console_router(
         def work(d: Deadline) -> dict[str, Any]:
             out = ops.report(wid, "en", "json", d)
             assert isinstance(out, dict)
-            return live.chart_series(out["series"], int(clock() / 1e9))
+            still_open = (out["result"].get("window") or {}).get("state") == "open"
+            return live.chart_series(out["series"], int(clock() / 1e9), still_open)
 
         body = await reads.run(request, work, f"the chart of window {wid}")
         return JSONResponse(body, headers={"Cache-Control": "no-store"})

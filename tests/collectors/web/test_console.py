@@ -347,3 +347,17 @@ def test_vendored_files_match_their_recorded_checksums() -> None:
             data = (ROOT / "collectors" / "web" / "static" / folder / name).read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             assert f"| {folder}/{name} | `{digest}` |" in table, (folder, name)
+
+
+def test_the_chart_leaves_out_an_open_windows_filling_bucket() -> None:
+    # Buckets at 0, 60 and 120 s; the window is open at 130 s: the 120 s bucket holds 10 s of
+    # a 60 s bucket and would draw power falling to a sixth. Closed: every bucket is drawn.
+    from dcmeter.collectors.web.console.live import chart_series
+    series = {"total_kw": [(0, 120.0), (60, 120.0), (120, 20.0)],
+              "it_kw": [(0, 100.0), (60, 100.0), (120, 16.7)],
+              "pue": [(0, 1.2), (60, 1.2), (120, 1.198)]}
+    live = chart_series(series, 130, still_open=True)
+    assert live["t"] == [0.0, 60.0] and live["total_kw"] == [120.0, 120.0]
+    assert live["pue"] == [1.2, 1.2]
+    closed = chart_series(series, 130)
+    assert closed["t"] == [0.0, 60.0, 120.0] and closed["it_kw"] == [100.0, 100.0, 16.7]
