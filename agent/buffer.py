@@ -24,10 +24,14 @@ import structlog
 from dcmeter.agent.buffer_salvage import Damaged, corrupt, move_aside, salvage
 from dcmeter.agent.samples import MetricSpec, Reading, SourceInfo
 from dcmeter.agent.wire import (
+    FAILURE_ID_MAX,
+    FAILURE_REASON_MAX,
     GENESIS,
+    MAX_FAILURES,
     Batch,
     ClockStatus,
     Dropped,
+    Failure,
     MetricEntry,
     batch_hash,
     decode_body,
@@ -51,6 +55,8 @@ CREATE TABLE IF NOT EXISTS dropped (
 CREATE TABLE IF NOT EXISTS rejected (
     seq INTEGER PRIMARY KEY, raw BLOB NOT NULL, status INTEGER, reason TEXT);
 CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v BLOB);
+CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, ts INTEGER NOT NULL, reason TEXT NOT NULL);
 """
 
 Sealer = Callable[[bytes], bytes]  # body -> envelope (signs it)
@@ -126,6 +132,26 @@ class Buffer:
             raise
         return len(rows)
 
+    def note_failures(self, failures: Iterable[tuple[str, int, str]]) -> None:
+        """Keep a tick's failed reads (source id, ns, reason) for the next batch. Reasons are
+        cut to FAILURE_REASON_MAX characters; beyond MAX_FAILURES waiting, the oldest go (a
+        long outage of the collector with every target dead must not fill the disk)."""
+        rows = [(sid[:FAILURE_ID_MAX], ts, reason[:FAILURE_REASON_MAX])
+                for sid, ts, reason in failures]
+        if not rows:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT INTO failures(source, ts, reason) VALUES (?,?,?)", rows)
+            self._db.execute(
+                "DELETE FROM failures WHERE id <= (SELECT MAX(id) FROM failures) - ?",
+                (MAX_FAILURES,),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
     def _state(self, k: str, default: Any) -> Any:
         row = self._db.execute("SELECT v FROM state WHERE k = ?", (k,)).fetchone()
         return default if row is None else row[0]
@@ -148,9 +174,14 @@ class Buffer:
             dropped = self._db.execute(
                 "SELECT first_seq, last_seq, samples, first_ts, last_ts FROM dropped"
             ).fetchall()
-            # Drop records alone make a batch only when no batch waits: otherwise they ride
-            # in the next batch of samples (a drop never cascades into more batches).
-            if not rows and (not dropped or self._db.execute(
+            failures = self._db.execute(
+                "SELECT id, source, ts, reason FROM failures ORDER BY id LIMIT ?",
+                (MAX_FAILURES,),
+            ).fetchall()
+            # Drop records and failures alone make a batch only when no batch waits: else
+            # they ride in the next batch of samples (a drop never cascades into more
+            # batches, and batches without samples are never dropped for space).
+            if not rows and ((not dropped and not failures) or self._db.execute(
                 "SELECT 1 FROM batches LIMIT 1"
             ).fetchone()):
                 self._rollback()
@@ -158,7 +189,8 @@ class Buffer:
             seq = self.last_seq() + 1
             prev = self._state("last_hash", GENESIS)
             assert isinstance(prev, bytes)
-            body, batch = self._body(rows, dropped, seq, prev, clock, sealed_ns, next_key)
+            body, batch = self._body(rows, dropped, seq, prev, clock, sealed_ns, next_key,
+                                     [Failure(f[1], f[2], f[3]) for f in failures])
             raw = sealer(body)
             ts = batch.ts
             self._db.execute(
@@ -168,6 +200,8 @@ class Buffer:
             if rows:
                 self._db.execute("DELETE FROM samples WHERE id <= ?", (rows[-1][0],))
             self._db.execute("DELETE FROM dropped")
+            if failures:
+                self._db.execute("DELETE FROM failures WHERE id <= ?", (failures[-1][0],))
             self._db.executemany(
                 "INSERT OR REPLACE INTO state(k, v) VALUES (?, ?)",
                 [("last_seq", seq), ("last_hash", batch_hash(body))],
@@ -188,6 +222,7 @@ class Buffer:
         clock: ClockStatus,
         sealed_ns: int,
         next_key: bytes | None = None,
+        failures: list[Failure] | None = None,
     ) -> tuple[bytes, Batch]:
         src_pos: dict[int, int] = {}
         met_pos: dict[int, int] = {}
@@ -213,6 +248,7 @@ class Buffer:
         batch = Batch(
             self.agent_id, seq, prev, sealed_ns, clock, sources, metrics, *arrays,
             dropped=[Dropped(*d) for d in dropped], next_key=next_key,
+            failures=failures or [],
         )
         return encode_body(batch), batch
 

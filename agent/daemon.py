@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -148,6 +149,7 @@ class Agent:
             self._tick_task = asyncio.current_task()
             try:
                 readings = await self.poller.poll()
+                self._note_failures()
                 self._stepped(self.steps.check())
                 # Disk full: held in memory, written once the buffer takes them again.
                 self.held.commit(self.buffer, self.order.keep(readings),
@@ -158,6 +160,14 @@ class Agent:
             self.notifier.notify("STATUS=" + self.status())
         if self.shipper:
             self.shipper.wake()
+
+    def _note_failures(self) -> None:
+        """Keep the tick's failed reads for its batch; a buffer that cannot be written loses
+        them (the poller has logged each failure's start with its reason)."""
+        try:
+            self.buffer.note_failures(self.poller.tick_failures)
+        except sqlite3.Error as exc:
+            log.debug("failures not buffered", error=str(exc))
 
     def _stepped(self, step: float | None) -> None:
         """Log a wall-clock step and put the ticks back on the stepped clock's multiples."""

@@ -11,7 +11,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from dcmeter.agent.samples import Reading, SourceInfo
+from dcmeter.agent.samples import Reading, SourceInfo, now_ns
 from dcmeter.agent.sources import Source, SourceError
 
 log = structlog.get_logger("dcmeter.agent.poll")
@@ -31,6 +31,9 @@ class Poller:
         self.timeouts = list(timeouts)
         self.failures: dict[str, int] = {s.info.id: 0 for s in self.sources}
         self._failing: set[str] = set()
+        # The last poll's failed reads: (source id, ns since the epoch, reason); the agent
+        # sends them in the tick's batch (agent/wire.py `failures`).
+        self.tick_failures: list[tuple[str, int, str]] = []
 
     async def _read(self, source: Source, timeout: float) -> list[Reading]:
         sid = source.info.id
@@ -48,13 +51,16 @@ class Poller:
                 log.info("target recovered", source=sid)
             return readings
         self.failures[sid] += 1
+        self.tick_failures.append((sid, now_ns(), reason))
         if sid not in self._failing:
             self._failing.add(sid)
             log.warning("target failed", source=sid, reason=reason)
         return []
 
     async def poll(self) -> Tick:
-        """Read all sources concurrently; return (source, reading) pairs of those that answered."""
+        """Read all sources concurrently; return (source, reading) pairs of those that answered
+        (the failed reads are in `tick_failures` until the next poll)."""
+        self.tick_failures = []
         results = await asyncio.gather(
             *(self._read(s, t) for s, t in zip(self.sources, self.timeouts, strict=True))
         )

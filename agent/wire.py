@@ -23,6 +23,9 @@ The one module both the agent and the collector use. A batch travels as an envel
                agent's full buffer discarded since the previous batch
     next_key   (only in the batch that announces a key rotation) the agent's next Ed25519
                public key, 32 raw bytes: it signs from seq + 1 on
+    failures   (only when a target failed since the previous batch) [[source_id, ts_ns,
+               reason], ...]: a read that failed, when, and why (no secrets), at most
+               MAX_FAILURES entries, ids up to 128 and reasons up to 300 characters
 
 Integers are int64 (the collector's store): seq and every `dropped` integer in
 [0, 2^63), seq at most 2^63 - 2 (seq + 1 must fit), sealed_ns in [0, 2^63).
@@ -64,6 +67,10 @@ GENESIS = bytes(32)
 # and the successor link) and the bound of every other integer of a body.
 MAX_SEQ = 2**63 - 2
 INT64_END = 2**63
+# Bounds of the optional `failures` field: entries per batch, characters of an id, a reason.
+MAX_FAILURES = 4096
+FAILURE_ID_MAX = 128
+FAILURE_REASON_MAX = 300
 _LITTLE = sys.byteorder == "little"
 
 
@@ -117,6 +124,15 @@ class Dropped:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """A target's failed read: its source id, when (ns since the Unix epoch), and why."""
+
+    source: str
+    ts_ns: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class MetricEntry:
     """A metric as one source reports it: spec plus per-sample labels (a GPU, a port)."""
 
@@ -142,6 +158,8 @@ class Batch:
     dropped: list[Dropped] = field(default_factory=list)
     # The agent's next public key (raw 32 bytes) in the batch announcing a rotation, else None.
     next_key: bytes | None = None
+    # Targets' failed reads since the previous batch (absent from the body when none).
+    failures: list[Failure] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -196,6 +214,8 @@ def encode_body(batch: Batch) -> bytes:
     }
     if batch.next_key is not None:  # absent otherwise: other batches stay byte-identical
         body["next_key"] = batch.next_key
+    if batch.failures:  # absent otherwise: batches without failures stay byte-identical
+        body["failures"] = [[f.source, f.ts_ns, f.reason] for f in batch.failures]
     packed: bytes = msgpack.packb(body, use_bin_type=True)
     return packed
 
@@ -376,6 +396,28 @@ def _dropped(raw: object, i: int) -> Dropped:
     return d
 
 
+def _failures(raw: object) -> list[Failure]:
+    """The optional `failures` field, bounded: the collector stores every entry."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_FAILURES:
+        raise WireError(f"body: failures must be a list of at most {MAX_FAILURES} entries")
+    out = []
+    for i, f in enumerate(raw):
+        if not (
+            isinstance(f, list) and len(f) == 3
+            and isinstance(f[0], str) and 0 < len(f[0]) <= FAILURE_ID_MAX
+            and isinstance(f[1], int) and not isinstance(f[1], bool) and 0 <= f[1] < INT64_END
+            and isinstance(f[2], str) and len(f[2]) <= FAILURE_REASON_MAX
+        ):
+            raise WireError(
+                f"failures[{i}]: expected [source id of 1-{FAILURE_ID_MAX} characters, ts_ns in"
+                f" [0, 2^63), reason of at most {FAILURE_REASON_MAX} characters]"
+            )
+        out.append(Failure(f[0], f[1], f[2]))
+    return out
+
+
 def decode_body(body: bytes) -> Batch:
     """Parse and check a batch body; raise WireError naming the first fault found."""
     try:
@@ -435,6 +477,7 @@ def decode_body(body: bytes) -> Batch:
         val,
         dropped,
         next_key,
+        _failures(m.get("failures")),
     )
 
 
