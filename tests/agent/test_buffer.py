@@ -89,3 +89,29 @@ def test_refused_batch_is_set_aside_not_deleted(tmp_path: Path) -> None:
     buf.reject(1, 409, "seq conflict")
     assert buf.pending() == []
     assert buf.counts()["rejected"] == 1
+
+
+def test_failures_ride_in_the_next_batch_cut_and_bounded(tmp_path: Path) -> None:
+    buf = Buffer(tmp_path / "b.sqlite", "agent-1")
+    buf.note_failures([("meter-dead", 5, "connection refused " + "x" * 400)])
+    buf.append(tick(1))
+    assert seal(buf) == 1
+    (raw,) = [r for _, r in buf.pending()]
+    got = wire.decode_body(envelope_body(raw)).failures
+    assert [(f.source, f.ts_ns, len(f.reason)) for f in got] == [("meter-dead", 5, 300)]
+    # Failures alone make a batch only when none waits (batch 1 still waits here).
+    buf.note_failures([("meter-dead", 6, "refused")])
+    assert seal(buf) is None
+    buf.ack(1)
+    assert seal(buf) == 2
+    (raw,) = [r for _, r in buf.pending()]
+    b = wire.decode_body(envelope_body(raw))
+    assert len(b) == 0 and [(f.ts_ns, f.reason) for f in b.failures] == [(6, "refused")]
+    assert seal(buf) is None  # sent once
+    # Beyond MAX_FAILURES waiting, the oldest go.
+    buf.note_failures([("m", t, "r") for t in range(wire.MAX_FAILURES + 10)])
+    buf.ack(2)
+    assert seal(buf) == 3
+    (raw,) = [r for _, r in buf.pending()]
+    kept = wire.decode_body(envelope_body(raw)).failures
+    assert len(kept) == wire.MAX_FAILURES and kept[0].ts_ns == 10

@@ -59,6 +59,23 @@ def test_device_identity_round_trips_and_an_old_agents_batch_has_none() -> None:
     assert got.sources[0].device == device and got.sources == b.sources
 
 
+def test_failures_round_trip_and_a_batch_without_them_is_unchanged() -> None:
+    b = make_batch()
+    old_body = wire.encode_body(b)  # no failures: the body every older agent sealed
+    assert "failures" not in msgpack.unpackb(old_body, raw=False)
+    assert wire.decode_body(old_body).failures == []
+    b.failures = [wire.Failure("meter-dead", 1_700_000_000_500_000_000, "connection refused"),
+                  wire.Failure("x" * 128, 2**63 - 1, "r" * 300)]
+    raw = wire.seal(b, KEY)
+    body, sig = wire.open_envelope(raw)
+    wire.verify(KEY.public_key(), body, sig)
+    assert msgpack.unpackb(body, raw=False)["failures"][0] == [
+        "meter-dead", 1_700_000_000_500_000_000, "connection refused"]
+    assert wire.decode_body(body).failures == b.failures
+    b.failures = []
+    assert wire.encode_body(b) == old_body  # byte-identical without failures
+
+
 def test_tampered_body_fails_verification() -> None:
     body, sig = wire.open_envelope(wire.seal(make_batch(), KEY))
     forged = body.replace(b"meter-total", b"meter-TOTAL")
@@ -99,6 +116,15 @@ def _body_with(**changes: object) -> bytes:
         ({"sources": [["s", "modbus", "a", {}, None, {f"k{i}": "x" for i in range(17)}]]},
          "at most 16"),
         ({"sources": [["s", "modbus", "a", {}, None, {}, "extra"]]}, "expected"),
+        ({"failures": [["s", 1, "r"]] * 4097}, "at most 4096"),
+        ({"failures": "dead"}, "failures must be a list"),
+        ({"failures": [["s" * 129, 1, "r"]]}, r"failures\[0\]"),
+        ({"failures": [["", 1, "r"]]}, r"failures\[0\]"),
+        ({"failures": [["s", 1, "r" * 301]]}, r"failures\[0\]"),
+        ({"failures": [["s", 1, "r"], ["s", 2**63, "r"]]}, r"failures\[1\]"),
+        ({"failures": [["s", -1, "r"]]}, r"failures\[0\]"),
+        ({"failures": [["s", True, "r"]]}, r"failures\[0\]"),
+        ({"failures": [["s", 1]]}, r"failures\[0\]"),
     ],
 )
 def test_malformed_bodies_are_refused_with_the_fault(
