@@ -22,6 +22,7 @@ from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.storage import audit
 from dcmeter.collectors.storage import db as dbm
+from dcmeter.collectors.storage import source_failures as failures_db
 from dcmeter.collectors.storage import store_chain as chain_db
 from dcmeter.collectors.storage.db import Connection, Migration
 from dcmeter.collectors.storage.deadline import Deadline, check
@@ -146,6 +147,8 @@ MIGRATIONS = (
               " power_avg_period_s samples", merge_value_label_series),
     Migration(9, "series.source_device and source_meta.device: what each device says it is",
               add_device_columns),
+    Migration(10, "source_failures: per agent and source, the failing run its batches report",
+              failures_db.add_source_failures),
 )
 
 
@@ -279,10 +282,19 @@ class Store(TokenTable, ResultTable):
                     for d in batch.dropped
                 ],
             )
+            failures_db.record(db, batch)
         audit.sources_bound(batch.agent, bound, "first_delivery")  # once committed
         return "stored", chain
 
     # agents' public keys over time (collectors/intake/agent_keys.py)
+
+    def source_failures(
+        self, sources: Sequence[str] | None = None
+    ) -> list[failures_db.SourceFailure]:
+        """Each (agent, source)'s current or last failing run, or those of `sources`
+        (collectors/storage/source_failures.py)."""
+        with self._lock:
+            return failures_db.source_failures(self._db, sources)
 
     def enrol_key(self, agent: str, public_key: str, fingerprint: str, now_ns: int) -> int | None:
         """Record an enrolled key unless known: valid from seq 1 for an agent without keys,
