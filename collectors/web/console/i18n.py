@@ -70,6 +70,10 @@ EN: dict[str, str] = {
     "ok": "ok",
     "stale": "stale",
     "no_data": "no data",
+    "failing": "failing",
+    "since": "since",
+    "times": "times",
+    "recovered": "recovered",
     "language": "Language",
 }
 
@@ -130,6 +134,10 @@ ZH: dict[str, str] = {
     "ok": "正常",
     "stale": "超时",
     "no_data": "无数据",
+    "failing": "故障",
+    "since": "始于",
+    "times": "次",
+    "recovered": "已恢复于",
     "language": "语言",
 }
 

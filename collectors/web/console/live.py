@@ -5,15 +5,18 @@ Pure functions over plain data (no I/O): console/routes.py reads the result (the
 `StoreTotals`: newest receipt per agent, chain breaks) and each source's newest samples, and
 these turn them into the rows the templates print. Times are epoch seconds.
 
-What the store does not have: a source's failures. An agent logs a failed read (a dead
-target, a timeout) but its batches carry only the samples it got and the samples it dropped
-(agent/wire.py `Dropped`), so "last failure reason" shows the result's own issues that name
-the source (coverage gaps, resets, implausible values) and "—" where there are none.
+A source's failures come from its agent: each batch carries the tick's failed reads
+(agent/wire.py `failures`), and the store keeps per source its current or last failing run
+(collectors/storage/source_failures.py), handed here as `FailureRun`s. A source is `failing`
+while its last failure is newer than its newest sample; "last failure reason" is the agent's
+reason with the run's start and count, or, for a source without a recorded failure, the
+result's own issues that name it (coverage gaps, resets, implausible values), else "—".
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,16 +70,56 @@ class AgentRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FailureRun:
+    """A source's current or last failing run as its agent reported it; times epoch s."""
+
+    first_s: float
+    last_s: float
+    count: int
+    reason: str
+    recovered_s: float | None  # None, or not after last_s: no sample since the last failure
+
+
+@dataclass(frozen=True, slots=True)
 class SourceRow:
-    """One (source, metric) of the window: status, newest value, coverage, issues naming it."""
+    """One (source, metric) of the window: status, newest value, coverage, last failure."""
 
     source: str
     metric: str
-    status: str  # "ok", "stale", "no_data"
+    status: str  # "ok", "stale", "no_data", "failing"
     last_value: str
     last_at: float | None
     coverage: str
-    failure: str
+    failure: str  # the agent's reason, else the newest result issue naming the source, or —
+    run: FailureRun | None = None  # the run the failure belongs to, if the agent reported one
+
+    @property
+    def since(self) -> str:
+        """`HH:MM:SS` (UTC) the failing run began, or "" without a run."""
+        return "" if self.run is None else clock_time(self.run.first_s)
+
+    @property
+    def recovered(self) -> str:
+        """`HH:MM:SS` (UTC) of the sample that ended the run, or "" while it lasts."""
+        r = self.run
+        if r is None or r.recovered_s is None or r.recovered_s <= r.last_s:
+            return ""
+        return clock_time(r.recovered_s)
+
+
+def clock_time(epoch_s: float) -> str:
+    """`HH:MM:SS` of an epoch time, UTC (the page's other times are UTC too)."""
+    return time.strftime("%H:%M:%S", time.gmtime(epoch_s))
+
+
+def is_failing(run: FailureRun | None, seen_s: float | None) -> bool:
+    """Whether a source's last failure is newer than its newest sample (`seen_s`, None when
+    none was read: then the run's own recovery decides)."""
+    if run is None:
+        return False
+    if seen_s is None:
+        return run.recovered_s is None or run.recovered_s <= run.last_s
+    return run.last_s > seen_s
 
 
 def agent_intervals(result: Mapping[str, Any]) -> dict[str, float]:
@@ -126,12 +169,15 @@ def agent_rows(
 
 def source_rows(
     result: Mapping[str, Any], last: Mapping[tuple[str, str], tuple[float, float, str]],
-    now_s: float, open_: bool,
+    now_s: float, open_: bool, failures: Mapping[str, FailureRun] | None = None,
 ) -> list[SourceRow]:
     """The result's sources (quality.sources) with their newest sample (`last`: (source,
     metric) → (time s, value, unit)); stale when an open window's source has had no sample
-    for 3 × its median interval (else STALE_DEFAULT_S)."""
+    for 3 × its median interval (else STALE_DEFAULT_S); failing while its last failure
+    (`failures`: source → its run) is newer than that sample. A source with a run that the
+    result does not list (a target that never answered) gets a row of its own, metric "—"."""
     issues: Sequence[str] = (result.get("quality") or {}).get("issues") or ()
+    failures = failures or {}
     rows = []
     for s in (result.get("quality") or {}).get("sources") or ():
         src, metric = str(s.get("source")), str(s.get("metric"))
@@ -149,8 +195,17 @@ def source_rows(
         cov = s.get("coverage")
         coverage = "—" if not isinstance(cov, (int, float)) else f"{100 * cov:.1f} %"
         named = [i for i in issues if _names(i, src)]
+        run = failures.get(src)
+        if is_failing(run, None if seen is None else seen[0]):
+            status = "failing"
         rows.append(SourceRow(src, metric, status, value, None if seen is None else seen[0],
-                              coverage, named[-1] if named else "—"))
+                              coverage, run.reason if run else named[-1] if named else "—",
+                              run))
+    listed = {r.source for r in rows}
+    for src, run in sorted(failures.items()):
+        if src not in listed:
+            rows.append(SourceRow(src, "—", "failing" if is_failing(run, None) else "ok",
+                                  "—", None, "—", run.reason, run))
     return rows
 
 

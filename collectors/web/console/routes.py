@@ -237,6 +237,8 @@ def console_router(
         d.check()
         series = store.series(sources, end_ns - int(LAST_SAMPLE_S * 1e9), end_ns, deadline=d)
         now_s = now_ns / 1e9
+        d.check()
+        runs = failure_runs(store, w.start_ns, w.scope)
         return {
             "w": w, "result": result, "open": w.end_ns is None, "updated": int(now_s),
             "elapsed": (end_ns - w.start_ns) / 1e9, "ind": live.indicator(result),
@@ -246,7 +248,7 @@ def console_router(
                          if t.last_received_ns}, {a: t.breaks for a, t in agents.items()},
                 now_s),
             "sources": live.source_rows(result, live.last_samples(series), now_s,
-                                        w.end_ns is None),
+                                        w.end_ns is None, runs),
         }
 
     @router.get("/windows/{wid}", response_model=None)
@@ -314,3 +316,19 @@ def _when(ns: int | None) -> str:
     if ns is None:
         return "—"
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / 1e9))
+
+
+def failure_runs(
+    store: Store, start_ns: int, scope: tuple[str, ...] | None
+) -> dict[str, live.FailureRun]:
+    """Per source (of `scope`, None: all), the failing run its agent reported last, if that
+    run's last failure is not older than the window's start (`start_ns`); where two agents
+    report one source (a move), the run with the newer last failure."""
+    out: dict[str, tuple[int, live.FailureRun]] = {}
+    for f in store.source_failures(scope):
+        if f.last_ns < start_ns or (f.source in out and out[f.source][0] >= f.last_ns):
+            continue
+        out[f.source] = (f.last_ns, live.FailureRun(
+            f.first_ns / 1e9, f.last_ns / 1e9, f.count, f.reason,
+            None if f.recovered_ns is None else f.recovered_ns / 1e9))
+    return {s: run for s, (_, run) in out.items()}

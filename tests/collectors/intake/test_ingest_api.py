@@ -95,3 +95,21 @@ def test_wrong_content_type_is_415(collector: Collector) -> None:
     raw = wire.seal(batch(1), collector.keys["agent-1"])
     assert post(collector, raw, {"content-type": "application/json"}).status_code == 415
     assert collector.store.counts()["batches"] == 0
+
+
+def test_failures_are_stored_and_out_of_bounds_ones_refused(collector: Collector) -> None:
+    key = collector.keys["agent-1"]
+    b = batch(1)
+    b.failures = [wire.Failure("meter-dead", 5 * 10**9, "connection refused")]
+    assert post(collector, wire.seal(b, key)).json()["status"] == "stored"
+    (f,) = collector.store.source_failures()
+    assert (f.agent, f.source, f.count, f.reason, f.failing) == (
+        "agent-1", "meter-dead", 1, "connection refused", True)
+    for bad in ([wire.Failure("meter-dead", 6, "x" * 301)],
+                [wire.Failure("m" * 129, 6, "r")],
+                [wire.Failure("meter-dead", 6, "r")] * 4097):
+        b = batch(2, wire.batch_hash(wire.encode_body(batch(1))))
+        b.failures = bad
+        r = post(collector, wire.seal(b, key))
+        assert r.status_code == 400 and r.json()["reason"] == "malformed", r.text
+    assert collector.store.counts()["batches"] == 1
