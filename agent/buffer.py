@@ -55,9 +55,11 @@ CREATE TABLE IF NOT EXISTS dropped (
 CREATE TABLE IF NOT EXISTS rejected (
     seq INTEGER PRIMARY KEY, raw BLOB NOT NULL, status INTEGER, reason TEXT);
 CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v BLOB);
-CREATE TABLE IF NOT EXISTS failures (
-    id INTEGER PRIMARY KEY, source TEXT NOT NULL, ts INTEGER NOT NULL, reason TEXT NOT NULL);
 """
+# Targets' failed reads waiting for the next batch. Made at the first failure, so the
+# buffer of an agent whose targets never failed keeps the layout of earlier releases.
+FAILURES_SCHEMA = """CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, ts INTEGER NOT NULL, reason TEXT NOT NULL)"""
 
 Sealer = Callable[[bytes], bytes]  # body -> envelope (signs it)
 Tick = list[tuple[SourceInfo, Reading]]
@@ -96,6 +98,9 @@ class Buffer:
             salvage(aside, self._db, agent_id, str(exc))
         self._src_idx: dict[str, int] = dict(self._db.execute("SELECT key, idx FROM sources"))
         self._met_idx: dict[str, int] = dict(self._db.execute("SELECT key, idx FROM metrics"))
+        self._has_failures = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'failures'"
+        ).fetchone() is not None
 
     def close(self) -> None:
         """Close the database; everything committed stays."""
@@ -142,6 +147,7 @@ class Buffer:
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._db.execute(FAILURES_SCHEMA)
             self._db.executemany("INSERT INTO failures(source, ts, reason) VALUES (?,?,?)", rows)
             self._db.execute(
                 "DELETE FROM failures WHERE id <= (SELECT MAX(id) FROM failures) - ?",
@@ -151,6 +157,7 @@ class Buffer:
         except BaseException:
             self._rollback()
             raise
+        self._has_failures = True
 
     def _state(self, k: str, default: Any) -> Any:
         row = self._db.execute("SELECT v FROM state WHERE k = ?", (k,)).fetchone()
@@ -177,7 +184,7 @@ class Buffer:
             failures = self._db.execute(
                 "SELECT id, source, ts, reason FROM failures ORDER BY id LIMIT ?",
                 (MAX_FAILURES,),
-            ).fetchall()
+            ).fetchall() if self._has_failures else []
             # Drop records and failures alone make a batch only when no batch waits: else
             # they ride in the next batch of samples (a drop never cascades into more
             # batches, and batches without samples are never dropped for space).

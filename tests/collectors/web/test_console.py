@@ -361,3 +361,25 @@ def test_the_chart_leaves_out_an_open_windows_filling_bucket() -> None:
     assert live["pue"] == [1.2, 1.2]
     closed = chart_series(series, 130)
     assert closed["t"] == [0.0, 60.0, 120.0] and closed["it_kw"] == [100.0, 100.0, 16.7]
+
+
+def test_a_source_is_failing_while_its_last_failure_is_newer_than_its_last_sample() -> None:
+    from dcmeter.collectors.web.console.live import FailureRun, source_rows
+
+    result = {"quality": {"sources": [
+        {"source": "m-1", "metric": "power_w", "median_interval_s": 10.0, "coverage": 1.0},
+        {"source": "m-2", "metric": "power_w", "median_interval_s": 10.0, "coverage": 1.0},
+    ], "issues": ["total: m-1 power_w: coverage gap"]}}
+    last = {("m-1", "power_w"): (995.0, 5.0, "W"), ("m-2", "power_w"): (995.0, 5.0, "W")}
+    runs = {"m-1": FailureRun(990.0, 998.0, 3, "refused", None),  # failed after its sample
+            "m-2": FailureRun(900.0, 950.0, 6, "timed out", 960.0),  # recovered at 960 s
+            "m-3": FailureRun(3600.0, 3661.0, 7, "no route", None)}  # never answered
+    rows = {r.source: r for r in source_rows(result, last, 1000.0, True, runs)}
+    assert (rows["m-1"].status, rows["m-1"].failure, rows["m-1"].since) == (
+        "failing", "refused", "00:16:30")
+    assert (rows["m-2"].status, rows["m-2"].failure, rows["m-2"].recovered) == (
+        "ok", "timed out", "00:16:00")
+    assert (rows["m-3"].status, rows["m-3"].metric, rows["m-3"].since) == (
+        "failing", "—", "01:00:00")
+    # Without a recorded failure: the newest issue naming the source, as before.
+    assert source_rows(result, last, 1000.0, True)[0].failure == "total: m-1 power_w: coverage gap"
