@@ -6,7 +6,6 @@ reason, the live one ok; once a meter listens on that port, the target is ok aga
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from contextlib import closing
@@ -14,39 +13,15 @@ from pathlib import Path
 
 import httpx
 from conftest import Collector, free_port
-from cryptography.hazmat.primitives import serialization
 
-from dcmeter.agent import config as agent_config
-from dcmeter.agent.daemon import Agent, make_shipper
 from dcmeter.sim.loop import LoopThread
 from dcmeter.sim.meters import SimMeter
-from dcmeter.sim.serve import sources_toml
+from tests.peers.agent import agent_of, tick_and_ship
 
 VALUES = {"power_w": 1000.0, "frequency_hz": 50.0, "energy_import_kwh": 100.0,
           "energy_export_kwh": 0.0}
 
 
-def _agent(tmp: Path, collector: Collector, live_port: int, dead_port: int) -> Agent:
-    state = tmp / "state"
-    state.mkdir()
-    key = collector.keys["agent-1"].private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    (state / "agent.key").write_bytes(key)
-    os.chmod(state / "agent.key", 0o600)
-    cfg = tmp / "agent.toml"
-    cfg.write_text(
-        f'[agent]\nid = "agent-1"\nstate_dir = "{state}"\n'
-        f'[collector]\nurl = "{collector.url}"\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.1\n\n'
-        + sources_toml([
-            {"id": "meter-total", "type": "modbus", "host": "127.0.0.1", "port": live_port,
-             "profile": "eastron_sdm630", "timeout_s": 5, "labels": {"point": "total"}},
-            {"id": "meter-it", "type": "modbus", "host": "127.0.0.1", "port": dead_port,
-             "profile": "eastron_sdm630", "timeout_s": 5, "labels": {"point": "it_pdu"}},
-        ])
-    )
-    return Agent(agent_config.load(cfg))
 
 
 # Between ticks, s: the console calls a source stale after 3 × its median interval, so
@@ -54,17 +29,6 @@ def _agent(tmp: Path, collector: Collector, live_port: int, dead_port: int) -> A
 GAP_S = 3.0
 
 
-async def _tick_and_ship(agent: Agent, ticks: int) -> bool:
-    for i in range(ticks):
-        if i:
-            await asyncio.sleep(GAP_S)
-        await agent.tick()
-    shipper = make_shipper(agent.buffer, agent.cfg)
-    assert shipper is not None
-    try:
-        return await shipper.ship_pending()
-    finally:
-        await shipper.close()
 
 
 def _row(text: str, source: str) -> tuple[str, str]:
@@ -81,7 +45,12 @@ def test_a_dead_target_is_failing_with_its_reason_and_ok_once_it_answers(
     dead_port = free_port()
     with LoopThread() as loop, closing(httpx.Client(base_url=collector.url)) as browser:
         live_port = loop.serve(SimMeter("eastron_sdm630", lambda: VALUES))
-        agent = _agent(tmp_path, collector, live_port, dead_port)
+        agent = agent_of(tmp_path, collector.url, collector.keys["agent-1"], [
+            {"id": "meter-total", "type": "modbus", "host": "127.0.0.1", "port": live_port,
+             "profile": "eastron_sdm630", "timeout_s": 5, "labels": {"point": "total"}},
+            {"id": "meter-it", "type": "modbus", "host": "127.0.0.1", "port": dead_port,
+             "profile": "eastron_sdm630", "timeout_s": 5, "labels": {"point": "it_pdu"}},
+        ])
         try:
             with collector.http("engineer") as api:
                 wid = api.post(f"{collector.url}/api/v1/windows", json={
@@ -89,7 +58,7 @@ def test_a_dead_target_is_failing_with_its_reason_and_ok_once_it_answers(
                     "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60)),
                 }).json()["id"]
             before = time.time()
-            assert asyncio.run(_tick_and_ship(agent, 2))
+            assert asyncio.run(tick_and_ship(agent, 2, GAP_S))
             after = time.time()
             r = browser.post("/login", data={"token": collector.tokens["engineer"]})
             assert r.status_code == 303
@@ -108,7 +77,7 @@ def test_a_dead_target_is_failing_with_its_reason_and_ok_once_it_answers(
             # A meter starts listening on the dead port: the next ticks read it.
             loop.serve(SimMeter("eastron_sdm630", lambda: VALUES), port=dead_port)
             time.sleep(GAP_S)
-            assert asyncio.run(_tick_and_ship(agent, 1))
+            assert asyncio.run(tick_and_ship(agent, 1, GAP_S))
             text = browser.get(f"/windows/{wid}/live").text
             cls, cell = _row(text, "meter-it")
             assert cls == "ok", text

@@ -5,56 +5,26 @@ the store, one row per metric in the window's result and in its report."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
 from conftest import Collector
-from cryptography.hazmat.primitives import serialization
 
-from dcmeter.agent import config as agent_config
-from dcmeter.agent.daemon import Agent, make_shipper
 from dcmeter.collectors.evaluation.evaluate import evaluate
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.collectors.evaluation.site import Site
 from dcmeter.collectors.reporting.report import render_html, series_from
 from dcmeter.sim.bmc import PowerReading, SimBmc
 from dcmeter.sim.loop import LoopThread
-from dcmeter.sim.serve import sources_toml
+from tests.peers.agent import agent_of, tick_and_ship
 
 PASSWORD = "bmc-secret"
 METRICS = ["power_avg_period_s", "power_avg_w", "power_max_w", "power_min_w", "power_w"]
 TICKS = 4
 
 
-def _agent(tmp: Path, collector: Collector, port: int) -> Agent:
-    state = tmp / "state"
-    state.mkdir()
-    key = collector.keys["agent-1"].private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    (state / "agent.key").write_bytes(key)
-    os.chmod(state / "agent.key", 0o600)
-    cfg = tmp / "agent.toml"
-    cfg.write_text(
-        f'[agent]\nid = "agent-1"\nstate_dir = "{state}"\n'
-        f'[collector]\nurl = "{collector.url}"\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.1\n\n'
-        + sources_toml([{"id": "bmc-1", "type": "ipmi", "host": "127.0.0.1", "port": port,
-                         "username": "admin", "password": PASSWORD, "timeout_s": 3}])
-    )
-    return Agent(agent_config.load(cfg))
 
 
-async def _poll_and_ship(agent: Agent) -> bool:
-    for _ in range(TICKS):
-        await agent.tick()
-    shipper = make_shipper(agent.buffer, agent.cfg)
-    assert shipper is not None
-    try:
-        return await shipper.ship_pending()
-    finally:
-        await shipper.close()
 
 
 def test_a_bmc_moving_its_period_every_poll_is_one_series_per_metric(
@@ -64,9 +34,11 @@ def test_a_bmc_moving_its_period_every_poll_is_one_series_per_metric(
                  password=PASSWORD, period_step_s=1.0)
     with LoopThread() as loop:
         port = loop.serve(bmc)
-        agent = _agent(tmp_path, collector, port)
+        agent = agent_of(tmp_path, collector.url, collector.keys["agent-1"], [
+            {"id": "bmc-1", "type": "ipmi", "host": "127.0.0.1", "port": port,
+             "username": "admin", "password": PASSWORD, "timeout_s": 3}])
         try:
-            assert asyncio.run(_poll_and_ship(agent))
+            assert asyncio.run(tick_and_ship(agent, TICKS))
         finally:
             agent.buffer.close()
     assert bmc.power_reads == TICKS

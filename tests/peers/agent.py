@@ -1,0 +1,50 @@
+"""An in-process agent (dcmeter.agent.daemon.Agent) of a test collector: its key, a config
+naming the collector and `sources`, ticks driven by the test, and shipping on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from dcmeter.agent import config as agent_config
+from dcmeter.agent.daemon import Agent, make_shipper
+from dcmeter.sim.serve import sources_toml
+
+
+def agent_of(tmp: Path, url: str, key: Any, sources: Sequence[dict[str, Any]],
+             agent_id: str = "agent-1") -> Agent:
+    """An agent `agent_id` with the Ed25519 private `key` the collector at `url` enrolled,
+    reading `sources` (agent config tables), its state under `tmp/state`."""
+    state = tmp / "state"
+    state.mkdir()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    (state / "agent.key").write_bytes(pem)
+    os.chmod(state / "agent.key", 0o600)
+    cfg = tmp / "agent.toml"
+    cfg.write_text(
+        f'[agent]\nid = "{agent_id}"\nstate_dir = "{state}"\n'
+        f'[collector]\nurl = "{url}"\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.1\n\n'
+        + sources_toml(list(sources))
+    )
+    return Agent(agent_config.load(cfg))
+
+
+async def tick_and_ship(agent: Agent, ticks: int, gap_s: float = 0.0) -> bool:
+    """`ticks` ticks `gap_s` apart, then ship what is pending with a fresh shipper (an httpx
+    client lives on one event loop); True when everything was acknowledged."""
+    for i in range(ticks):
+        if i and gap_s:
+            await asyncio.sleep(gap_s)
+        await agent.tick()
+    shipper = make_shipper(agent.buffer, agent.cfg)
+    assert shipper is not None
+    try:
+        return await shipper.ship_pending()
+    finally:
+        await shipper.close()
