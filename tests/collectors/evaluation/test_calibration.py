@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -39,7 +40,7 @@ def reps(refs: list[float | None], inds: list[float | None], dwell: float = 10.0
             for i, (r, x, s) in enumerate(zip(refs, inds, spreads, strict=True))]
 
 
-def rows(result: dict) -> dict[str, dict]:
+def rows(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["name"]: row for row in result["budget"]}
 
 
@@ -182,7 +183,7 @@ def _at_boundary(x: float, rule: Rule) -> str:
     uncertain only through δx = 0.5 (a = 0.25, U = 2 · 0.25/√3 = 1/(2√3) ≈ 0.289, the
     same for every x)."""
     point = PointInput("b", reps([0.0], [x]), 0.5, 0.0)
-    return point_result(point, EC, Mpe(), sync_s=0.0, rule=rule)["statement"]["result"]
+    return str(point_result(point, EC, Mpe(), sync_s=0.0, rule=rule)["statement"]["result"])
 
 
 def test_decision_rules_at_their_boundaries() -> None:
@@ -218,9 +219,10 @@ def test_overall_is_the_worst_point() -> None:
 
     # U = 1/(2√3) ≈ 0.289, MPE 1: 0.25 ≤ 0.711 pass, 0.9 ≤ 1 conditional_pass,
     # 1.2 ≤ 1.289 conditional_fail, 2 fail
-    def whole(*xs: float) -> dict:
-        return calibration_result([point(f"p{i}", x) for i, x in enumerate(xs)], EC, Mpe(),
-                                  sync_s=0.0, rule="guarded")["statement"]
+    def whole(*xs: float) -> dict[str, Any]:
+        result = calibration_result([point(f"p{i}", x) for i, x in enumerate(xs)], EC, Mpe(),
+                                    sync_s=0.0, rule="guarded")
+        return dict(result["statement"])
     assert whole(0.25)["result"] == "pass"
     assert whole(0.25, 0.9)["result"] == "conditional_pass"
     assert whole(1.2, 0.25, 0.9)["result"] == "conditional_fail"
