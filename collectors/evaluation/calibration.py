@@ -147,26 +147,30 @@ def welch_satterthwaite(rows: Sequence[Mapping[str, Any]], u_c: float) -> float 
     return u_c**4 / math.fsum(terms)
 
 
-def statement(error: float, mpe: float, expanded: float, rule: Rule) -> dict[str, Any]:
+def statement(
+    error: float, mpe: float, expanded: float, rule: Rule, unit: str = ""
+) -> dict[str, Any]:
     """Decide conformity of |E| with the MPE (ILAC-G8:09/2019 4.2.1 simple, 4.2.3 guarded).
 
     Simple: |E| ≤ MPE pass, else fail. Guarded (w = U): |E| ≤ MPE − U pass; ≤ MPE
     conditional_pass; ≤ MPE + U conditional_fail; beyond fail. Each bound is inclusive.
+    `unit` goes into the reason's figures.
     """
     e = abs(error)
+    u = f" {unit}" if unit else ""
     if rule == "simple":
         result = "pass" if e <= mpe else "fail"
-        reason = f"|E| = {e:.6g} {'≤' if e <= mpe else '>'} MPE = {mpe:.6g}"
+        reason = f"|E| = {e:.6g} {'≤' if e <= mpe else '>'} MPE = {mpe:.6g}{u}"
     elif e <= mpe - expanded:
-        result, reason = "pass", f"|E| = {e:.6g} ≤ MPE − U = {mpe - expanded:.6g}"
+        result, reason = "pass", f"|E| = {e:.6g} ≤ MPE − U = {mpe - expanded:.6g}{u}"
     elif e <= mpe:
         result = "conditional_pass"
-        reason = f"MPE − U = {mpe - expanded:.6g} < |E| = {e:.6g} ≤ MPE = {mpe:.6g}"
+        reason = f"MPE − U = {mpe - expanded:.6g} < |E| = {e:.6g} ≤ MPE = {mpe:.6g}{u}"
     elif e <= mpe + expanded:
         result = "conditional_fail"
-        reason = f"MPE = {mpe:.6g} < |E| = {e:.6g} ≤ MPE + U = {mpe + expanded:.6g}"
+        reason = f"MPE = {mpe:.6g} < |E| = {e:.6g} ≤ MPE + U = {mpe + expanded:.6g}{u}"
     else:
-        result, reason = "fail", f"|E| = {e:.6g} > MPE + U = {mpe + expanded:.6g}"
+        result, reason = "fail", f"|E| = {e:.6g} > MPE + U = {mpe + expanded:.6g}{u}"
     return {"rule": rule, "result": result, "reason": reason}
 
 
@@ -221,7 +225,8 @@ def point_result(
     r_mean, x_mean = math.fsum(refs) / n, math.fsum(inds) / n
     error = x_mean - r_mean
     dwell = math.fsum(r.end - r.start for r in valid) / n
-    spread = max(r.spread for r in valid)
+    # A negative or non-finite spread is a caller's slip: its size, or nothing, counts.
+    spread = max((abs(r.spread) for r in valid if math.isfinite(r.spread)), default=0.0)
     table = budget(errors, r_mean, dwell, spread, point, reference_mpe, sync_s)
     u_c = combined(table)
     dof = welch_satterthwaite(table, u_c)
@@ -238,7 +243,7 @@ def point_result(
         issues.append(why)
         verdict = {"rule": rule, "result": "not_stated", "reason": why}
     else:
-        verdict = statement(error, mpe, expanded, rule)
+        verdict = statement(error, mpe, expanded, rule, quantity.unit)
     return {
         "label": point.label, "n": n, "repetitions": rows, "reference_mean": r_mean,
         "indicated_mean": x_mean, "error": error,

@@ -8,6 +8,7 @@ docs/calibration.md's worked example is test_worked_example_power_point.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -32,8 +33,8 @@ T0 = parse_rfc3339("2026-12-01T10:00:00Z")
 POWER, EC = QUANTITIES["power"], QUANTITIES["effective_compute"]
 
 
-def reps(refs: list[float | None], inds: list[float | None], dwell: float = 10.0,
-         spreads: list[float] | None = None) -> list[Repetition]:
+def reps(refs: Sequence[float | None], inds: Sequence[float | None], dwell: float = 10.0,
+         spreads: Sequence[float] | None = None) -> list[Repetition]:
     """Repetitions i = 1.. with dwells [T0 + 20 i, T0 + 20 i + dwell]."""
     spreads = spreads or [0.0] * len(refs)
     return [Repetition(i + 1, T0 + 20 * i, T0 + 20 * i + dwell, r, x, s)
@@ -94,7 +95,7 @@ def test_golden_three_repetitions() -> None:
     assert r["statement"]["result"] == "pass"
     simple = point_result(point, POWER, Mpe(0.01), sync_s=0.0, rule="simple")
     assert simple["statement"] == {"rule": "simple", "result": "pass",
-                                   "reason": "|E| = 2 ≤ MPE = 5"}
+                                   "reason": "|E| = 2 ≤ MPE = 5 W"}
     assert r["repetitions"][0] == {
         "repetition": 1, "start": "2026-12-01T10:00:00Z", "end": "2026-12-01T10:00:10Z",
         "reference": 100.0, "indicated": 101.0, "error": 1.0, "valid": True, "detail": {},
@@ -210,6 +211,32 @@ def test_guarded_refines_simple(e: float, mpe: float, u: float) -> None:
     simple = statement(e, mpe, u, "simple")["result"]
     guarded = statement(e, mpe, u, "guarded")["result"]
     assert (simple == "pass") == (guarded in ("pass", "conditional_pass"))
+
+
+# Readings to the milliunit and resolutions of 0 or ≥ 1e-6: squares of the u stay normal
+# floats (a subnormal u² would underflow and say nothing about the budget).
+finite = st.integers(-10**9, 10**9).map(lambda v: v / 1000)
+small = st.one_of(st.just(0.0), st.floats(1e-6, 10))
+
+
+@given(st.lists(st.tuples(finite, finite, small), min_size=1, max_size=6), small, small,
+       st.floats(0, 2))
+def test_budget_invariants(sides: list[tuple[float, float, float]], dx: float, dr: float,
+                           sync: float) -> None:
+    """For any repetitions: E = X̄ − R̄, u_c² = Σ u², u_c ≥ every u, U = 2 u_c, and the
+    result does not depend on the repetitions' order (GUM 5.1.2, 6.2.1)."""
+    refs, inds, spreads = ([t[i] for t in sides] for i in range(3))
+    point = PointInput("p", reps(refs, inds, spreads=spreads), dx, dr)
+    r = point_result(point, POWER, Mpe(0.01), sync_s=sync, rule="guarded")
+    assert r["error"] == r["indicated_mean"] - r["reference_mean"]
+    us = [row["u"] for row in r["budget"]]
+    assert r["combined_u"] ** 2 == pytest.approx(math.fsum(u * u for u in us), rel=1e-9)
+    assert all(r["combined_u"] >= u for u in us)
+    assert r["expanded_u"] == 2 * r["combined_u"]
+    back = PointInput("p", reps(refs[::-1], inds[::-1], spreads=spreads[::-1]), dx, dr)
+    again = point_result(back, POWER, Mpe(0.01), sync_s=sync, rule="guarded")
+    assert again["expanded_u"] == pytest.approx(r["expanded_u"], rel=1e-9, abs=1e-9)
+    assert again["error"] == pytest.approx(r["error"], rel=1e-9, abs=1e-9)
 
 
 def test_overall_is_the_worst_point() -> None:
