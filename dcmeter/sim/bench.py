@@ -16,9 +16,11 @@ report is not exact, on purpose:
 So the planted error of one server's DCMI reading against the analyser is
 `E = P(1 + g) + o - P(1 + a) = P(g - a) + o` before DCMI's rounding (`BenchTruth`).
 
-The load is piecewise constant in time: a new value takes effect when the simulator first
-sees the file changed (it looks at the file's mtime on every reading of a bench device), and
-every integral is the exact sum over those steps.
+The load is piecewise constant in time, and every integral is the exact sum over its steps.
+The simulator looks at the file (its mtime and size) on every reading of a bench device; a
+changed value takes effect from the previous look, the last moment any reading was taken
+with the old value: so the reading that sees the change shows it, and no value already
+reported changes afterwards.
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ class FileLoad:
     """A load (0..1) set by a file: piecewise constant, with its exact integral from t0.
 
     `at(t)` and `integral(t)` first look at the file (its mtime and size); a changed file is
-    re-read and its value takes effect from that moment on. An absent file, or one that does
-    not hold a number in 0..1, keeps the last load and is logged once (until a good read).
+    re-read and its value takes effect from the previous look on (module docstring). An absent
+    file, or one that does not hold a number in 0..1, keeps the last load and is logged once
+    per problem (until a good read).
     """
 
     path: Path
@@ -106,9 +109,11 @@ class FileLoad:
     _area: list[float] = field(default_factory=list)  # the integral from t0 to its start (s)
     _seen: tuple[int, int] | None = None  # (mtime_ns, size) of the last file read
     _complaint: str | None = None
+    _looked: float = 0.0  # clock of the last look at the file (epoch s)
 
     def __post_init__(self) -> None:
         self._starts, self._loads, self._area = [self.t0], [self.initial], [0.0]
+        self._looked = self.t0
         self.refresh()
 
     @property
@@ -117,7 +122,8 @@ class FileLoad:
         return self._loads[-1]
 
     def refresh(self) -> None:
-        """Look at the file; a new valid value starts a new step now."""
+        """Look at the file; a new valid value starts a new step at the previous look."""
+        previous, self._looked = self._looked, max(self.clock(), self._looked)
         try:
             st = self.path.stat()
             stamp = (st.st_mtime_ns, st.st_size)
@@ -137,7 +143,7 @@ class FileLoad:
             self._complain(f"{value} is outside 0..1")
             return
         self._complaint = None
-        self._step(max(self.clock(), self._starts[-1]), value)
+        self._step(max(previous, self._starts[-1]), value)
 
     def _complain(self, why: str) -> None:
         if why != self._complaint:  # once per problem, not once per reading
