@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from structlog.testing import capture_logs
 
-from conftest import ROOT
 from dcmeter.sim.bench import FileLoad, SimCalibration, bench_truth
 from dcmeter.sim.serve import SimulateFile
 
