@@ -9,6 +9,7 @@ eastron_sdm630 (active power: input registers 0x0034-0x0035, float32 W, high wor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -141,6 +142,22 @@ def _analyser_w(port: int) -> float:
     return float(m.group(1))
 
 
+def _identity(port: int) -> dict[int, bytes]:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    async def read() -> dict[int, bytes]:
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=10)
+        await client.connect()
+        try:
+            # read code 3: the basic, regular and extended objects
+            response = await client.read_device_information(read_code=3, object_id=0)
+            return dict(response.information)
+        finally:
+            client.close()
+
+    return asyncio.run(read())
+
+
 def test_bench_loads_show_the_planted_errors_to_ipmitool_mbpoll_and_the_agent(
     tmp_path: Path,
 ) -> None:
@@ -171,6 +188,10 @@ def test_bench_loads_show_the_planted_errors_to_ipmitool_mbpoll_and_the_agent(
             assert _dcmi_w(bmc) == dcmi
             # float32 keeps 24 bits: 415.415 is held as 415.41500854..., within 1e-4 W
             assert _analyser_w(analyser) == pytest.approx(reference, abs=1e-4)
+        # Its identity (Read Device Identification, extended: object 0x80 is the serial).
+        assert _identity(analyser) == {
+            0x00: b"dcmeter simulator", 0x01: b"eastron_sdm630", 0x02: b"1.0",
+            0x05: b"simulated reference power analyser (eastron_sdm630)", 0x80: b"SIM-AN-0001"}
         # A server not under calibration keeps its swing and reports its truth: 180..650 W.
         assert 180 <= _dcmi_w(ports["server-0002"]["port"]) <= 650
 
