@@ -222,3 +222,26 @@ def test_bench_loads_show_the_planted_errors_to_ipmitool_mbpoll_and_the_agent(
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "5 devices" in out
+
+
+def test_analyser_energy_is_the_exact_integral_times_its_gain(tmp_path: Path) -> None:
+    from dcmeter.sim.bench import bench_site
+    from dcmeter.sim.serve import SimEndpoints, Simulation
+    from dcmeter.sim.site import SimSite, SimSiteConfig
+
+    load = tmp_path / "load"
+    load.write_text("1\n")  # read when the bench is built: u = 1 from t0 on
+    cal = SimCalibration.model_validate({**BENCH, "load_file": str(load)})
+    t0 = time.time() - 3600  # an hour of u = 1: a missing gain would be 3.6 s short below
+    site = bench_site(SimSite.build(SimSiteConfig(servers=2, switches=0, storage=0), t0), cal)
+    values = Simulation(site, SimEndpoints(), cal)._analyser(cal).devices[0].values
+    before = time.time()
+    v = values()
+    after = time.time()
+    # Power 650 · 1.001 = 650.65 W; energy 650.65 W · (t − t0) s / 3.6e6 J/kWh, so the energy
+    # over the power, in s, is the time since t0 at the moment of reading (about 3600 s;
+    # without the gain 1.001 it would be 3600/1.001 = 3596.4 s).
+    assert v["power_w"] == pytest.approx(650.65, abs=1e-9)
+    assert before - t0 - 1e-6 <= v["energy_import_kwh"] * 3.6e6 / v["power_w"] <= after - t0 + 1e-6
+    # The other server keeps its swing and stays out of the analyser's sum.
+    assert site.servers[1].load is not site.servers[0].load
