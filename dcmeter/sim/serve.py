@@ -7,7 +7,9 @@ Every device runs in one asyncio loop; nothing here starts a thread per device.
 
 Ports are free ones picked at each start, or, with `base_port` N, N, N+1, ... in the order
 of `DEVICE_ORDER`, the same at every start. It can write a complete agent config that reads
-every device and the matching site file.
+every device and the matching site file. With a `[calibration]` table it adds a power
+calibration bench (bench.py): servers loaded through a file, planted DCMI errors, and a
+reference power analyser on Modbus.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from dcmeter.base.configfile import ConfigError
+from dcmeter.sim.bench import ANALYSER_NAME, SimCalibration, bench_site
 from dcmeter.sim.site import Device, SimSite, SimSiteConfig, Switch
 
 if TYPE_CHECKING:
@@ -29,7 +32,8 @@ if TYPE_CHECKING:
 # The order in which devices take ports from base_port on (and are listed in the ports file).
 DEVICE_ORDER = (
     "meter-total, meter-it, then the servers' BMCs (server-001, ...), the switches, the "
-    "storage systems"
+    "storage systems, then the reference power analyser (analyser-001) when the simulate "
+    "file has a [calibration] table"
 )
 # The GB 40879 point the simulated IT meter stands for: it sits at the PDU outputs.
 IT_POINT = "it_pdu"
@@ -66,12 +70,14 @@ class SimEndpoints(BaseModel):
 
 
 class SimulateFile(BaseModel):
-    """A simulate file: `[simulate]` and `[site]`."""
+    """A simulate file: `[simulate]`, `[site]` and, for a power calibration bench,
+    `[calibration]`."""
 
     model_config = ConfigDict(extra="forbid")
 
     simulate: SimEndpoints = Field(default_factory=SimEndpoints)
     site: SimSiteConfig = Field(default_factory=SimSiteConfig)
+    calibration: SimCalibration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +86,19 @@ class Endpoint:
 
     name: str
     protocol: Literal["modbus", "ipmi", "snmp"]
-    role: str  # total / it meter, compute, network, storage
+    role: str  # total / it meter, compute, network, storage, reference (the analyser)
     port: int
 
 
 class Simulation:
     """Every simulated device of one site, started and stopped together in the running loop."""
 
-    def __init__(self, site: SimSite, endpoints: SimEndpoints) -> None:
+    def __init__(
+        self, site: SimSite, endpoints: SimEndpoints, calibration: SimCalibration | None = None
+    ) -> None:
         self.site = site
         self.settings = endpoints
+        self.calibration = calibration
         self.endpoints: list[Endpoint] = []
         self._devices: list[Any] = []  # each has `async stop()`
 
@@ -101,6 +110,7 @@ class Simulation:
 
         cfg = self.settings
         count = 2 + len(self.site.servers) + len(self.site.switches) + len(self.site.storage)
+        count += self.calibration is not None
         if cfg.base_port is not None and cfg.base_port + count - 1 > 65535:
             raise ConfigError(
                 f"base_port {cfg.base_port}: {count} devices need ports up to "
@@ -139,6 +149,9 @@ class Simulation:
                     boot_t=self.site.t0,
                 )
                 await self._add(agent, storage.name, "snmp", "storage")
+            if self.calibration is not None:
+                await self._add(self._analyser(self.calibration), ANALYSER_NAME, "modbus",
+                                "reference")
         except BaseException:
             await self.stop()
             raise
@@ -169,10 +182,38 @@ class Simulation:
     def _meter_values(self, role: Literal["total", "it"]) -> Any:
         return lambda: self.site.meter_values(role, time.time())
 
+    def _analyser(self, calibration: SimCalibration) -> Any:
+        """The reference analyser: ΣP·(1 + a) of the servers under calibration, and energy
+        (1 + a)·∫ΣP dt from the simulation's start (kWh)."""
+        from dcmeter.sim.meters import SimMeter
+
+        servers = [s for s in self.site.servers if s.name in calibration.servers]
+        gain = 1 + calibration.analyser_gain_error
+
+        def values() -> dict[str, float]:
+            t = time.time()
+            return {
+                "power_w": gain * sum(s.power_w(t) for s in servers),
+                "energy_import_kwh": gain * sum(s.energy_j(t) for s in servers) / 3.6e6,
+                "energy_export_kwh": 0.0,
+                "frequency_hz": 50.0,
+            }
+
+        profile = calibration.analyser_profile
+        return SimMeter(profile, values, calibration.analyser_device_id, identity={
+            0x00: "dcmeter simulator", 0x01: profile, 0x02: "1.0",
+            0x05: f"simulated reference power analyser ({profile})",
+            0x80: calibration.analyser_serial})
+
     def _bmc_power(self, server: Device) -> Any:
         from dcmeter.sim.bmc import PowerReading
 
         period = 60.0
+        # A server under calibration reports P·(1 + g) + o: the planted DCMI error.
+        gain, offset = 1.0, 0.0
+        if self.calibration is not None and server.name in self.calibration.servers:
+            gain = 1 + self.calibration.dcmi_gain_error
+            offset = self.calibration.dcmi_offset_w
 
         def reading() -> PowerReading:
             t = time.time()
@@ -180,10 +221,10 @@ class Simulation:
             samples = [server.power_w(start + (t - start) * i / 8) for i in range(9)]
             average = server.mean_power_w(start, t) if t > start else server.power_w(t)
             return PowerReading(
-                current_w=server.power_w(t),
-                minimum_w=min(samples),
-                maximum_w=max(samples),
-                average_w=average,
+                current_w=server.power_w(t) * gain + offset,
+                minimum_w=min(samples) * gain + offset,
+                maximum_w=max(samples) * gain + offset,
+                average_w=average * gain + offset,
                 period_s=t - start if t > start else 1.0,
             )
 
@@ -210,12 +251,21 @@ class Simulation:
         return lambda t: [100 * storage.load.at(t)] * 2
 
 
-def agent_sources(endpoints: list[Endpoint], settings: SimEndpoints) -> list[dict[str, Any]]:
+def agent_sources(
+    endpoints: list[Endpoint], settings: SimEndpoints, calibration: SimCalibration | None = None
+) -> list[dict[str, Any]]:
     """The `[[sources]]` of an agent config that reads every simulated device."""
     sources: list[dict[str, Any]] = []
     for e in endpoints:
         common: dict[str, Any] = {"id": e.name, "host": settings.host, "port": e.port}
-        if e.protocol == "modbus":
+        if e.protocol == "modbus" and e.role == "reference":
+            assert calibration is not None  # only a bench has an analyser
+            # The analyser measures the servers' input (GB 40879 point 8, as their BMCs do);
+            # role "reference" keeps it out of every sum: the site file does not name it.
+            sources.append({**common, "type": "modbus", "profile": calibration.analyser_profile,
+                            "device_id": calibration.analyser_device_id, "accuracy": 0.01,
+                            "labels": {"point": "it_input", "role": "reference"}})
+        elif e.protocol == "modbus":
             profile = settings.total_profile if e.role == "total" else settings.it_profile
             point = "total" if e.role == "total" else IT_POINT
             sources.append({**common, "type": "modbus", "profile": profile,
@@ -251,7 +301,9 @@ def sources_toml(sources: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def agent_config_toml(endpoints: list[Endpoint], settings: SimEndpoints) -> str:
+def agent_config_toml(
+    endpoints: list[Endpoint], settings: SimEndpoints, calibration: SimCalibration | None = None
+) -> str:
     """A complete agent config, [agent], [collector] and [[sources]], for `agent run -c`."""
     assert settings.agent_config is not None
     state_dir = settings.state_dir or settings.agent_config.with_name(
@@ -266,7 +318,7 @@ def agent_config_toml(endpoints: list[Endpoint], settings: SimEndpoints) -> str:
         f"state_dir = {_toml_value(str(state_dir.absolute()))}\n\n"
         "[collector]\n"
         f"url = {_toml_value(settings.collector_url)}\n\n"
-        + sources_toml(agent_sources(endpoints, settings))
+        + sources_toml(agent_sources(endpoints, settings, calibration))
     )
 
 
@@ -284,13 +336,20 @@ def site_toml(endpoints: list[Endpoint]) -> str:
         f"it = {_toml_value(it)}\n"
         "green = []  # the simulated site has no green supply\n"
         f"it_point = {_toml_value(IT_POINT)}  # the simulated IT meter sits at the PDU outputs\n"
+        + "".join(
+            f"# {e.name} (role reference) is the calibration bench's reference analyser: it is\n"
+            "# in no sum above, only a calibration reads it\n"
+            for e in endpoints if e.role == "reference"
+        )
     )
 
 
 async def serve_forever(config: SimulateFile, stop: asyncio.Event) -> None:
     """Run the simulation until `stop` is set; write the ports and agent config if asked."""
     site = SimSite.build(config.site, time.time())
-    sim = Simulation(site, config.simulate)
+    if config.calibration is not None:
+        site = bench_site(site, config.calibration)
+    sim = Simulation(site, config.simulate, config.calibration)
     endpoints = await sim.start()
     try:
         settings = config.simulate
@@ -299,7 +358,8 @@ async def serve_forever(config: SimulateFile, stop: asyncio.Event) -> None:
                     for e in endpoints]
             settings.ports_file.write_text(json.dumps(rows, indent=1) + "\n")
         if settings.agent_config is not None:
-            settings.agent_config.write_text(agent_config_toml(endpoints, settings))
+            settings.agent_config.write_text(
+                agent_config_toml(endpoints, settings, config.calibration))
         if settings.site_file is not None:
             settings.site_file.write_text(site_toml(endpoints))
         counts: dict[str, int] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +46,23 @@ class Swing:
         return self.base * x + self.amp * (math.cos(self.phase) - math.cos(w * x + self.phase)) / w
 
 
+class Load(Protocol):
+    """A device's load (0..1) as a function of time, and its exact integral from `t0`."""
+
+    @property
+    def t0(self) -> float:
+        """The start of the integral (epoch s)."""
+        ...
+
+    def at(self, t: float) -> float:
+        """The load at `t`."""
+        ...
+
+    def integral(self, t: float) -> float:
+        """The integral of the load from t0 to `t` (s)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     """A device whose power (W) is `idle + (max - idle)·load(t)`, load in 0..1."""
@@ -54,7 +71,7 @@ class Device:
     kind: Literal["compute", "storage", "network"]
     idle_w: float
     max_w: float
-    load: Swing
+    load: Load  # a Swing, or a calibration bench's load file (bench.py)
 
     def power_w(self, t: float) -> float:
         """Input power at `t` (W)."""
