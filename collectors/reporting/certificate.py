@@ -284,15 +284,16 @@ class Certificate:
         """Why a point got its statement, in symbols and figures (language-neutral)."""
         st = p.get("statement") or {}
         result, rule = st.get("result"), st.get("rule")
-        u, mpe, e = p.get("expanded_u"), p.get("mpe"), p.get("error")
-        if result == "not_stated" or not (finite(mpe) and finite(e)):
+        u: Any = p.get("expanded_u")
+        if result == "not_stated" or not (finite(p.get("mpe")) and finite(p.get("error"))):
             return self.t("not_stated_why")
+        mpe, e = float(p["mpe"]), float(p["error"])
 
         def w(v: Any) -> str:
             return f"{with_u(v, u)} {self.u_name}"
         abs_e = f"|E| = {w(abs(e))}"
         if rule == "guarded" and finite(u):
-            low, high = w(mpe - u), w(mpe + u)
+            low, high = w(mpe - float(u)), w(mpe + float(u))
             text = {"pass": f"{abs_e} ≤ MPE − U = {low}",
                     "conditional_pass": f"MPE − U = {low} < {abs_e} ≤ MPE = {w(mpe)}",
                     "conditional_fail": f"MPE = {w(mpe)} < {abs_e} ≤ MPE + U = {high}",
