@@ -42,10 +42,15 @@ SERIAL = "EP3K-2291-0457"
 #   18 kW: u_c = 104.03, U = 208.06 → 210 W: R̄ 18,000.33 → 18,000, X̄ 18,781.33 → 18,780,
 #          E = 781.0 → 780, MPE 900.02 → 900, E/R̄ = 4.339 % → 4.3 %;
 #          guarded: MPE − U = 691.96 < |E| = 781 ≤ MPE = 900.02 → conditional pass
-POINTS = {  # label: (R̄, X̄, E, U, MPE, relative U)
-    "2 kW": ("2,000", "2,019", "19", "23", "100", "1.2 %"),
-    "10 kW": ("10,000", "10,180", "180", "120", "500", "1.2 %"),
-    "18 kW": ("18,000", "18,780", "780", "210", "900", "1.2 %"),
+#   E/R̄ to the relative U's place (0.1 %): 18.567/2000.433 = 0.928 % → 0.9 %,
+#   179.07/10003.27 = 1.790 % → 1.8 %, 4.339 % → 4.3 %;
+#   s (two digits) of the errors: 2 kW 18.6, 19.9, 17.2: Σd² = 3.6467, s = √(3.6467/2) = 1.35
+#   → 1.4; 10 kW 177.8, 174.3, 185.1: Σd² = 60.727, s = 5.51 → 5.5; 18 kW 781.4, 788.7,
+#   772.9: Σd² = 125.06, s = 7.91 → 7.9
+POINTS = {  # label: (R̄, X̄, E, U, MPE, relative U, E/R̄, s)
+    "2 kW": ("2,000", "2,019", "19", "23", "100", "1.2 %", "0.9 %", "1.4"),
+    "10 kW": ("10,000", "10,180", "180", "120", "500", "1.2 %", "1.8 %", "5.5"),
+    "18 kW": ("18,000", "18,780", "780", "210", "900", "1.2 %", "4.3 %", "7.9"),
 }
 CONDITIONAL = {"en": "Conditional pass", "zh": "有条件合格"}
 PROVISIONAL = {"en": "PROVISIONAL — calibration not closed", "zh": "临时 — 校准尚未结束"}
@@ -90,10 +95,9 @@ def test_the_rounding_follows_gum_7_2_6() -> None:
 def test_the_points_table_shows_the_hand_worked_figures(lang: str) -> None:
     html = render_certificate(record(), lang)  # type: ignore[arg-type]
     rows = cells(html)
-    for label, (r, x, e, u, mpe, rel_u) in POINTS.items():
+    for label, (r, x, e, u, mpe, rel_u, rel_e, s) in POINTS.items():
         row = next(c for c in rows if c.startswith(f"{label}|") and c.count("|") == 9)
-        assert row.split("|")[1:9] == [r, x, e, row.split("|")[4], row.split("|")[5], u,
-                                       rel_u, mpe], row
+        assert row.split("|")[1:9] == [r, x, e, rel_e, s, u, rel_u, mpe], row
     assert "DCM-CAL-7" in html and SERIAL in html
     assert CONDITIONAL[lang] in html
     # Self-contained: nothing to fetch, no script.
@@ -183,7 +187,7 @@ def test_the_pdf_carries_the_certificate(lang: str, printed: dict[tuple[str, str
     text = printed["closed", lang]
     flat = re.sub(r"\s+", " ", text)
     want = ["DCM-CAL-7", SERIAL, CONDITIONAL[lang], *POINTS,
-            *(f"{u} W ({rel})" for _, _, _, u, _, rel in POINTS.values())]
+            *(f"{p[3]} W ({p[5]})" for p in POINTS.values())]
     missing = [w for w in want if w not in flat]
     assert not missing, f"not in the {lang} PDF: {missing}"
     pages = {"en": r"Page 1 of (\d+)", "zh": r"第 1 页，共 (\d+) 页"}[lang]
