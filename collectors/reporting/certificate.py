@@ -53,7 +53,10 @@ padding:6px 12px;margin:8px 0;text-align:center}
 .watermark{position:fixed;top:40%;left:0;right:0;text-align:center;transform:rotate(-30deg);
 font-size:56px;color:rgba(192,57,43,0.13);font-weight:bold;z-index:-1}
 .result{font-size:16px;font-weight:bold}.cond{color:#b9770e;font-weight:bold}
-table.kv th{width:16em}table.pts{width:100%;font-size:12px}h3.point{break-after:avoid}
+table.kv{width:100%}table.kv th{width:40%}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:0 18px}body{padding:0 12px}
+table.pts{width:100%;font-size:12px}table.pts td:first-child{white-space:nowrap}
+h3.point{break-after:avoid}
 @page{size:A4;margin:16mm 14mm 18mm}
 """
 _RESULT_CLASS = {"pass": "ok", "conditional_pass": "cond", "conditional_fail": "cond",
@@ -344,9 +347,14 @@ class Certificate:
 
     def html(self) -> str:
         number = escape(certificate_number(self.r))
-        body = "".join([self.head(), self.instrument(), self.reference(), self.quantity(),
-                        self.procedure(), self.results(), self.statement(), self.budgets(),
-                        self.issues(), self.signatures()])
+        # The instrument beside its reference standard, the quantity beside the procedure.
+        body = "".join([self.head(),
+                        f'<div class="cols"><div>{self.instrument()}</div>'
+                        f"<div>{self.reference()}</div></div>",
+                        f'<div class="cols"><div>{self.quantity()}</div>'
+                        f"<div>{self.procedure()}</div></div>",
+                        self.results(), self.statement(), self.budgets(), self.issues(),
+                        self.signatures()])
         html_lang = "zh-CN" if self.lang == "zh" else "en"
         return (f'<!doctype html><html lang="{html_lang}"><head><meta charset="utf-8">'
                 f"{CSP_META}<title>{self.t('title')} {number}</title>"
