@@ -75,8 +75,11 @@ def certificate_number(record: Mapping[str, Any]) -> str:
 
 
 def _css_string(text: str) -> str:
-    """`text` as a CSS string literal (quotes and backslashes escaped, no line breaks)."""
-    return '"' + re.sub(r'(["\\])', r"\\\1", text.replace("\n", " ")) + '"'
+    """`text` as a CSS string literal: every character but letters, digits, spaces and a few
+    safe marks written as a CSS escape, so record data (an id) cannot end the string or the
+    style element (`"`, `\\`, `<`)."""
+    safe = re.compile(r"[\w \-.,:/()]")
+    return '"' + "".join(c if safe.fullmatch(c) else f"\\{ord(c):x} " for c in text) + '"'
 
 
 class Certificate:

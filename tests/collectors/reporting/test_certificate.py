@@ -224,3 +224,34 @@ def test_the_certificate_number_carries_a_revision() -> None:
     r["revision"] = 2
     assert certificate_number(r) == "DCM-CAL-7-R2"
     assert "DCM-CAL-7-R2" in render_certificate(r, "en")
+
+
+def test_issues_and_a_point_without_a_statement_print() -> None:
+    """A point with no valid repetition: no figures, no budget, 'not stated' with its reason in
+    the page's language; the record's and the point's issues listed as the collector wrote
+    them."""
+    r = record()
+    r["issues"] = ["point 18 kW: not stated"]
+    p = r["points"][2]
+    p.update({"n": 0, "reference_mean": None, "indicated_mean": None, "error": None,
+              "relative_error": None, "repeatability": None, "budget": [], "combined_u": None,
+              "dof_eff": None, "expanded_u": None, "relative_expanded_u": None, "mpe": None,
+              "statement": {"rule": "guarded", "result": "not_stated", "reason": "no valid"},
+              "issues": ["no valid repetition"]})
+    for lang, word, why in (("en", "Not stated", "no valid repetition, or a relative MPE"),
+                            ("zh", "不作判定", "无有效读数")):
+        html = render_certificate(r, lang)  # type: ignore[arg-type]
+        row = next(c for c in cells(html) if c.startswith("18 kW|") and c.count("|") == 9)
+        assert row == f"18 kW|—|—|—|—|—|—|—|—|{word}", row
+        assert any(c.startswith(f"18 kW|{word}|{why}") for c in cells(html))
+        assert "<li>point 18 kW: not stated</li>" in html
+        assert "<li>18 kW: no valid repetition</li>" in html
+
+
+def test_record_data_is_text_not_markup() -> None:
+    r = record()
+    r["note"] = "<script>alert(1)</script>"
+    r["id"] = 'x"</style><i id="x">'
+    html = render_certificate(r, "en")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert html.count("</style>") == 1 and '<i id="x">' not in html
