@@ -135,6 +135,9 @@ def test_series_sides_from_an_agent(collector: Collector, tmp_path: Path) -> Non
     assert (point["reference_mean"], point["indicated_mean"], point["error"]) == (400, 412, 12)
     assert point["relative_error"] == 0.03 and point["statement"]["result"] == "pass"
     assert rec["instrument"]["agent"] == "agent-1"
+    # What the simulated BMC's Get Device ID says (sim/bmc.py): firmware 1.00, no make.
+    assert rec["instrument"]["device"] == {"make": None, "model": None, "serial": None,
+                                           "firmware": "1.00", "description": None}
     # A label that matches no series: an issue naming it, the point not stated.
     p["instrument"]["labels"] = {"port": "nowhere"}
     other = store.add_calibration(p, "eng", 3)
@@ -142,3 +145,29 @@ def test_series_sides_from_an_agent(collector: Collector, tmp_path: Path) -> Non
     rec = calibration_record(store, other)
     assert any("no series match" in i for i in rec["issues"]), rec["issues"]
     assert rec["points"][0]["statement"]["result"] == "not_stated"
+
+
+def test_a_run_instrument_reads_tokens_per_second(collector: Collector) -> None:
+    """Run 1 of an AI window did 1 200 000 tokens in [0 s, 60 s]: 20 000 tokens/s; the
+    framework's figure posted as the reference is 19 900 tokens/s: E = 100, E/R̄ = 100/19900
+    ≈ 0.5 %, within the 1 % MPE (199 tokens/s): pass. The repetition's interval is the run's."""
+    store = collector.store
+    w = store.open_window("ai", 1_780_272_000 * 10**9, None, 1)
+    run = {"phase": "infer", "model": "m", "repetition": 1, "tokens": 1_200_000.0,
+           "start": T.format(0), "end": "2026-06-01T00:01:00Z"}
+    _, stored_run = store.add_run(w.id, run, 0, 1, 2)
+    p = plan(instrument={"kind": "run", "window": w.id}, points=[{"label": "full"}],
+             calibration={"quantity": "inference", "repetitions": 1})
+    with collector.http() as eng:
+        cid = eng.post(f"{collector.url}/api/v1/calibrations", json=p).json()["id"]
+        url = f"{collector.url}/api/v1/calibrations/{cid}"
+        no_run = eng.post(f"{url}/readings", json=reading("full", 1, 19900.0, None))
+        assert no_run.status_code == 422 and "give run" in no_run.text
+        body = {**reading("full", 1, 19900.0, None, 1, 59), "run": stored_run.id}
+        assert eng.post(f"{url}/readings", json=body).status_code == 201
+        rec = eng.get(url).json()
+    (point,) = rec["points"]
+    assert (point["reference_mean"], point["indicated_mean"]) == (19900, 20000)
+    assert point["error"] == 100 and point["statement"]["result"] == "pass"
+    assert point["repetitions"][0]["start"] == T.format(0)
+    assert point["repetitions"][0]["end"] == "2026-06-01T00:01:00Z"
