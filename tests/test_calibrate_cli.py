@@ -10,10 +10,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from conftest import ROOT, Collector
 
+from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.sim.bmc import PowerReading, SimBmc
 from dcmeter.sim.loop import LoopThread
 from tests.peers.agent import agent_of, tick_and_ship
@@ -53,6 +55,12 @@ def dcmeter(*args: str, token: str, timeout: float = 120) -> subprocess.Complete
                           text=True, env=env, cwd=ROOT, timeout=timeout)
 
 
+def polled(collector: Collector) -> list[float]:
+    """The times of bmc-1's power samples stored so far (s)."""
+    return sorted(float(t) for s in collector.store.series(["bmc-1"], 0, 2**62)
+                  if s.metric == "power_w" for t in s.ts)
+
+
 def test_calibrate_run_with_the_command_driver(collector: Collector, tmp_path: Path) -> None:
     """bmc-1 reports 412 W, bmc-2 400 W: each dwell's means are 412 and 400, so E = 12 W,
     E/R̄ = 0.03 = 3 %, within the 5 % MPE (20 W): pass."""
@@ -74,15 +82,32 @@ def test_calibrate_run_with_the_command_driver(collector: Collector, tmp_path: P
         thread.start()
         try:
             (tmp_path / "plan.toml").write_text(PLAN)
-            done = dcmeter("calibrate", "run", str(tmp_path / "plan.toml"), "--collector",
-                           collector.url, "--wait-data", "60", "--json",
-                           str(tmp_path / "record.json"), token=collector.tokens["engineer"])
+            eng = collector.tokens["engineer"]
+            started = dcmeter("calibrate", "start", str(tmp_path / "plan.toml"),
+                              "--collector", collector.url, token=eng)
+            assert started.returncode == 0, started.stderr
+            cid = started.stdout.strip()
+            # Repetition 1 by hand, over a dwell the agent is polling through; `run --id`
+            # then drives only repetition 2.
+            deadline = time.monotonic() + 60
+            while len(polled(collector)) < 4:  # the agent polls and ships (a busy machine)
+                assert time.monotonic() < deadline, "the agent shipped no samples"
+                time.sleep(0.1)
+            first, last = polled(collector)[0], polled(collector)[-1]
+            posted = dcmeter("calibrate", "reading", cid, "--point", "400 W", "--repetition",
+                             "1", "--start", rfc3339(first), "--end", rfc3339(last),
+                             "--collector", collector.url, token=eng)
+            assert posted.returncode == 0 and "stored" in posted.stdout, posted.stderr
+            done = dcmeter("calibrate", "run", str(tmp_path / "plan.toml"), "--id", cid,
+                           "--collector", collector.url, "--wait-data", "60", "--json",
+                           str(tmp_path / "record.json"), token=eng)
         finally:
             stop.set()
             thread.join(30)
             agent.buffer.close()
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
+    assert "repetition 2: recorded" in done.stderr and "repetition 1" not in done.stderr
     record = json.loads((tmp_path / "record.json").read_text())
     assert record["state"] == "closed" and record["issues"] == [], record["issues"]
     (point,) = record["points"]
