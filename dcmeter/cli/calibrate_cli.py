@@ -146,8 +146,17 @@ def cmd_run(c: Client, args: argparse.Namespace) -> int:
         warn(f"calibration {cid} opened")
     else:
         cid = args.id
-    done = {(r["label"], x["repetition"]) for r in c.call("GET", f"/calibrations/{cid}")
-            ["points"] for x in r.get("repetitions", [])} if args.id else set()
+    done: set[tuple[str, int]] = set()
+    if args.id is not None:
+        have = c.call("GET", f"/calibrations/{cid}")
+        labels = [p.label for p in plan.points]
+        if have["procedure"]["points"] != labels or have["quantity"]["name"] != (
+                plan.calibration.quantity):
+            raise CliError(f"--id {cid}: calibration {cid} is of another plan (quantity"
+                           f" {have['quantity']['name']}, points {have['procedure']['points']})",
+                           2)
+        done = {(p["label"], r["repetition"]) for p in have["points"]
+                for r in p.get("repetitions", [])}
     window = plan.instrument.window
 
     def post_run(body: dict[str, Any]) -> int:
