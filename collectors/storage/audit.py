@@ -157,3 +157,22 @@ def source_owner_changed(
     _emit("warning", "source owner changed", source=source, agent=agent, previous=previous,
           via="confirmed" if previous == agent else "moved", by=by, reason=reason,
           from_=from_, client=client)
+
+
+def calibration_created(cid: int, quantity: str, by: str, client: str | None) -> None:
+    """Log a calibration opened from its plan (issue 18)."""
+    _emit("info", "calibration created", calibration=cid, quantity=quantity, by=by,
+          client=client)
+
+
+def calibration_reading(
+    cid: int, point: str, repetition: int, status: str, by: str, client: str | None
+) -> None:
+    """Log a reading posted to a calibration: stored, duplicate or conflict."""
+    _emit("info", "calibration reading posted", calibration=cid, point=point,
+          repetition=repetition, status=status, by=by, client=client)
+
+
+def calibration_closed(cid: int, result: str | None, by: str, client: str | None) -> None:
+    """Log a calibration closed, its record frozen, with its overall statement."""
+    _emit("info", "calibration closed", calibration=cid, result=result, by=by, client=client)

@@ -24,6 +24,7 @@ from dcmeter.collectors.storage import audit
 from dcmeter.collectors.storage import db as dbm
 from dcmeter.collectors.storage import source_failures as failures_db
 from dcmeter.collectors.storage import store_chain as chain_db
+from dcmeter.collectors.storage.calibration_table import CalibrationTable, add_calibration_tables
 from dcmeter.collectors.storage.db import Connection, Migration
 from dcmeter.collectors.storage.deadline import Deadline, check
 from dcmeter.collectors.storage.instruments import Instrument, add_device_columns, instruments
@@ -149,6 +150,8 @@ MIGRATIONS = (
               add_device_columns),
     Migration(10, "source_failures: per agent and source, the failing run its batches report",
               failures_db.add_source_failures),
+    Migration(11, "calibrations and calibration_readings (issue 18, seed 004)",
+              add_calibration_tables),
 )
 
 
@@ -158,7 +161,7 @@ def _window(row: Sequence[Any]) -> Window:
                   None if row[8] is None else int(row[8]))
 
 
-class Store(TokenTable, ResultTable):
+class Store(TokenTable, ResultTable, CalibrationTable):
     """One database connection (SQLite in WAL mode, or PostgreSQL); every write is one
     transaction, and every use of the connection is serialised by one lock."""
 

@@ -34,6 +34,7 @@ from dcmeter.collectors.storage.records import StoredRun, Window
 from dcmeter.collectors.storage.store import Store
 from dcmeter.collectors.storage.store_results import Revision
 from dcmeter.collectors.web.auth import Auth, Principal
+from dcmeter.collectors.web.calibrations_api import calibrations_router
 from dcmeter.collectors.web.console.routes import WindowOps, console_router
 from dcmeter.collectors.web.docs_ui import docs_router
 from dcmeter.collectors.web.health import HealthCounts
@@ -429,6 +430,7 @@ def create_app(
                 "reads_abandoned": reads.abandoned}
 
     app.include_router(sources_router(store, tokens, lambda: ingest.keyring, clock))
+    app.include_router(calibrations_router(store, tokens, clock))
     add_metrics(app, store, site, clock, reads)
     # The field console at / (collectors/web/console/): the same window work as the API.
     ops = WindowOps(

@@ -40,8 +40,9 @@ DISCARD_MAX = 64 * 1024
 
 
 def needed_role(method: str, path: str) -> Role | None:
-    """The role a request needs (the windows and sources APIs'), or None for an open route."""
-    for api in ("/api/v1/windows", "/api/v1/sources"):
+    """The role a request needs (the windows, sources and calibrations APIs'), or None for an
+    open route."""
+    for api in ("/api/v1/windows", "/api/v1/sources", "/api/v1/calibrations"):
         if path == api or path.startswith(api + "/"):
             return "reader" if method in ("GET", "HEAD") else "engineer"
     return None

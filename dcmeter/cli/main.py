@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dcmeter import __version__
 from dcmeter.base.configfile import ConfigError
-from dcmeter.cli import run_cli, source_cli, window_cli
+from dcmeter.cli import calibrate_cli, run_cli, source_cli, window_cli
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -133,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     window_cli.add_parser(sub)
     source_cli.add_parser(sub)
     run_cli.add_parser(sub)
+    calibrate_cli.add_parser(sub)
     from dcmeter.collectors.central import central_cli
     central_cli.add_parser(sub)
 
@@ -206,6 +207,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return window_cli.run(args)
     if args.command == "run":
         return run_cli.run(args)
+    if args.command == "calibrate":
+        return calibrate_cli.run(args)
     if args.command == "source":
         return source_cli.run(args)
     if args.command == "evaluate":
