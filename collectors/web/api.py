@@ -430,7 +430,7 @@ def create_app(
                 "reads_abandoned": reads.abandoned}
 
     app.include_router(sources_router(store, tokens, lambda: ingest.keyring, clock))
-    app.include_router(calibrations_router(store, tokens, clock))
+    app.include_router(calibrations_router(store, tokens, clock, site.site.timezone))
     add_metrics(app, store, site, clock, reads)
     # The field console at / (collectors/web/console/): the same window work as the API.
     ops = WindowOps(

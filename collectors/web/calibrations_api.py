@@ -3,7 +3,6 @@ posted against its points, and closing it freezes the record its certificate pri
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from dcmeter.collectors.evaluation.calibration_plan import Plan
 from dcmeter.collectors.evaluation.int64 import INT64_MAX
 from dcmeter.collectors.evaluation.jsonl import parse_rfc3339, rfc3339
+from dcmeter.collectors.reporting.certificate import render_certificate
 from dcmeter.collectors.reporting.report_print import render_pdf, with_policy
 from dcmeter.collectors.results.calibrations import (
     build_record,
@@ -31,9 +31,6 @@ from dcmeter.collectors.storage.store import Store
 from dcmeter.collectors.web.auth import Auth, Principal
 
 CalibrationId = Annotated[int, PathParam(ge=1, le=INT64_MAX, description="calibration id")]
-# H3's renderer (collectors/reporting/certificate.py), looked up when asked for: a collector
-# built without it answers 501 rather than failing to start.
-CERTIFICATE_MODULE = "dcmeter.collectors.reporting.certificate"
 
 
 class ReadingBody(BaseModel):
@@ -81,9 +78,11 @@ def reading_error(plan: Plan, body: ReadingBody) -> str | None:
 
 
 def calibrations_router(
-    store: Store, auth: Auth, clock: Callable[[], int] = time.time_ns
+    store: Store, auth: Auth, clock: Callable[[], int] = time.time_ns,
+    timezone: str | None = None,
 ) -> APIRouter:
-    """The calibrations routes: engineer to write, reader to read."""
+    """The calibrations routes: engineer to write, reader to read; certificates print their
+    times in `timezone` (the site file's, IANA; None: Asia/Shanghai)."""
     router = APIRouter()
     read, write = Depends(auth.require("reader")), Depends(auth.require("engineer"))
 
@@ -161,19 +160,14 @@ def calibrations_router(
 
     @router.get("/api/v1/calibrations/{cid}/certificate", dependencies=[read],
                 response_model=None,
-                responses={200: {"content": {"text/html": {}, "application/pdf": {}}},
-                           501: {"description": "certificate rendering not available"}})
+                responses={200: {"content": {"text/html": {}, "application/pdf": {}}}})
     def certificate(
         cid: CalibrationId, lang: Literal["en", "zh"] = "en",
         format: Literal["html", "pdf"] = "html",
     ) -> Response:
         """The calibration certificate (HTML, or PDF printed by headless Chromium)."""
         record = calibration_record(store, _get(cid))
-        try:
-            render = importlib.import_module(CERTIFICATE_MODULE).render_certificate
-        except (ImportError, AttributeError):
-            raise HTTPException(501, "certificate rendering not available") from None
-        html = str(render(record, lang))
+        html = render_certificate(record, lang, timezone)
         if format == "html":
             return HTMLResponse(html)
         # A sync route: FastAPI runs it in a worker thread, off the event loop.

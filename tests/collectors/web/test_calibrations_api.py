@@ -90,8 +90,10 @@ def test_create_read_post_close(collector: Collector) -> None:
         assert [(c["id"], c["state"], c["statement"]) for c in listed] == [(cid, "closed",
                                                                             "fail")]
         assert reader.get(f"{base}/99").status_code == 404
-        # H3's renderer is not on this branch: the lead changes this at merge.
-        assert reader.get(f"{url}/certificate").status_code == 501
+        cert = reader.get(f"{url}/certificate", params={"lang": "zh"})
+        assert cert.status_code == 200 and cert.headers["content-type"].startswith("text/html")
+        assert f"DCM-CAL-{cid}" in cert.text and "校准证书" in cert.text
+        assert reader.get(f"{url}/certificate", params={"lang": "fr"}).status_code == 422
         assert httpx.get(url).status_code == 401
 
 
@@ -131,7 +133,9 @@ def test_series_sides_from_an_agent(collector: Collector, tmp_path: Path) -> Non
     store.add_reading(stored.id, "400 W", 1, int(ts[1] * 1e9), int(ts[3] * 1e9), body, 2, "eng")
     rec = calibration_record(store, stored)
     (point,) = rec["points"]
-    assert rec["issues"] == [], rec["issues"]
+    # One repetition: the only issue is the missing type A evaluation (calibration.py).
+    assert rec["issues"] == [
+        "point 400 W: one valid repetition: no type A evaluation of repeatability"]
     assert (point["reference_mean"], point["indicated_mean"], point["error"]) == (400, 412, 12)
     assert point["relative_error"] == 0.03 and point["statement"]["result"] == "pass"
     assert rec["instrument"]["agent"] == "agent-1"
