@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dcmeter.cli.calibrate_drivers import DriverError, Measured
-from dcmeter.cli.calibrate_tools import find_tool, last_line, run_tool, tool_version
+from dcmeter.cli.calibrate_exec import find_tool, last_line, run_tool, tool_version
 from dcmeter.collectors.evaluation.calibration_plan import Plan, PlanPoint
 
 DEFAULT_SIZE = "256M"  # looped over while time-based: the size only bounds the file
@@ -73,6 +73,9 @@ class FioDriver:
         else:
             self._dir = tempfile.TemporaryDirectory(prefix="dcmeter-cal-fio-")
             self.filename = Path(self._dir.name) / "fio.dat"
+        if not self.filename.parent.is_dir():
+            raise DriverError(f"driver fio: filename {self.filename}: no folder"
+                              f" {self.filename.parent}")
         self.device = block_device(self.filename.parent)
 
     def measure(self, point: PlanPoint, repetition: int) -> Measured:

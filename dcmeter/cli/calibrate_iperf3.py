@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dcmeter.cli.calibrate_drivers import DriverError, Measured
-from dcmeter.cli.calibrate_tools import find_tool, last_line, run_tool
+from dcmeter.cli.calibrate_exec import find_tool, last_line, run_tool
 from dcmeter.collectors.evaluation.calibration_plan import Plan, PlanPoint
 
 LISTEN_DEADLINE_S = 15.0  # a busy machine starts iperf3 in well under a second; be generous
@@ -75,7 +75,10 @@ class Iperf3Driver:
             if "Server listening" in text:
                 return
             if self.server.poll() is not None or time.monotonic() > deadline:
-                why = last_line(text) if self.server.poll() is not None else "not listening"
+                # iperf3 says why ("error - unable to start listener …"), then "exiting".
+                errors = [x for x in text.splitlines() if "error" in x]
+                why = (last_line(errors[-1] if errors else text)
+                       if self.server.poll() is not None else "not listening")
                 self.close()
                 raise DriverError(f"iperf3 server on {self.host}:{self.port}: {why}")
             time.sleep(0.05)

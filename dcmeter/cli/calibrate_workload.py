@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dcmeter.cli.calibrate_drivers import DriverError, Measured, PostRun
-from dcmeter.cli.calibrate_tools import find_tool
+from dcmeter.cli.calibrate_exec import find_tool
 from dcmeter.cli.client import ENV_TOKEN
 from dcmeter.cli.run_cli import ENV_REPETITION, ENV_REPORT, ENV_WINDOW
 from dcmeter.cli.run_records import read_framework_report
