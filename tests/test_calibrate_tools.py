@@ -21,6 +21,7 @@ from dcmeter.cli.calibrate_fio import FioDriver, block_device
 from dcmeter.cli.calibrate_iperf3 import Iperf3Driver
 from dcmeter.cli.calibrate_tools import tool_driver
 from dcmeter.cli.calibrate_workload import WorkloadDriver
+from dcmeter.cli.client import ENV_TOKEN
 from dcmeter.cli.run_records import read_report
 from dcmeter.collectors.evaluation.calibration_plan import Plan
 from dcmeter.collectors.evaluation.jsonl import parse_rfc3339
@@ -345,3 +346,29 @@ def test_dcmeter_run_accepts_and_drops_the_framework_keys(tmp_path: Path) -> Non
     assert read_report(report) == ({"tokens": 10.0}, None)
     report.write_text('{"tokens": 10, "elapsed_s": 0}')
     assert read_report(report) == ({}, "elapsed_s: expected a number > 0, got 0")
+
+
+def test_workload_environment_is_dcmeter_runs(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_TOKEN, "secret-token")
+    script = tmp_path / "env.py"
+    script.write_text(
+        "import json, os\n"
+        "e = os.environ\n"
+        "note = f\"{e['DCMETER_RUN_WINDOW']}/{e['DCMETER_RUN_REPETITION']}/\"\n"
+        f"note += str({ENV_TOKEN!r} in e)\n"
+        "json.dump({'tokens': 6, 'elapsed_s': 0.25, 'note': note},"
+        " open(e['DCMETER_RUN_REPORT'], 'w'))\n")
+    plan = make_plan("workload", [{"label": "a"}, {"label": "b"}], quantity="training",
+                     model="m", repetitions=3, command=[sys.executable, str(script)])
+    posted: list[dict[str, Any]] = []
+    driver = WorkloadDriver(plan, lambda body: posted.append(body) or 9)
+    try:
+        m = driver.measure(plan.points[1], 2)
+    finally:
+        driver.close()
+    # Window 7 (the instrument's), repetition 1 × 3 + 2 = 5, the token withheld; the
+    # workload's own note is kept; 6 tokens / 0.25 s = 24 tokens/s.
+    (body,) = posted
+    assert body["note"] == "7/5/False" and body["phase"] == "train"
+    assert body["repetition"] == 5 and m.reference == 24.0 and m.run == 9

@@ -21,7 +21,7 @@ from typing import Any
 from dcmeter.cli.calibrate_drivers import DriverError, Measured, PostRun
 from dcmeter.cli.calibrate_exec import find_tool
 from dcmeter.cli.client import ENV_TOKEN
-from dcmeter.cli.run_cli import ENV_REPETITION, ENV_REPORT, ENV_WINDOW
+from dcmeter.cli.run_cli import ENV_REPETITION, ENV_REPORT, ENV_WINDOW, status_text
 from dcmeter.cli.run_records import read_framework_report
 from dcmeter.collectors.evaluation.calibration_plan import Plan, PlanPoint
 
@@ -34,18 +34,6 @@ def run_repetition(plan: Plan, point: PlanPoint, repetition: int) -> int:
     the window keeps one run per (phase, model, repetition)."""
     index = [p.label for p in plan.points].index(point.label)
     return index * plan.calibration.repetitions + repetition
-
-
-def status_text(code: int) -> str:
-    """`exit N` or `killed by SIGNAME` for a child's return code."""
-    import signal
-
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit {code}"
 
 
 class WorkloadDriver:
