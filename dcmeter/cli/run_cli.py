@@ -179,7 +179,8 @@ def _terminal_foreground() -> bool:
         return False
 
 
-def _status_text(code: int) -> str:
+def status_text(code: int) -> str:
+    """`exit N` or `killed by SIGNAME` for a child's return code."""
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
@@ -231,10 +232,10 @@ def run_once(c: Client, args: argparse.Namespace, wid: int, rep: int, report: Pa
                             "phase": args.phase, "model": args.model, "repetition": rep,
                             "exit_status": code, **figures}
     if code < 0:
-        body["note"] = "; ".join(x for x in (body.get("note"), _status_text(code)) if x)
-    what = f"repetition {rep} ({_status_text(code)}, {(end - start).total_seconds():.2f} s)"
+        body["note"] = "; ".join(x for x in (body.get("note"), status_text(code)) if x)
+    what = f"repetition {rep} ({status_text(code)}, {(end - start).total_seconds():.2f} s)"
     if code != 0:
-        tally.failed.append(f"{rep} ({_status_text(code)})")
+        tally.failed.append(f"{rep} ({status_text(code)})")
     try:
         run = parse_run(body).to_json()
     except ValueError as exc:

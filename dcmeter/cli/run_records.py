@@ -15,6 +15,9 @@ from dcmeter.cli.client import Client, CliError
 
 FIGURES = ("samples", "tokens", "flops")
 REPORT_KEYS = (*FIGURES, "precision", "quality", "note")
+# The framework's own throughput figures, read by `dcmeter calibrate` (the reference of a
+# tokens/s calibration, docs/calibration.md) and accepted but not posted by `dcmeter run`.
+FRAMEWORK_KEYS = ("framework_tokens_per_s", "elapsed_s")
 
 
 def _quality(value: Any) -> float | dict[str, float]:
@@ -38,28 +41,43 @@ def read_report(path: Path) -> tuple[dict[str, Any], str | None]:
 
     No file or an empty one is no report, without a warning.
     """
+    figures, _, why = read_framework_report(path)
+    return figures, why
+
+
+def read_framework_report(path: Path) -> tuple[dict[str, Any], dict[str, float], str | None]:
+    """The workload's report: (the Run's keys, the framework's figures (FRAMEWORK_KEYS), None)
+    or ({}, {}, why ignored). No file or an empty one is no report, without a warning."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}, None
+        return {}, {}, None
     except (OSError, UnicodeDecodeError) as exc:
-        return {}, f"cannot read it: {exc}"
+        return {}, {}, f"cannot read it: {exc}"
     if not text.strip():
-        return {}, None
+        return {}, {}, None
     try:
         raw = json.loads(text)
     except ValueError as exc:
-        return {}, f"not JSON: {exc}"
+        return {}, {}, f"not JSON: {exc}"
+    valid = ", ".join((*REPORT_KEYS, *FRAMEWORK_KEYS))
     if not isinstance(raw, dict):
-        return {}, f"expected a JSON object with keys {', '.join(REPORT_KEYS)}"
+        return {}, {}, f"expected a JSON object with keys {valid}"
     out: dict[str, Any] = {}
+    framework: dict[str, float] = {}
     try:
         for key, value in raw.items():
-            if key not in REPORT_KEYS:
-                raise ValueError(f"unknown key {key!r}; valid: {', '.join(REPORT_KEYS)}")
+            if key not in REPORT_KEYS and key not in FRAMEWORK_KEYS:
+                raise ValueError(f"unknown key {key!r}; valid: {valid}")
             if value is None:
                 continue
-            if key in FIGURES:
+            if key in FRAMEWORK_KEYS:
+                # A rate or a duration: 0 would make the reference 0 or infinite.
+                if (isinstance(value, bool) or not isinstance(value, int | float)
+                        or not math.isfinite(value) or value <= 0):
+                    raise ValueError(f"{key}: expected a number > 0, got {value!r}")
+                framework[key] = float(value)
+            elif key in FIGURES:
                 # 0 is kept: the collector records the run and marks it not valid (no work).
                 if (isinstance(value, bool) or not isinstance(value, int | float)
                         or not math.isfinite(value) or value < 0):
@@ -72,8 +90,8 @@ def read_report(path: Path) -> tuple[dict[str, Any], str | None]:
             else:
                 out[key] = value.strip()
     except ValueError as exc:
-        return {}, str(exc)
-    return out, None
+        return {}, {}, str(exc)
+    return out, framework, None
 
 
 def warn(text: str) -> None:
