@@ -4,12 +4,10 @@ printed and the closed record written; a bad plan file is one line and exit 2.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from conftest import ROOT, Collector
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 from dcmeter.sim.bmc import PowerReading, SimBmc
 from dcmeter.sim.loop import LoopThread
-from tests.peers.agent import agent_of, tick_and_ship
+from tests.peers.agent import agent_of, polling
 
 PLAN = """
 [calibration]
@@ -65,22 +63,13 @@ def test_calibrate_run_with_the_command_driver(collector: Collector, tmp_path: P
     """bmc-1 reports 412 W, bmc-2 400 W: each dwell's means are 412 and 400, so E = 12 W,
     E/R̄ = 0.03 = 3 %, within the 5 % MPE (20 W): pass."""
     bmcs = [SimBmc(lambda w=w: PowerReading(w, w, w, w), password="pw") for w in (412.0, 400.0)]
-    stop = threading.Event()
     with LoopThread() as loop:
         ports = [loop.serve(b) for b in bmcs]
         agent = agent_of(tmp_path, collector.url, collector.keys["agent-1"], [
             {"id": f"bmc-{i + 1}", "type": "ipmi", "host": "127.0.0.1", "port": port,
              "username": "admin", "password": "pw", "timeout_s": 3}
             for i, port in enumerate(ports)])
-
-        def ticking() -> None:  # the agent polls and ships until the test ends
-            while not stop.is_set():
-                asyncio.run(tick_and_ship(agent, 1))
-                stop.wait(0.2)
-
-        thread = threading.Thread(target=ticking, daemon=True)
-        thread.start()
-        try:
+        with polling(agent):
             (tmp_path / "plan.toml").write_text(PLAN)
             eng = collector.tokens["engineer"]
             started = dcmeter("calibrate", "start", str(tmp_path / "plan.toml"),
@@ -101,10 +90,6 @@ def test_calibrate_run_with_the_command_driver(collector: Collector, tmp_path: P
             done = dcmeter("calibrate", "run", str(tmp_path / "plan.toml"), "--id", cid,
                            "--collector", collector.url, "--wait-data", "60", "--json",
                            str(tmp_path / "record.json"), token=eng)
-        finally:
-            stop.set()
-            thread.join(30)
-            agent.buffer.close()
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert "repetition 2: recorded" in done.stderr and "repetition 1" not in done.stderr

@@ -4,8 +4,10 @@ naming the collector and `sources`, ticks driven by the test, and shipping on de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,24 @@ async def tick_and_ship(agent: Agent, ticks: int, gap_s: float = 0.0) -> bool:
         return await shipper.ship_pending()
     finally:
         await shipper.close()
+
+
+@contextlib.contextmanager
+def polling(agent: Agent, gap_s: float = 0.2) -> Iterator[None]:
+    """Let `agent` tick and ship every `gap_s` s in a thread of its own while the block runs
+    (a command under test works meanwhile); stop, join and close its buffer after."""
+    stop = threading.Event()
+
+    def ticking() -> None:
+        while not stop.is_set():
+            asyncio.run(tick_and_ship(agent, 1))
+            stop.wait(gap_s)
+
+    thread = threading.Thread(target=ticking, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
+        agent.buffer.close()
