@@ -10,10 +10,13 @@ present) give R̄, X̄, E = X̄ − R̄ and the repeatability s of e_i = x_i −
   at R̄, u = a/√3;
 - resolution_indicated, resolution_reference: type B, rectangular over ± half the
   resolution δ (GUM F.2.2.1), u = δ/(2√3);
-- synchronisation: type B, rectangular; an offset of up to sync_s between the two time
-  bases shifts a dwell by that much, so the level's fluctuation over the dwell (the largest
-  spread among the repetitions) counts in proportion: a = (sync_s / dwell) × spread,
-  u = a/√3.
+- synchronisation: type B; each edge of a dwell may lie up to sync_s off between the two
+  time bases (their clocks' offset, and the time between a sample's time stamp and the moment
+  the device took the value). Moving one edge by δ changes the indication by at most
+  (δ / dwell) × spread, where the spread is the change a whole dwell's shift could make: a
+  gauge's max − min inside the dwell; a counter's fastest rate there (its increase moves
+  with the edge however steady the load), the largest over the repetitions. Two edges, each
+  rectangular over ± a = (sync_s / dwell) × spread, independent: u = a·√(2/3).
 
 u_c = √Σu² (GUM 5.1.2, uncorrelated); ν_eff by Welch–Satterthwaite (GUM G.4.1); U = k·u_c
 (GUM 6.2.1; JJF 1059.1 6). The statement against the quantity's MPE follows ILAC-G8:09/2019:
@@ -111,6 +114,13 @@ def _rect(name: str, half_width: float) -> dict[str, Any]:
     }
 
 
+def _edges(half_width: float) -> dict[str, Any]:
+    """The synchronisation row: two edges, each rectangular over ± half_width and independent
+    (GUM 4.3.7, 5.1.2): u² = 2a²/3, so the divisor is √(3/2)."""
+    return {**_rect("synchronisation", half_width), "divisor": SQRT3 / math.sqrt(2),
+            "u": half_width * math.sqrt(2 / 3)}
+
+
 def _type_a(s: float, n: int) -> dict[str, Any]:
     """The repeatability row (GUM 4.2.3; JJF 1059.1 4.3): u = s/√n, ν = n − 1."""
     return {
@@ -129,7 +139,7 @@ def budget(
     rows.append(_rect("reference_mpe", reference_mpe.at(reference_mean)))
     rows.append(_rect("resolution_indicated", point.resolution_indicated / 2))
     rows.append(_rect("resolution_reference", point.resolution_reference / 2))
-    rows.append(_rect("synchronisation", sync_s / dwell * spread if dwell > 0 else 0.0))
+    rows.append(_edges(sync_s / dwell * spread if dwell > 0 else 0.0))
     return rows
 
 

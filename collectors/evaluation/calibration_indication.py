@@ -22,9 +22,10 @@ from dcmeter.collectors.evaluation.series import Series
 class Indication:
     """A series' indication over [start, end], in the quantity's unit.
 
-    `value` None where the samples do not give one (`issues` say why); `spread` is max − min
-    of the gauge samples, or of the per-interval rates of the counter (× the dwell for an
-    amount quantity), inside the dwell; `samples` how many samples lie inside;
+    `value` None where the samples do not give one (`issues` say why); `spread` the change a
+    shift of one edge by the whole dwell could make (calibration.py's synchronisation): max −
+    min of the gauge samples inside the dwell, or the counter's fastest per-interval rate
+    there (× the dwell for an amount quantity); `samples` how many samples lie inside;
     `resolution` the estimated resolution (0 = not estimated) and `resolution_basis` how.
     """
 
@@ -86,9 +87,10 @@ def _counter(series: Series, start: float, end: float, unit: CounterUnit) -> Ind
     per = duration if unit.per_second else 1.0
     delta = counter_delta(series, start, end)
     rates, samples = _counter_rates(series, start, end)
-    spread = (max(rates) - min(rates)) * unit.factor if rates else 0.0
+    # A counter's increase moves with an edge at the counter's rate, steady load or not.
+    spread = max(abs(r) for r in rates) * unit.factor if rates else 0.0
     if not unit.per_second:
-        spread *= duration  # an amount: the rates' spread over the dwell
+        spread *= duration  # an amount: the rate over a whole dwell
     issues: tuple[str, ...] = ()
     value = None if delta.value is None else delta.value * unit.factor / per
     if delta.value is None:
@@ -108,12 +110,23 @@ def indication(series: Series, start: float, end: float, quantity: Quantity) -> 
     A gauge in one of quantity.gauge_units: its time-weighted mean × the unit's factor. A
     counter in one of quantity.counter_units: its increase × factor (B -> Gbit/s: × 8/1e9;
     J -> Wh: / 3600; Wh -> Wh), divided by end − start for a rate quantity. Any other unit
-    or kind raises ValueError naming the series' unit and the quantity.
+    or kind raises ValueError naming the series' unit and the quantity. Without a sample at
+    or before `start` and one at or after `end` there is no value (`issues` say which).
     """
     if end <= start:
         raise ValueError(f"dwell end {end} is not after its start {start}")
-    if series.kind == "gauge" and series.unit in quantity.gauge_units:
+    fits = (series.kind == "gauge" and series.unit in quantity.gauge_units) or (
+        series.kind == "counter" and series.unit in quantity.counter_units)
+    if not fits:
+        raise _unit_error(series, quantity)
+    # A calibration reads between samples, never beyond them: the value at an edge past the
+    # last sample would be a guess (and one taken before the agent has shipped the samples
+    # after the dwell would freeze a dwell cut short into the record).
+    ts, _, _ = _clean(series)
+    if not (len(ts) and ts[0] <= start and ts[-1] >= end):
+        side = "before the dwell's start" if not (len(ts) and ts[0] <= start) else (
+            "after the dwell's end (yet)")
+        return Indication(None, 0.0, 0, 0.0, "", (f"no sample {side}",))
+    if series.kind == "gauge":
         return _gauge(series, start, end, quantity.gauge_units[series.unit])
-    if series.kind == "counter" and series.unit in quantity.counter_units:
-        return _counter(series, start, end, quantity.counter_units[series.unit])
-    raise _unit_error(series, quantity)
+    return _counter(series, start, end, quantity.counter_units[series.unit])

@@ -104,7 +104,8 @@ def _series_side(store: Store, spec: SeriesSpec, quantity: Any, what: str,
             continue
         out.values[key], out.spreads[key] = ind.value, ind.spread
         if ind.value is None:
-            out.issues.append(f"{where}: no indication over the dwell ({ind.samples} samples)")
+            why = "; ".join(ind.issues) or f"{ind.samples} samples"
+            out.issues.append(f"{where}: no indication over the dwell ({why})")
         out.resolution[r.point] = max(out.resolution.get(r.point, 0.0), ind.resolution)
         out.basis = ind.resolution_basis
     return out

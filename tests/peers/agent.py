@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from dcmeter.agent import config as agent_config
-from dcmeter.agent.daemon import Agent, make_shipper
+from dcmeter.agent.daemon import Agent, close_sources, make_shipper
 from dcmeter.sim.serve import sources_toml
 
 
@@ -54,16 +54,18 @@ async def tick_and_ship(agent: Agent, ticks: int, gap_s: float = 0.0) -> bool:
 
 @contextlib.contextmanager
 def polling(agent: Agent, gap_s: float = 0.2) -> Iterator[None]:
-    """Let `agent` tick and ship every `gap_s` s in a thread of its own while the block runs
-    (a command under test works meanwhile); stop, join and close its buffer after."""
+    """Let `agent` tick and ship every `gap_s` s in a thread of its own, on one event loop
+    (a source such as pysnmp's keeps state bound to its loop), while the block runs and a
+    command under test works; stop, join and close its buffer after."""
     stop = threading.Event()
 
-    def ticking() -> None:
+    async def ticking() -> None:
         while not stop.is_set():
-            asyncio.run(tick_and_ship(agent, 1))
-            stop.wait(gap_s)
+            await tick_and_ship(agent, 1)
+            await asyncio.sleep(gap_s)
+        await close_sources(agent.sources)
 
-    thread = threading.Thread(target=ticking, daemon=True)
+    thread = threading.Thread(target=asyncio.run, args=(ticking(),), daemon=True)
     thread.start()
     try:
         yield

@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+IF_TABLE = "1.3.6.1.2.1.2.2"
+# NET-SNMP-AGENT-MIB::nsCacheTimeout, indexed by the cached table's OID (seconds).
+NS_CACHE_TIMEOUT = "1.3.6.1.4.1.8072.1.5.3.1.2"
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,16 @@ class Snmpd:
         cmd = [tool(program), *auth, *output, f"udp:127.0.0.1:{self.port}", *oids]
         env = {**os.environ, "SNMP_PERSISTENT_DIR": str(self.directory / "cli")}
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+    def set_cache_timeout(self, table: str, seconds: int, write_community: str) -> None:
+        """Set snmpd's cache timeout of a MIB table (NET-SNMP-AGENT-MIB nsCacheTimeout) with
+        snmpset; the agent must have `rwcommunity write_community 127.0.0.1` in its config.
+        The interface table is cached 3 s by default: its counters then move in 3 s steps."""
+        cmd = [tool("snmpset"), "-v2c", "-c", write_community, "-m", "", "-t", "2", "-r", "1",
+               f"udp:127.0.0.1:{self.port}", f"{NS_CACHE_TIMEOUT}.{table}", "i", str(seconds)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"snmpset of the cache timeout failed: {done.stderr.strip()}")
 
     def get(self, *oids: str, user: V3User | None = None) -> dict[str, str]:
         """snmpget: numeric OID (no leading dot) -> value as printed (strings unquoted)."""
