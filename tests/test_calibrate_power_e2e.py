@@ -29,11 +29,13 @@ watts) and δr = 0. With the analyser's MPE 1 % of R̄ (the power quantity's ref
            MPE = 20.7915 W; MPE − U = 15.955 W < |E| = 18.17 W ≤ MPE   -> conditional_pass
   u = 1:   (6.513)²/3 = 14.139723; + 0.083333 = 14.223056; u_c = 3.771347; U = 7.542694 W
            MPE = 32.565 W; |E| = 22.7 W ≤ MPE − U = 25.022 W             -> pass
-Each point's command sleeps 1.5 s before it writes the load: the collector's gauge mean is
-linear between samples, so a load written just after a dwell ends would bend the segment from
-the dwell's last sample to the first one after it (the bench back-dates a written load to its
-previous look at the file) and pull that repetition towards the next point's level: without
-the sleep, repetition 2 at idle read R = 181.38 W, not 180.36 W (measured, E = 14.675 W).
+A point's command waits 3 s before it changes the load (10 agent intervals: room for a slow
+tick on a busy machine; a repetition at the same load writes nothing): the collector's gauge
+mean is linear between samples, so a load written just after a dwell ends would bend the
+segment from the dwell's last sample to the first one after it (the bench back-dates a
+written load to its previous look at the file) and pull that repetition towards the next
+point's level: without the wait, repetition 2 at idle read R = 181.38 W, not 180.36 W
+(measured, E = 14.675 W).
 Guarded rule (ILAC-G8:09/2019 §4.2.3): the calibration's statement is the worst point's, fail.
 Each point's |E − E_planted| (0.40, 0.30, 0 W: DCMI's rounding) is within its U.
 """
@@ -84,7 +86,7 @@ quantity = "power"
 decision_rule = "guarded"
 repetitions = 2
 dwell_s = 2.0
-settle_s = 1.5
+settle_s = 2.0
 sync_s = 0.2
 environment = "23.1 °C, 41 % RH"
 laboratory = "dcmeter test bench"
@@ -114,15 +116,15 @@ kind = "command"
 
 [[points]]
 label = "idle 180 W"
-command = ["sh", "-c", "sleep 1.5; echo 0 > {load}"]
+command = ['sh', '-c', '[ "$(cat {load} 2>/dev/null)" = 0 ] || { sleep 3; echo 0 > {load}; }']
 
 [[points]]
 label = "half 415 W"
-command = ["sh", "-c", "sleep 1.5; echo 0.5 > {load}"]
+command = ['sh', '-c', '[ "$(cat {load} 2>/dev/null)" = 0.5 ] || { sleep 3; echo 0.5 > {load}; }']
 
 [[points]]
 label = "full 650 W"
-command = ["sh", "-c", "sleep 1.5; echo 1 > {load}"]
+command = ['sh', '-c', '[ "$(cat {load} 2>/dev/null)" = 1 ] || { sleep 3; echo 1 > {load}; }']
 """
 
 # label: (u, E by hand (W), E_planted by hand (W), U by hand (W), MPE (W), statement)
