@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, Collector
 from test_calibrate_cli import dcmeter
 
@@ -96,8 +97,7 @@ def test_tokens_calibration_shows_the_planted_startup(collector: Collector,
             run_s = parse_rfc3339(run["end"]) - parse_rfc3339(run["start"])
             # The instrument: tokens over the run's interval; the reference: the workload's
             # own tokens over its loop's seconds (the report's elapsed_s).
-            assert rep["indicated"] == tokens / run_s or abs(
-                rep["indicated"] - tokens / run_s) <= 1e-9 * rep["indicated"]
+            assert rep["indicated"] == pytest.approx(tokens / run_s, rel=1e-9)
             assert rep["reference"] == tokens / d["elapsed_s"]
             assert LOOP_S <= d["elapsed_s"] < 4.5  # the loop: ≥ N / rate, late on a busy box
             startup = run_s - d["elapsed_s"]
@@ -108,8 +108,7 @@ def test_tokens_calibration_shows_the_planted_startup(collector: Collector,
         assert point["error"] == point["indicated_mean"] - point["reference_mean"]
         assert {row["name"] for row in point["budget"]} >= {"repeatability", "reference_mpe"}
         # ±1 % of the reading (seed 004): |E| ≈ 17 % of R̄ is far outside: fail.
-        assert point["mpe"] == 0.01 * point["reference_mean"] or abs(
-            point["mpe"] - 0.01 * point["reference_mean"]) < 1e-9
+        assert point["mpe"] == pytest.approx(0.01 * point["reference_mean"], rel=1e-12)
         assert point["statement"]["result"] == "fail", point["statement"]
     assert record["statement"]["result"] == "fail"
     row = next(line for line in done.stdout.splitlines() if line.startswith("200 tokens/s"))
