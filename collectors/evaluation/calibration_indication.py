@@ -92,17 +92,7 @@ def _counter(series: Series, start: float, end: float, unit: CounterUnit) -> Ind
     if not unit.per_second:
         spread *= duration  # an amount: the rate over a whole dwell
     issues: tuple[str, ...] = ()
-    # counter_delta counts the increase over the part of the dwell the samples cover; within
-    # its edge tolerance that part may end (or begin) short of the dwell, e.g. when the record
-    # is read before the agent's next sample has arrived. Dividing that increase by the whole
-    # dwell would read low by the missing share (3 % seen in tests/test_calibrate_storage_e2e):
-    # take the mean rate over the covered part instead (× the dwell for an amount).
-    ts = _clean(series)[0]
-    covered = (min(end, ts[-1]) - max(start, ts[0])) if ts else 0.0
-    value = None
-    if delta.value is not None:
-        rate = delta.value / covered if covered > 0 else 0.0
-        value = rate * unit.factor * (1.0 if unit.per_second else duration)
+    value = None if delta.value is None else delta.value * unit.factor / per
     if delta.value is None:
         issues = ("fewer than 2 samples around the dwell",)
     elif delta.resets:

@@ -326,19 +326,6 @@ def test_counter_wraps_into_gbit_s() -> None:
     assert indication(reset, T0, T0 + 10, QUANTITIES["network"]).value is None
 
 
-def test_counter_samples_short_of_the_dwell_end_give_the_mean_rate() -> None:
-    """Samples each second up to T0 + 9 only, the dwell [T0, T0 + 10] (its end within 2
-    sampling intervals: valid). 125e6 B/s: the increase seen is 9 × 125e6 B over the 9 s the
-    samples cover, 1 Gbit/s — not 9/10 of it (dividing by the whole 10 s would read 0.9).
-    As an amount: 360 J/s over the covered 9 s, scaled to the dwell: 3600 J = 1 Wh."""
-    ts = [T0 + i for i in range(10)]
-    s = Series("sw", "if_out_octets", "B", "counter", ts, [125e6 * i for i in range(10)])
-    ind = indication(s, T0, T0 + 10, QUANTITIES["network"])
-    assert ind.value == pytest.approx(1.0, rel=1e-12) and ind.issues == ()
-    j = Series("gpu0", "gpu_energy_j", "J", "counter", ts, [360.0 * i for i in range(10)])
-    assert indication(j, T0, T0 + 10, QUANTITIES["energy"]).value == pytest.approx(1.0)
-
-
 def test_energy_counter_in_joules() -> None:
     """360 J a second for 10 s: 3600 J = 1 Wh (energy: the increase itself), or 360 W
     (power: the increase per second). The spread is the fastest rate: 360 J/s, over the 10 s
