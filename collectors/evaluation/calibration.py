@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from dcmeter.collectors.evaluation.calibration_indication import Indication, indication
 from dcmeter.collectors.evaluation.calibration_quantities import Mpe, Quantity
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.jsonl import rfc3339
 
 __all__ = [
@@ -187,7 +188,7 @@ def statement(
 def _empty(point: PointInput, rows: list[dict[str, Any]], k: float, rule: Rule,
            issues: list[str]) -> dict[str, Any]:
     """The result of a point without a valid repetition: no figures, no statement."""
-    issues.append("no valid repetition: no error, uncertainty or statement")
+    issues.append(issue("cal.no_valid_repetition"))
     return {
         "label": point.label, "n": 0, "repetitions": rows, "reference_mean": None,
         "indicated_mean": None, "error": None, "relative_error": None, "repeatability": None,
@@ -205,15 +206,14 @@ def _resolution(point: PointInput) -> dict[str, Any]:
 
 def _input_issues(point: PointInput) -> list[str]:
     """Name the repetitions left out, and why."""
-    issues = []
+    issues: list[str] = []
     for r in point.repetitions:
         if _valid(r):
             continue
         missing = [side for side, v in (("reference", r.reference), ("indicated", r.indicated))
                    if not _finite(v)]
-        why = (f"no finite {' or '.join(missing)} value" if missing
-               else "its dwell does not end after it starts")
-        issues.append(f"repetition {r.repetition} left out: {why}")
+        issues.append(issue("cal.repetition_no_value", repetition=r.repetition, sides=missing)
+                      if missing else issue("cal.repetition_bad_dwell", repetition=r.repetition))
     return issues
 
 
@@ -243,13 +243,11 @@ def point_result(
     expanded = k * u_c
     mpe = quantity.mpe.at(r_mean)
     if n == 1:
-        issues.append("one valid repetition: no type A evaluation of repeatability")
+        issues.append(issue("cal.one_repetition"))
     if dof is not None and dof < LOW_DOF:
-        issues.append(f"effective degrees of freedom {dof:.3g} < {LOW_DOF:g}: k = {k:g}"
-                      " covers noticeably less than 95 % (GUM G.4.2)")
+        issues.append(issue("cal.low_dof", dof=dof, limit=LOW_DOF, k=k))
     if mpe <= 0:
-        why = f"the MPE of {quantity.name} at a reference mean of {r_mean:g} {quantity.unit}" \
-              " is 0 (a relative MPE at 0): no statement"
+        why = issue("cal.mpe_zero", quantity=quantity.name, mean=r_mean, unit=quantity.unit)
         issues.append(why)
         verdict = {"rule": rule, "result": "not_stated", "reason": why}
     else:
@@ -269,7 +267,8 @@ def point_result(
 def overall(points: Sequence[Mapping[str, Any]], rule: Rule) -> tuple[dict[str, Any], list[str]]:
     """The calibration's statement: its worst stated point's; not_stated points named."""
     stated = [p for p in points if p["statement"]["result"] != "not_stated"]
-    issues = [f"point {p['label']}: no statement" for p in points if p not in stated]
+    issues: list[str] = [issue("ctx.cal_point", point=p["label"], inner=issue("cal.no_statement"))
+                         for p in points if p not in stated]
     if not stated:
         result, reason = "not_stated", "no point has a statement"
     else:
@@ -289,5 +288,6 @@ def calibration_result(
     results = [point_result(p, quantity, reference_mpe, sync_s=sync_s, rule=rule, k=k)
                for p in points]
     verdict, issues = overall(results, rule)
-    issues = [f"point {p['label']}: {i}" for p in results for i in p["issues"]] + issues
+    issues = [issue("ctx.cal_point", point=p["label"], inner=i)
+              for p in results for i in p["issues"]] + issues
     return {"points": results, "statement": verdict, "issues": issues}

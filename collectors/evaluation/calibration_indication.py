@@ -15,6 +15,7 @@ from itertools import pairwise
 from dcmeter.collectors.evaluation.ai_calibration import counter_delta, gauge_mean
 from dcmeter.collectors.evaluation.calibration_quantities import CounterUnit, Quantity
 from dcmeter.collectors.evaluation.energy import _clean, _median_rate, _step
+from dcmeter.collectors.evaluation.issues import issue
 from dcmeter.collectors.evaluation.series import Series
 
 
@@ -52,7 +53,7 @@ def _gauge(series: Series, start: float, end: float, factor: float) -> Indicatio
     ts, vs, _ = _clean(series)
     inside = [v * factor for t, v in zip(ts, vs, strict=True) if start <= t <= end]
     mean = gauge_mean(series, start, end)
-    issues = () if mean is not None else ("fewer than 2 samples around the dwell",)
+    issues = () if mean is not None else (issue("cal.few_samples"),)
     spread = max(inside) - min(inside) if inside else 0.0
     levels = sorted(set(inside))
     steps = [b - a for a, b in pairwise(levels) if b > a]
@@ -94,12 +95,11 @@ def _counter(series: Series, start: float, end: float, unit: CounterUnit) -> Ind
     issues: tuple[str, ...] = ()
     value = None if delta.value is None else delta.value * unit.factor / per
     if delta.value is None:
-        issues = ("fewer than 2 samples around the dwell",)
+        issues = (issue("cal.few_samples"),)
     elif delta.resets:
-        value, issues = None, (f"the counter reset {delta.resets} time(s) inside the dwell",)
+        value, issues = None, (issue("cal.counter_reset", count=delta.resets),)
     elif not delta.valid:
-        value, issues = None, ("the samples stop more than 2 sampling intervals short of the"
-                               " dwell's edges",)
+        value, issues = None, (issue("cal.samples_short"),)
     return Indication(value, spread, samples, unit.factor / per,
                       "one counter unit over the dwell", issues)
 
@@ -124,9 +124,9 @@ def indication(series: Series, start: float, end: float, quantity: Quantity) -> 
     # after the dwell would freeze a dwell cut short into the record).
     ts, _, _ = _clean(series)
     if not (len(ts) and ts[0] <= start and ts[-1] >= end):
-        side = "before the dwell's start" if not (len(ts) and ts[0] <= start) else (
-            "after the dwell's end (yet)")
-        return Indication(None, 0.0, 0, 0.0, "", (f"no sample {side}",))
+        code = ("cal.no_sample_before" if not (len(ts) and ts[0] <= start)
+                else "cal.no_sample_after")
+        return Indication(None, 0.0, 0, 0.0, "", (issue(code),))
     if series.kind == "gauge":
         return _gauge(series, start, end, quantity.gauge_units[series.unit])
     return _counter(series, start, end, quantity.counter_units[series.unit])

@@ -9,6 +9,11 @@ The English texts are those the code wrote before issue codes existed.
 
 from __future__ import annotations
 
+from dcmeter.collectors.evaluation.calibration_issue_texts import (
+    CALIBRATION_TEXTS,
+    CALIBRATION_WORDS,
+)
+
 _GAP = "gap of {gap} s from {at} (longer than {limit} s)"
 _GAP_ZH = "自 {at} 起有 {gap} 秒的间隙（超过 {limit} 秒）"
 _A5 = "(T/CECA-G 0355 A.5)"
@@ -340,7 +345,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
 
 # Params whose value is a word of the code, translated by VALUES.
 TRANSLATED = frozenset({"role", "edge", "what", "method", "kind", "phase", "expected", "points", "rule",
-                        "candidate", "status"})
+                        "candidate", "status", "side", "sides"})
 
 VALUES: dict[str, dict[str, str]] = {
     "zh": {
@@ -372,6 +377,9 @@ VALUES: dict[str, dict[str, str]] = {
 
 # How a list param is joined, by language and param name (else ", " or "、").
 LIST_SEP: dict[str, dict[str, str]] = {
-    "en": {"spans": "; ", "agents": " then "},
-    "zh": {"spans": "；", "agents": "、然后 "},
+    "en": {"spans": "; ", "agents": " then ", "sides": " or "},
+    "zh": {"spans": "；", "agents": "、然后 ", "sides": "或"},
 }
+
+CATALOGUE.update(CALIBRATION_TEXTS)
+VALUES["zh"].update(CALIBRATION_WORDS)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any, Literal
 
+from dcmeter.collectors.evaluation.issues import render_issue
 from dcmeter.collectors.reporting.certificate_format import (
     decimals_of_u,
     divisor,
@@ -320,10 +321,13 @@ class Certificate:
                 + table([self.L["col_point"], self.L["col_stmt"], self.L["why"]], rows))
 
     def issues(self) -> str:
-        # The record's issues are the collector's own text, shown as it wrote them.
-        found = [*(self.r.get("issues") or []),
-                 *(f"{p.get('label')}: {i}" for p in self.r.get("points") or []
-                   for i in p.get("issues") or [])]
+        # The record's issues hold every point's, each named by its point; with their
+        # details (codes) they print in the page's language, a plain text as written.
+        texts = list(self.r.get("issues") or [])
+        found_details = self.r.get("issue_details")
+        details = (found_details if isinstance(found_details, list)
+                   and len(found_details) == len(texts) else texts)
+        found = [render_issue(d, self.lang) for d in details]
         body = ("<ul class=\"issues\">" + "".join(f"<li>{_e(i)}</li>" for i in found) + "</ul>"
                 if found else f"<p>{self.t('no_issues')}</p>")
         return f"<h2>{self.t('issues')}</h2>" + body

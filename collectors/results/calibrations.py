@@ -20,6 +20,7 @@ from dcmeter import __version__
 from dcmeter.collectors.evaluation import calibration as cal
 from dcmeter.collectors.evaluation.calibration_plan import Plan, SeriesSpec
 from dcmeter.collectors.evaluation.calibration_quantities import QUANTITIES, Mpe
+from dcmeter.collectors.evaluation.issues import attach_details, issue
 from dcmeter.collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.storage.calibration_table import StoredCalibration, StoredReading
@@ -89,23 +90,27 @@ def _series_side(store: Store, spec: SeriesSpec, quantity: Any, what: str,
         margin = int(READ_MARGIN_S * 1e9)
         found = [s for s in store.series([spec.source], r.start_ns - margin, r.end_ns + margin)
                  if _matches(s, spec)]
-        where = (f"{what} {spec.source} {spec.metric} {spec.labels or ''}".rstrip()
-                 + f", point {r.point!r} repetition {r.repetition}")
+        where = {"side": what, "source": spec.source, "metric": spec.metric,
+                 "labels": f" {spec.labels}" if spec.labels else "", "point": repr(r.point),
+                 "repetition": r.repetition}
         if len(found) != 1:
-            out.issues.append(f"{where}: {'no' if not found else len(found)} series match"
-                              + ("" if not found else "; give labels that pick one"))
+            inner = (issue("cal.no_series") if not found
+                     else issue("cal.many_series", count=len(found)))
+            out.issues.append(issue("ctx.cal_series", **where, inner=inner))
             out.values[key] = None
             continue
         try:
             ind = cal.indication(_trim(found[0], start, end), start, end, quantity)
         except ValueError as exc:
-            out.issues.append(f"{where}: {exc}")
+            out.issues.append(issue("ctx.cal_series", **where, inner=str(exc)))
             out.values[key] = None
             continue
         out.values[key], out.spreads[key] = ind.value, ind.spread
         if ind.value is None:
-            why = "; ".join(ind.issues) or f"{ind.samples} samples"
-            out.issues.append(f"{where}: no indication over the dwell ({why})")
+            why = (ind.issues[0] if ind.issues
+                   else issue("cal.no_indication_samples", samples=ind.samples))
+            out.issues.append(issue("ctx.cal_series", **where,
+                                    inner=issue("cal.no_indication", inner=why)))
         out.resolution[r.point] = max(out.resolution.get(r.point, 0.0), ind.resolution)
         out.basis = ind.resolution_basis
     return out
@@ -128,9 +133,9 @@ def _run_side(store: Store, window: int, readings: Sequence[StoredReading]) -> S
         body = runs.get(rid) if isinstance(rid, int) else None
         tokens = None if body is None else body.get("tokens")
         if body is None or tokens is None:
-            out.issues.append(f"point {r.point!r} repetition {r.repetition}: "
-                              + (f"run {rid} is not in window {window}" if body is None
-                                 else f"run {rid} reports no tokens"))
+            out.issues.append(issue("cal.run_missing" if body is None else "cal.run_no_tokens",
+                                    point=repr(r.point), repetition=r.repetition, run=rid,
+                                    window=window))
             out.values[key] = None
             continue
         t0, t1 = parse_rfc3339(str(body["start"])), parse_rfc3339(str(body["end"]))
@@ -218,7 +223,7 @@ def build_record(store: Store, stored: StoredCalibration, plan: Plan,
         return None if ns is None else rfc3339(ns / 1e9)
 
     rng = getattr(q, "range", None)
-    return {
+    return attach_details({
         "id": stored.id,
         "state": "open" if closed is None else "closed",
         "quantity": {"name": c.quantity, "unit": getattr(q, "unit", None),
@@ -249,7 +254,7 @@ def build_record(store: Store, stored: StoredCalibration, plan: Plan,
                       "basis": result["statement"].get("basis") or _rule_basis(c.decision_rule)},
         "issues": [*ind.issues, *rs.issues, *result["issues"]],
         "software": SOFTWARE,
-    }
+    })
 
 
 def _rule_basis(rule: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from test_report import need
 
+from dcmeter.collectors.evaluation.issues import attach_details, issue
 from dcmeter.collectors.reporting.certificate import certificate_number, render_certificate
 from dcmeter.collectors.reporting.certificate_format import (
     decimals_of_u,
@@ -228,8 +229,8 @@ def test_the_certificate_number_carries_a_revision() -> None:
 
 def test_issues_and_a_point_without_a_statement_print() -> None:
     """A point with no valid repetition: no figures, no budget, 'not stated' with its reason in
-    the page's language; the record's and the point's issues listed as the collector wrote
-    them."""
+    the page's language; the record's issues (which name every point's) listed once each, a
+    plain text as the collector wrote it."""
     r = record()
     r["issues"] = ["point 18 kW: not stated"]
     p = r["points"][2]
@@ -245,7 +246,27 @@ def test_issues_and_a_point_without_a_statement_print() -> None:
         assert row == f"18 kW|—|—|—|—|—|—|—|—|{word}", row
         assert any(c.startswith(f"18 kW|{word}|{why}") for c in cells(html))
         assert "<li>point 18 kW: not stated</li>" in html
-        assert "<li>18 kW: no valid repetition</li>" in html
+        assert "no valid repetition</li>" not in html  # the point's own: in the record's
+
+
+def test_coded_issues_print_in_the_pages_language() -> None:
+    """The collector's issues carry codes (issue_details): the certificate writes them in its
+    language, each once, nested context included."""
+    r = record()
+    r["issues"] = [issue("ctx.cal_point", point="2 kW", inner=issue("cal.one_repetition")),
+                   issue("ctx.cal_series", side="instrument", source="server-0001",
+                         metric="power_w", labels="", point="'2 kW'", repetition=2,
+                         inner=issue("cal.no_indication",
+                                     inner=issue("cal.no_sample_after")))]
+    attach_details(r)
+    en, zh = (render_certificate(r, lang) for lang in ("en", "zh"))  # type: ignore[arg-type]
+    assert en.count("<li>") == 2 and zh.count("<li>") == 2
+    assert "<li>point 2 kW: one valid repetition: no type A evaluation of repeatability</li>" in en
+    assert ("<li>instrument server-0001 power_w, point &#x27;2 kW&#x27; repetition 2: no"
+            " indication over the dwell (no sample after the dwell&#x27;s end (yet))</li>") in en
+    assert "<li>校准点 2 kW：仅一次有效重复测量：无重复性的 A 类评定</li>" in zh
+    assert ("<li>被校仪器 server-0001 power_w，校准点 &#x27;2 kW&#x27; 第 2 次重复：测量时段内"
+            "无示值（测量时段结束之后（尚）没有样本）</li>") in zh
 
 
 def test_record_data_is_text_not_markup() -> None:
