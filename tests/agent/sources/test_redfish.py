@@ -224,3 +224,18 @@ def test_config_errors_are_clear() -> None:
         cls.model_validate({**base, "password": "p", "url": "https://bmc1/redfish/v1"})
     with pytest.raises(ValueError, match="ca_file is not used with verify = false"):
         cls.model_validate({**base, "password": "p", "ca_file": "ca.pem", "verify": False})
+
+
+def test_environment_metrics_without_power_falls_back_to_power() -> None:
+    with sushy_static() as url:
+        source = config(url, auth="basic", chassis="Blade").build()
+        first, second = read_and_close(source, times=2)
+        power = curl_json(f"{url}/redfish/v1/Chassis/Blade/Power")
+        watts = power["PowerControl"][0]["PowerConsumedWatts"]
+        assert values(first) == values(second) == {"power_w": watts} == {"power_w": 198.25}
+        assert source.info.device["profile"] == "Power"
+        # Forced to EnvironmentMetrics, the missing reading is a failure, not 0 W.
+        err = failure(config(url, auth="basic", chassis="Blade",
+                             resource="environment_metrics").build())
+        assert str(err) == (f"{url}: /redfish/v1/Chassis/Blade/EnvironmentMetrics has no "
+                            "PowerWatts.Reading")
