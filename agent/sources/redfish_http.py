@@ -88,9 +88,9 @@ class RedfishHttp:
             return await client.request(method, uri, headers=headers, **kw)
         except httpx.HTTPError as exc:
             await self._drop()
-            raise self._unreachable(uri, exc) from None
+            raise self._unreachable(f"{method} {uri}", exc) from None
 
-    def _unreachable(self, uri: str, exc: Exception) -> TargetUnreachable:
+    def _unreachable(self, request: str, exc: Exception) -> TargetUnreachable:
         import httpx
 
         url = self._config.url
@@ -106,7 +106,7 @@ class RedfishHttp:
             return TargetUnreachable(f"{url}: TLS handshake failed: {err.reason or err}")
         if isinstance(exc, httpx.TimeoutException):
             return TargetUnreachable(
-                f"{url}: no answer to GET {uri} within {self._config.timeout_s / 3:g} s")
+                f"{url}: no answer to {request} within {self._config.timeout_s / 3:g} s")
         if isinstance(exc, httpx.ConnectError):
             return TargetUnreachable(f"{url}: cannot connect: {exc}")
         return TargetUnreachable(f"{url}: {type(exc).__name__}: {exc}")

@@ -239,3 +239,15 @@ def test_environment_metrics_without_power_falls_back_to_power() -> None:
                              resource="environment_metrics").build())
         assert str(err) == (f"{url}: /redfish/v1/Chassis/Blade/EnvironmentMetrics has no "
                             "PowerWatts.Reading")
+
+
+def test_a_silent_service_times_out_in_one_line() -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        err = failure(config(url, timeout_s=1.5).build())
+    assert isinstance(err, TargetUnreachable)
+    assert str(err) == f"{url}: no answer to GET /redfish/v1/ within 0.5 s"
