@@ -71,7 +71,7 @@ def test_missing_config_file_and_bad_collector_config(tmp_path: Path) -> None:
 def test_example_configs_load() -> None:
     cfg = agent_config.load(ROOT / "config" / "agent.toml")
     assert [s.id for s in cfg.sources] == [
-        "meter-total", "meter-it", "bmc-a01-01", "switch-a01", "gpus", "host"
+        "meter-total", "meter-it", "bmc-a01-01", "bmc-a01-02", "switch-a01", "gpus", "host"
     ]
     assert cfg.agent.interval_s == 60
     ccfg = collector_config.load(ROOT / "config" / "collector.toml")

@@ -52,6 +52,7 @@ REGISTRY: dict[str, str] = {
     "ipmi": "dcmeter.agent.sources.ipmi:IpmiConfig",
     "snmp": "dcmeter.agent.sources.snmp:SnmpConfig",
     "nvml": "dcmeter.agent.sources.nvml:NvmlConfig",
+    "redfish": "dcmeter.agent.sources.redfish:RedfishConfig",
 }
 
 
@@ -64,6 +65,7 @@ VENDOR_MODULES: dict[str, tuple[str, ...]] = {
     "ipmi": ("pyipmi", "pyipmi.interfaces", "pyipmi.errors"),
     "snmp": ("pysnmp.hlapi.v3arch.asyncio", "pysnmp.error"),
     "nvml": ("pynvml",),
+    "redfish": ("httpx",),
 }
 
 
