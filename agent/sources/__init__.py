@@ -52,6 +52,7 @@ REGISTRY: dict[str, str] = {
     "ipmi": "dcmeter.agent.sources.ipmi:IpmiConfig",
     "snmp": "dcmeter.agent.sources.snmp:SnmpConfig",
     "nvml": "dcmeter.agent.sources.nvml:NvmlConfig",
+    "npu": "dcmeter.agent.sources.npu:NpuConfig",  # runs npu-smi: no vendor module
 }
 
 
