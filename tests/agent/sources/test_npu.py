@@ -186,3 +186,24 @@ def test_parser_reads_the_documented_examples_verbatim() -> None:
                          "Chip Count : 2\n")
     assert [(n.npu_id, n.chip_count) for n in listed] == [(0, 2), (1, 2)]
     assert blocks("banner line\n----\nA : 1\n") == [{"A": "1"}]
+
+
+def test_npu_power_counts_as_accelerator_energy_when_the_site_names_it() -> None:
+    # The AI evaluation reads [ai] gpus with [ai.metrics] gpu_power; an npu source named there
+    # with gpu_power = "npu_power_w" counts: its chips' series (labels npu_id/chip_id) are
+    # summed and integrated. By hand: chips at 100 W and 200 W for one hour = 300 Wh.
+    from dcmeter.collectors.evaluation.roles import role_energy
+    from dcmeter.collectors.evaluation.series import Series
+    from dcmeter.collectors.evaluation.site_ai import AiMetrics
+
+    metrics = AiMetrics(gpu_power="npu_power_w", gpu_util="npu_util_pct")
+    ts = [0.0, 1800.0, 3600.0]
+    series = [
+        Series("npus", "npu_power_w", "W", "gauge", ts, [w] * 3,
+               labels={"npu_id": "0", "chip_id": str(chip), "kind": "gpu"})
+        for chip, w in ((0, 100.0), (1, 200.0))
+    ]
+    role = role_energy(series, ["npus"], 0.0, 3600.0, metrics.gpu_energy, metrics.gpu_power,
+                       3600.0)  # gap_s: no gap flagged between the samples
+    assert role.method == "integrated_power"
+    assert role.kwh == pytest.approx(0.3, rel=1e-12)
