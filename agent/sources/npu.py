@@ -252,14 +252,15 @@ def _first_line(text: str) -> str:
 
 
 def _identity(boards: list[dict[str, str]], listed: list[Any]) -> dict[str, str]:
-    """Make, product names, serials, firmware and board ids of the chosen NPUs, in order."""
+    """Make, product names, serials, firmware and board ids of the chosen NPUs, in order
+    (`npu-smi info -t board`, else `npu-smi info -l` for the serial)."""
 
     def joined(key: str, extra: list[str | None] | None = None) -> str | None:
         values = [b.get(key) for b in boards]
         if extra is not None:
             values = [v or e for v, e in zip(values, extra, strict=False)]
-        present = [v for v in values if v]
-        return " ".join(present) if present else None
+        # Only when every NPU has one: a hole would pair values with the wrong NPU.
+        return " ".join(v for v in values if v) if values and all(values) else None
 
     makes = sorted({b["Manufacturer"] for b in boards if b.get("Manufacturer")})
     models = sorted({v for b in boards for v in (b.get("Product Name"), b.get("Model")) if v})
