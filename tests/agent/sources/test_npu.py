@@ -8,7 +8,10 @@ the readings must equal it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +210,53 @@ def test_npu_power_counts_as_accelerator_energy_when_the_site_names_it() -> None
                        3600.0)  # gap_s: no gap flagged between the samples
     assert role.method == "integrated_power"
     assert role.kwh == pytest.approx(0.3, rel=1e-12)
+
+
+AGENT_TOML = """
+[agent]
+id = "npu-host"
+state_dir = "{state_dir}"
+
+[[sources]]
+id = "npus"
+type = "npu"
+labels = {{ rack = "a01" }}
+"""
+
+
+def run_agent_once(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`dcmeter agent once --json` (the venv's console script) with this test's PATH."""
+    dcmeter = Path(sys.executable).with_name("dcmeter")
+    assert dcmeter.exists(), f"{dcmeter} missing: pip install -e . into the venv"
+    config = tmp_path / "agent.toml"
+    config.write_text(AGENT_TOML.format(state_dir=tmp_path / "state"))
+    return subprocess.run([str(dcmeter), "agent", "once", "-c", str(config), "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+
+
+def test_cli_agent_once_prints_the_npus_readings(stub: Path, tmp_path: Path) -> None:
+    StubState([StubNpu(0, [StubChip(0, "9.1", "37", "46", None, "Alarm")],
+                       mcu_power_w="16.9")]).write(stub)
+    proc = run_agent_once(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    values = {(r["metric"], r["labels"].get("chip_id")): r["value"] for r in records}
+    assert values == {("npu_power_w", "0"): 9.1, ("npu_util_pct", "0"): 37.0,
+                      ("npu_mem_util_pct", "0"): 46.0, ("npu_health", "0"): 2.0,
+                      ("npu_board_power_w", None): 16.9}
+    power = next(r for r in records if r["metric"] == "npu_power_w")
+    assert (power["unit"], power["kind"]) == ("W", "gauge")
+    assert power["labels"] == {"kind": "gpu", "rack": "a01", "npu_id": "0", "chip_id": "0"}
+
+
+def test_cli_agent_once_without_npu_smi_fails_once_and_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    proc = run_agent_once(tmp_path)
+    assert proc.returncode == 1  # a source failed
+    assert proc.stdout == ""
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert len(lines) == 1, proc.stderr
+    assert (lines[0]["event"], lines[0]["source"]) == ("target failed", "npus")
+    assert lines[0]["reason"].endswith(MISSING)
