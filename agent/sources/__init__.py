@@ -53,6 +53,7 @@ REGISTRY: dict[str, str] = {
     "snmp": "dcmeter.agent.sources.snmp:SnmpConfig",
     "nvml": "dcmeter.agent.sources.nvml:NvmlConfig",
     "redfish": "dcmeter.agent.sources.redfish:RedfishConfig",
+    "npu": "dcmeter.agent.sources.npu:NpuConfig",  # runs npu-smi: no vendor module
 }
 
 
