@@ -15,8 +15,8 @@ from dcmeter.collectors.evaluation.issues import attach_details
 from dcmeter.collectors.evaluation.levels import withhold_levels
 from dcmeter.collectors.evaluation.loads import GaugeMean
 from dcmeter.collectors.evaluation.quality import tidy_sources
-from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.reconcile import add_reconciliation
+from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.site import Site, reconciled_sources
 from dcmeter.collectors.evaluation.verdict import verdict
 
