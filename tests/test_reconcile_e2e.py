@@ -90,6 +90,7 @@ def test_the_it_meter_reconciles_with_the_servers_behind_it(tmp_path: Path) -> N
         r = cli("status", wid, "--json")
         assert r.returncode == 0, r.stderr
         result = json.loads(r.stdout)
+        schemas = httpx.get(f"{url}/openapi.json").json()["components"]["schemas"]
         html = {}
         for lang in ("en", "zh"):
             out = tmp_path / f"report-{lang}.html"
@@ -100,6 +101,9 @@ def test_the_it_meter_reconciles_with_the_servers_behind_it(tmp_path: Path) -> N
         for p in reversed(procs):
             stop(p)
 
+    assert "reconciliation" in schemas["WindowResult"]["properties"]
+    assert {"meter_kwh", "below_kwh", "difference_kwh", "ratio", "uncertainty_kwh",
+            "allowance_kwh", "verdict"} <= set(schemas["ReconciliationSet"]["properties"])
     (rec,) = result["reconciliation"]
     assert rec["name"] == "IT feed" and rec["meter"] == "meter-it", rec
     assert rec["verdict"] == "agrees", rec
