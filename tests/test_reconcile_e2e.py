@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import httpx
-
 from conftest import ROOT, free_port
+
 from dcmeter.agent import keys, pubkey
 from tests.peers.processes import DCMETER, daemon, stop, wait_for
 
