@@ -114,6 +114,9 @@ def test_the_it_meter_reconciles_with_the_servers_behind_it(tmp_path: Path) -> N
     assert abs(m - s) <= 0.01 * s, rec  # the meter measures their sum: far inside U
     methods = {p["source"]: p["role"] for p in rec["per_source"]}
     assert methods == {"meter-it": "meter", **{x: "below" for x in SERVERS}}, rec
+    roles = {row["source"]: row["roles"] for row in result["instruments"]}
+    assert roles["meter-it"] == ["energy.it", "reconcile.meter"], roles
+    assert all(roles[x] == ["reconcile.below"] for x in SERVERS), roles
     en = html["en"].split('<h2 id="reconciliation">', 1)[1].split("<h2", 1)[0]
     assert "IT feed" in en and ">agrees<" in en, en
     zh = html["zh"].split('<h2 id="reconciliation">', 1)[1].split("<h2", 1)[0]
