@@ -21,6 +21,7 @@ LABELS: dict[str, dict[str, str]] = {
         "u": "Uncertainty U (kWh)", "verdict": "Verdict",
         "agrees": "agrees", "disagrees": "disagrees", "not_computed": "not computed",
         "none": "The site file declares no sources behind a meter ([[reconcile]]).",
+        "absent": "The result has no reconciliation (computed before it existed).",
         "rule": "A set agrees when |difference − expected loss| ≤ allowance + U; U combines the"
                 " accuracies of the meter and of every source below it.",
     },
@@ -31,6 +32,7 @@ LABELS: dict[str, dict[str, str]] = {
         "u": "不确定度 U（kWh）", "verdict": "结论",
         "agrees": "一致", "disagrees": "不一致", "not_computed": "未计算",
         "none": "站点文件未声明电表下级数据源（[[reconcile]]）。",
+        "absent": "该结果没有计量对账（计算时尚无此项）。",
         "rule": "当 |差值 − 预期损耗| ≤ 允差 + U 时判为一致；U 合成电表及其下级各数据源的准确度。",
     },
 }
@@ -46,7 +48,8 @@ def reconciliation(result: Mapping[str, Any], lang: str) -> str:
     head = f'<h2 id="reconciliation">{escape(L["h"])}</h2>'
     sets = result.get("reconciliation")
     if not isinstance(sets, list) or not sets:
-        return head + f'<p class="muted">{escape(L["none"])}</p>'
+        why = "none" if isinstance(sets, list) else "absent"
+        return head + f'<p class="muted">{escape(L[why])}</p>'
     keys = ("set", "meter", "meter_kwh", "below_kwh", "diff", "ratio", "loss", "allow", "u",
             "verdict")
     th = "".join(f"<th>{escape(L[k])}</th>" for k in keys)

@@ -42,4 +42,6 @@ def test_the_section_in_chinese_and_without_sets() -> None:
     assert "计量对账" in html and "<td>一致</td>" in html and "不一致" in html
     assert "以下数据源在窗口内没有能耗数据：server-b" in html
     assert "未声明" in reconciliation({"reconciliation": []}, "zh")
-    assert "declares no sources" in reconciliation({}, "en")  # a result frozen before it
+    assert "declares no sources" in reconciliation({"reconciliation": []}, "en")
+    assert "computed before it existed" in reconciliation({}, "en")  # frozen before it
+    assert "尚无此项" in reconciliation({}, "zh")
