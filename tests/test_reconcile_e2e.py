@@ -52,7 +52,10 @@ def test_the_it_meter_reconciles_with_the_servers_behind_it(tmp_path: Path) -> N
                               "--site-file", str(site)], logs[0], env))
         wait_for("simulate", lambda: "devices on" in logs[0].read_text(), procs, logs)
         site.write_text(site.read_text() + '\n[[reconcile]]\nname = "IT feed"\n'
-                        f'meter = "meter-it"\nbelow = {json.dumps(list(SERVERS))}\n')
+                        f'meter = "meter-it"\nbelow = {json.dumps(list(SERVERS))}\n'
+                        # one server left out: a third of the load unaccounted for
+                        '\n[[reconcile]]\nname = "short"\nmeter = "meter-it"\n'
+                        f'below = {json.dumps(list(SERVERS[:2]))}\n')
         key = keys.load_or_create(tmp_path / "agent.toml.state")  # the config's state dir
         (tmp_path / "agents").mkdir()
         (tmp_path / "agents" / f"{AGENT_ID}.pub").write_text(
@@ -104,7 +107,11 @@ def test_the_it_meter_reconciles_with_the_servers_behind_it(tmp_path: Path) -> N
     assert "reconciliation" in schemas["WindowResult"]["properties"]
     assert {"meter_kwh", "below_kwh", "difference_kwh", "ratio", "uncertainty_kwh",
             "allowance_kwh", "verdict"} <= set(schemas["ReconciliationSet"]["properties"])
-    (rec,) = result["reconciliation"]
+    rec, short = result["reconciliation"]
+    # Without server-0003 (>= 20 kW of >= 60 kW) the difference is far beyond U: flagged.
+    assert short["verdict"] == "disagrees", short
+    assert short["difference_kwh"] > short["uncertainty_kwh"], short
+    assert "reconcile_disagrees" in [d["code"] for d in result["quality"]["issue_details"]]
     assert rec["name"] == "IT feed" and rec["meter"] == "meter-it", rec
     assert rec["verdict"] == "agrees", rec
     s, m, u = rec["below_kwh"], rec["meter_kwh"], rec["uncertainty_kwh"]
@@ -118,6 +125,6 @@ def test_the_it_meter_reconciles_with_the_servers_behind_it(tmp_path: Path) -> N
     assert roles["meter-it"] == ["energy.it", "reconcile.meter"], roles
     assert all(roles[x] == ["reconcile.below"] for x in SERVERS), roles
     en = html["en"].split('<h2 id="reconciliation">', 1)[1].split("<h2", 1)[0]
-    assert "IT feed" in en and ">agrees<" in en, en
+    assert "IT feed" in en and ">agrees<" in en and ">disagrees<" in en, en
     zh = html["zh"].split('<h2 id="reconciliation">', 1)[1].split("<h2", 1)[0]
     assert "计量对账" in zh and ">一致<" in zh, zh
