@@ -15,8 +15,9 @@ from dcmeter.collectors.evaluation.issues import attach_details
 from dcmeter.collectors.evaluation.levels import withhold_levels
 from dcmeter.collectors.evaluation.loads import GaugeMean
 from dcmeter.collectors.evaluation.quality import tidy_sources
+from dcmeter.collectors.evaluation.reconcile import add_reconciliation
 from dcmeter.collectors.evaluation.series import Series
-from dcmeter.collectors.evaluation.site import Site
+from dcmeter.collectors.evaluation.site import Site, reconciled_sources
 from dcmeter.collectors.evaluation.verdict import verdict
 
 Kind = Literal["infrastructure", "general", "ai"]
@@ -32,6 +33,7 @@ def source_ids(kind: Kind, site: Site) -> list[str]:
         ids |= {*a.servers, *a.gpus, *a.network, *a.storage}
     if kind == "general" and site.general is not None:
         ids |= {s for g in site.general.groups for s in g.sources}
+    ids |= set(reconciled_sources(site))  # every kind reports the reconciliation
     return sorted(ids)
 
 
@@ -68,6 +70,7 @@ def evaluate(
         result = evaluate_ai(site, series, runs, start, end)
     else:
         raise NotImplementedError(f"window kind {kind!r} is not evaluated yet")
+    add_reconciliation(result, site, series, start, end)
     tidy_sources(result["quality"])
     mark(result, site, kind)
     withhold_levels(result)

@@ -27,10 +27,13 @@ def roles_of(site: Site) -> dict[str, list[str]]:
                   ("ai.network", site.ai.network), ("ai.storage", site.ai.storage)]
     if site.general is not None:
         lists += [(f"general.groups.{g.name}", g.sources) for g in site.general.groups]
+    for r in site.reconcile:  # a meter or a source behind it in a [[reconcile]] set
+        lists += [("reconcile.meter", [r.meter]), ("reconcile.below", r.below)]
     out: dict[str, list[str]] = {}
     for key, ids in lists:
         for sid in ids:
-            out.setdefault(sid, []).append(key)
+            if key not in (have := out.setdefault(sid, [])):  # a source in two sets: once
+                have.append(key)
     return out
 
 

@@ -13,6 +13,7 @@ from dcmeter.collectors.evaluation.calibration_issue_texts import (
     CALIBRATION_TEXTS,
     CALIBRATION_WORDS,
 )
+from dcmeter.collectors.evaluation.reconcile_texts import RECONCILE_TEXTS
 
 _GAP = "gap of {gap} s from {at} (longer than {limit} s)"
 _GAP_ZH = "自 {at} 起有 {gap} 秒的间隙（超过 {limit} 秒）"
@@ -342,6 +343,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "c5.nothing_declared": {"en": "{clause}: nothing declared in [[equipment]] ({standards})",
                             "zh": "{clause}：[[equipment]] 中未登记设备（{standards}）"},
 }
+CATALOGUE.update(RECONCILE_TEXTS)  # the meter cross-check's texts (reconcile.py)
 
 # Params whose value is a word of the code, translated by VALUES.
 TRANSLATED = frozenset({"role", "edge", "what", "method", "kind", "phase", "expected", "points", "rule",

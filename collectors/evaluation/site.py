@@ -16,6 +16,7 @@ from dcmeter.collectors.evaluation.site_general import GeneralSection
 from dcmeter.collectors.evaluation.site_ids import check_ids
 from dcmeter.collectors.evaluation.site_instruments import Instrument, check_instruments
 from dcmeter.collectors.evaluation.site_plausibility import Plausibility
+from dcmeter.collectors.evaluation.site_reconcile import Reconcile, check_reconcile
 from dcmeter.collectors.evaluation.site_rules import RULE_KEYS, check_declared
 
 ItPoint = Literal["it_ups", "it_pdu", "it_input"]
@@ -135,9 +136,16 @@ class Site(_Strict):
     equipment: list[Equipment] = Field(default_factory=list)
     # The instruments' calibration and stated accuracy (collectors/evaluation/site_instruments.py).
     instruments: list[Instrument] = Field(default_factory=list)
+    # Sets of sources behind one meter, cross-checked in every window (site_reconcile.py).
+    reconcile: list[Reconcile] = Field(default_factory=list)
 
     # Fixed rules of the standard this site changes on purpose: dotted key -> the reason.
     deviations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("reconcile")
+    @classmethod
+    def _reconcile_names(cls, value: list[Reconcile]) -> list[Reconcile]:
+        return check_reconcile(value)
 
     @field_validator("deviations")
     @classmethod
@@ -174,4 +182,10 @@ def named_sources(site: Site) -> list[str]:
         ids |= {*site.ai.servers, *site.ai.gpus, *site.ai.network, *site.ai.storage}
     if site.general is not None:
         ids |= {s for g in site.general.groups for s in g.sources}
+    ids |= set(reconciled_sources(site))
     return sorted(ids)
+
+
+def reconciled_sources(site: Site) -> list[str]:
+    """Every source id a [[reconcile]] set names (its meter and the sources below it)."""
+    return sorted({s for r in site.reconcile for s in (r.meter, *r.below)})

@@ -14,6 +14,7 @@ from dcmeter.collectors.reporting.report_i18n import (
     quantity,
     word,
 )
+from dcmeter.collectors.reporting.report_reconcile import reconciliation
 from dcmeter.collectors.reporting.report_sections import (
     SECTION_LABELS,
     basis,
@@ -496,7 +497,8 @@ def page(result: Mapping[str, Any], plots: Sequence[str], lang: str,
     title = f"{p.t('title')} · {_e(result.get('site'))} · {p.t('window')} {_e(w.get('id'))}"
     body = (title_block(result, p.L, p.tz, generated, version) + basis(result, p.L)
             + p.conformance() + verdict_html(result, lang) + p.site_window() + p.indicators()
-            + instruments(result, p.L, lang) + p.uncertainty() + p.quality()
+            + instruments(result, p.L, lang) + p.uncertainty()
+            + reconciliation(result, lang) + p.quality()
             + p.h2("plots") + "".join(plots) + p.evidence() + signatures(p.L))
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">{CSP_META}'

@@ -46,6 +46,7 @@ WORDS: dict[str, dict[str, str]] = {
         "energy.total": "E_total", "energy.it": "E_IT", "energy.green": "E_green",
         "ai.servers": "AI servers", "ai.gpus": "AI GPUs", "ai.network": "AI network",
         "ai.storage": "AI storage", "general.groups": "group",
+        "reconcile.meter": "reconciliation meter", "reconcile.below": "behind a meter",
     },
     "zh": {
         "energy": "能耗（E_total）", "energy_total": "总能耗（E_total）",
@@ -62,6 +63,7 @@ WORDS: dict[str, dict[str, str]] = {
         "energy.total": "E_total", "energy.it": "E_IT", "energy.green": "E_green",
         "ai.servers": "AI 服务器", "ai.gpus": "AI GPU", "ai.network": "AI 网络",
         "ai.storage": "AI 存储", "general.groups": "设备组",
+        "reconcile.meter": "对账电表", "reconcile.below": "电表下级",
         NOT_CHECKED_OFFLINE: "离线评估（样本文件）不检查：由采集服务器检查",
     },
 }

@@ -50,6 +50,31 @@ class InstrumentRow(BaseModel):
     certificate: str | None = Field(description="calibration certificate, site file")
     overdue: bool = Field(description="calibration due before the window's end day")
     samples: int = Field(description="its samples in the window")
+
+
+class ReconciliationSet(BaseModel):
+    """One [[reconcile]] set in a window (collectors/evaluation/reconcile.py); energies in
+    kWh, null where not computed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    meter: str = Field(description="the meter's source id")
+    below: list[str] = Field(description="the source ids behind the meter")
+    meter_kwh: float | None = Field(description="the meter's energy E_meter")
+    below_kwh: float | None = Field(description="the sum S of the sources below it")
+    difference_kwh: float | None = Field(description="D = E_meter − S")
+    ratio: float | None = Field(description="S / E_meter")
+    expected_loss_kwh: float | None = Field(description="L, the declared expected loss")
+    allowance_kwh: float | None = Field(description="A, the declared allowance")
+    uncertainty_kwh: float | None = Field(description="U, the combined uncertainty of D at"
+                                          " the level of the accuracy bounds")
+    excess_kwh: float | None = Field(description="|D − L|")
+    verdict: str = Field(description="`agrees` (|D − L| ≤ A + U), `disagrees` or"
+                         " `not_computed`")
+    issues: list[str] = Field(description="why not computed, or the disagreement, in English")
+
+
 class IssueDetail(BaseModel):
     """One issue's catalogue entry (collectors/evaluation/issues.py, docs/evaluation.md)."""
 
@@ -95,6 +120,10 @@ class WindowResult(BaseModel):
     instruments: list[InstrumentRow] = Field(
         default_factory=list, description="the instrument list: every source with samples"
         " in the window; absent from results frozen before it existed")
+    reconciliation: list[ReconciliationSet] = Field(
+        default_factory=list, description="each [[reconcile]] set of the site file: the meter"
+        " against the sum of the sources below it; absent from results frozen before it"
+        " existed")
     revision: ResultRevision | None = Field(
         default=None, description="the stored revision of a closed window's result; absent"
         " while the window is open and offline (`dcmeter evaluate`)")
