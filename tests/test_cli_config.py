@@ -35,7 +35,7 @@ GOOD_SOURCE = '[[sources]]\nid = "m"\ntype = "modbus"\nhost = "127.0.0.1"\nprofi
         ("[agent]\ninterval_s = 0.5\n", ["key agent.interval_s", "bad value 0.5", "greater than or equal to 1"]),
         ("[agent]\ninterval_s = 901\n", ["key agent.interval_s", "bad value 901", "less than or equal to 900"]),
         ("[agent]\nintervall_s = 60\n", ["key agent.intervall_s", "unknown key", "interval_s, state_dir"]),
-        ('[[sources]]\nid = "x"\ntype = "bacnet"\n', ["key sources[0].type", "'bacnet'", "host, ipmi, modbus, nvml, snmp"]),
+        ('[[sources]]\nid = "x"\ntype = "bacnet"\n', ["key sources[0].type", "'bacnet'", "host, ipmi, modbus, npu, nvml, redfish, snmp"]),
         (GOOD_SOURCE.replace("eastron_sdm630", "nope"), ["key sources[0].profile", "'nope'", "eastron_sdm630"]),
         (GOOD_SOURCE + GOOD_SOURCE, ["key sources[1].id", "'m'", "unique"]),
         (GOOD_SOURCE + 'labels = { point = "roof" }\n', ["key sources[0].labels", "it_input"]),
