@@ -63,9 +63,11 @@ class PduSource:
         self._reads_since_walk += 1
         readings: list[Reading] = []
         for inlet in self._inlets:
-            readings += self._channel_readings(inlet, {"inlet": str(inlet.number)}, values, stamps)
+            readings += self._channel_readings(inlet, {"inlet": inlet.key}, values, stamps)
         for outlet, selection in self._outlets:
-            labels = {"outlet": str(outlet.number), "outlet_name": outlet.name}
+            labels = {
+                "outlet": str(outlet.number), "outlet_row": outlet.key, "outlet_name": outlet.name
+            }
             if selection is not None and selection.point is not None:
                 labels["point"] = selection.point
             if selection is not None and selection.server is not None:
