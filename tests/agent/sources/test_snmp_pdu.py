@@ -10,7 +10,12 @@ so a walk that snmpsim served differently, or a scaling that went wrong, fails h
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -306,3 +311,55 @@ def test_scaling_is_exact() -> None:
     assert scale_with_digits(Scale(), None) == Scale()  # digits unanswered: 0
     assert scaled(-1, Scale()) is None and scaled(None, Scale()) is None
     assert scaled("12", Scale()) is None
+
+
+# ---------------------------------------------------------------------------------------
+# through the real agent CLI: the TOML of docs/sources.md, `dcmeter agent once --json`
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def dcmeter(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "dcmeter", *args], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+
+
+def test_agent_once_reads_a_pdu_from_its_toml(sim: Snmpsim, tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'[agent]\nid = "a"\nstate_dir = "{tmp_path / "state"}"\n\n'
+        f'[[sources]]\nid = "pdu-b07"\ntype = "snmp"\nrole = "pdu"\nprofile = "raritan_pdu2"\n'
+        f'host = "127.0.0.1"\nport = {sim.port}\ncommunity = "raritan_pdu2"\ntimeout_s = 5\n'
+        'outlets = [{ index = 3, point = "it_input", server = "server-0003" }]\n'
+    )
+    done = dcmeter("agent", "once", "--json", "-c", str(path))
+    assert done.returncode == 0, done.stderr
+    samples = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    got = {(s["metric"], s["labels"].get("outlet", "inlet")): s for s in samples}
+    assert set(got) == {("power_w", "inlet"), ("energy_import_kwh", "inlet"),
+                        ("power_w", "3"), ("energy_import_kwh", "3")}
+    # 23456 / 10 W; 98765432 Wh = 98765.432 kWh; outlet 3: 65432 / 100 W, 4294967000 Wh
+    assert got[("power_w", "inlet")]["value"] == 2345.6
+    assert got[("energy_import_kwh", "inlet")]["value"] == 98765.432
+    assert got[("power_w", "3")]["value"] == 654.32
+    assert got[("energy_import_kwh", "3")]["value"] == 4294967.0
+    assert got[("energy_import_kwh", "3")]["kind"] == "counter"
+    assert got[("energy_import_kwh", "3")]["modulus"] == 4294967.296
+    assert got[("power_w", "inlet")]["labels"]["point"] == "it_pdu"
+    assert got[("power_w", "3")]["labels"] == {
+        "kind": "meter", "point": "it_input", "server": "server-0003", "outlet": "3",
+        "outlet_row": "1.3", "outlet_name": "server-0003",
+    }
+
+
+def test_agent_once_pdu_without_profile_is_one_line_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        '[agent]\nid = "a"\n\n[[sources]]\nid = "pdu"\ntype = "snmp"\nrole = "pdu"\n'
+        'host = "127.0.0.1"\ncommunity = "secret-community"\n'
+    )
+    done = dcmeter("agent", "once", "-c", str(path))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "secret-community" not in done.stderr
+    assert "role pdu needs profile" in done.stderr and str(path) in done.stderr
