@@ -14,7 +14,7 @@ no reading for that object.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from dcmeter.agent.sources.snmp_oids import Value
@@ -89,8 +89,8 @@ SENTRY_SERIAL = "1.3.6.1.4.1.1718.4.1.2.2.1.4"
 SENTRY_MODEL = "1.3.6.1.4.1.1718.4.1.2.2.1.5"
 SENTRY_FIRMWARE = "1.3.6.1.4.1.1718.4.1.1.1.3.0"
 
-# The largest value of an SNMP Integer32 / INTEGER: a signed counter that stops or restarts
-# there has no documented wrap, so its decreases are resets (MetricSpec modulus None).
+# Raritan's Unsigned32 values wrap at 2**32 raw units. The APC and Sentry4 energies are signed
+# INTEGER/Integer32 with no documented wrap, so their decreases are resets (modulus None).
 UNSIGNED32_MODULUS = 2**32
 
 
@@ -222,12 +222,12 @@ def channels(
                                       digits.get(suffix))
             oid = f"{power_col}.{suffix}"
             if sensor == RARITAN_ACTIVE_POWER:
-                prev = _replace(prev, power_oid=oid, power_scale=scale)
+                prev = replace(prev, power_oid=oid, power_scale=scale)
             else:
                 # Unsigned32 wraps at 2**32 raw units (the MIB's DESCRIPTION).
                 modulus = UNSIGNED32_MODULUS * scale.multiply / scale.divide
-                prev = _replace(prev, energy_oid=oid, energy_scale=scale,
-                                energy_modulus_kwh=modulus)
+                prev = replace(prev, energy_oid=oid, energy_scale=scale,
+                               energy_modulus_kwh=modulus)
             found[key] = prev
         return [found[k] for k in sorted(found, key=_suffix_order)]
     for suffix in sorted({*power_rows, *energy_rows}, key=_suffix_order):
@@ -257,8 +257,3 @@ def _text(value: Value) -> str:
 def _suffix_order(suffix: str) -> tuple[int, ...]:
     return tuple(int(p) for p in suffix.split(".") if p.isdigit())
 
-
-def _replace(channel: Channel, **changes: object) -> Channel:
-    import dataclasses
-
-    return dataclasses.replace(channel, **changes)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ from dcmeter.agent.sources.pdu_mibs import (
     APC_DEVICE_POWER,
     APC_OUTLET_ENERGY,
     APC_OUTLET_POWER,
+    PROFILES,
     RARITAN_INLET_DIGITS,
     RARITAN_INLET_VALUE,
     RARITAN_OUTLET_DIGITS,
@@ -37,6 +38,7 @@ from dcmeter.agent.sources.pdu_mibs import (
     SENTRY_OUTLET_ENERGY,
     SENTRY_OUTLET_POWER,
     Scale,
+    channels,
     scale_with_digits,
     scaled,
 )
@@ -363,3 +365,16 @@ def test_agent_once_pdu_without_profile_is_one_line_exit_2(tmp_path: Path) -> No
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "secret-community" not in done.stderr
     assert "role pdu needs profile" in done.stderr and str(path) in done.stderr
+
+
+def test_raritan_channels_read_pdu_1_power_and_energy_only() -> None:
+    profile = PROFILES["raritan_pdu2"]
+    values = {"1.2.5": 100, "1.2.8": 7, "1.2.1": 3012, "2.1.5": 999}  # pdu 2: another unit
+    digits = {"1.2.5": 1}  # the energy's digits unanswered: 0
+    (ch,) = channels(profile, True, values, values, {"1.2": "web-01"}, digits)
+    assert (ch.key, ch.number, ch.name) == ("1.2", 2, "web-01")
+    assert ch.power_oid == f"{RARITAN_OUTLET_VALUE}.1.2.5"
+    assert ch.energy_oid == f"{RARITAN_OUTLET_VALUE}.1.2.8"
+    assert ch.power_scale.apply(100) == 10.0  # 100 with 1 digit = 10.0 W
+    assert ch.energy_scale.apply(7) == 0.007  # 7 Wh = 0.007 kWh
+    assert ch.energy_modulus_kwh == 4294967.296  # 2**32 Wh
