@@ -86,8 +86,9 @@ class Snmpsim:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_snmpsim(timeout_s: float = 30.0) -> Snmpsim:
-    """Start snmpsim on a free UDP port serving every walk; wait until it answers."""
+def start_snmpsim(timeout_s: float = 30.0, extra: dict[str, str] | None = None) -> Snmpsim:
+    """Start snmpsim on a free UDP port serving every walk, and `extra` walks (community ->
+    snmprec text; snmpsim learns its communities at start); wait until it answers."""
     directory = Path(tempfile.mkdtemp(prefix="dcm-snmpsim-"))
     directory.chmod(0o755)
     data = directory / "data"
@@ -95,6 +96,9 @@ def start_snmpsim(timeout_s: float = 30.0) -> Snmpsim:
     for walk in WALKS.glob("*.snmprec"):
         shutil.copy(walk, data / walk.name)
         (data / walk.name).chmod(0o644)
+    for community, text in (extra or {}).items():
+        (data / f"{community}.snmprec").write_text(text)
+        (data / f"{community}.snmprec").chmod(0o644)
     cache = directory / "cache"
     cache.mkdir()
     cache.chmod(0o777)

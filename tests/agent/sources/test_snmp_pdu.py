@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from dcmeter.agent.samples import Reading
 from dcmeter.agent.sources import DeviceError, TargetUnreachable
@@ -43,7 +44,8 @@ from dcmeter.agent.sources.pdu_mibs import (
     scaled,
 )
 from dcmeter.agent.sources.snmp import SnmpConfig
-from tests.peers.pdu_sim import Snmpsim, start_snmpsim
+from tests.peers.pdu_sim import WALKS, Snmpsim, start_snmpsim
+from tests.peers.snmpd import parse
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +380,45 @@ def test_raritan_channels_read_pdu_1_power_and_energy_only() -> None:
     assert ch.power_scale.apply(100) == 10.0  # 100 with 1 digit = 10.0 W
     assert ch.energy_scale.apply(7) == 0.007  # 7 Wh = 0.007 kWh
     assert ch.energy_modulus_kwh == 4294967.296  # 2**32 Wh
+
+
+def test_an_outlet_row_that_goes_away_is_walked_again() -> None:
+    """A PDU whose outlet 2 disappears (renumbered, module swapped): the read that finds it
+    gone carries outlet 3 alone, the next read walks again and logs outlet 2 as not found."""
+    full = (WALKS / "apc_rpdu2.snmprec").read_text()
+    sim = start_snmpsim(extra={"apc_changing": full})
+    walk = sim.directory / "data" / "apc_changing.snmprec"
+    fewer = "".join(
+        line + "\n" for line in full.splitlines()
+        if not line.startswith(tuple(f"{c}.2|" for c in (APC_OUTLET_POWER, APC_OUTLET_ENERGY)))
+    )
+
+    async def scenario() -> list[list[Reading]]:
+        source = config(sim, "apc_changing", profile="apc_rpdu2",
+                        outlets=[{"index": 2}, {"index": 3}]).build()
+        try:
+            reads = [await source.read()]
+            walk.write_text(fewer)
+            stamp = walk.stat().st_mtime + 5  # snmpsim re-indexes a file newer than its index
+            os.utime(walk, (stamp, stamp))
+            reads.append(await source.read())
+            reads.append(await source.read())
+            return reads
+        finally:
+            await source.close()
+
+    try:
+        with capture_logs() as logs:
+            first, gone, walked = asyncio.run(scenario())
+        # snmpget: outlet 2's power is gone, outlet 3's still there.
+        done = sim.cli("snmpget", "apc_changing", f"{APC_OUTLET_POWER}.2", f"{APC_OUTLET_POWER}.3")
+        assert parse(done.stdout) == {
+            f"{APC_OUTLET_POWER}.2": "No Such Instance currently exists at this OID",
+            f"{APC_OUTLET_POWER}.3": "398",
+        }
+    finally:
+        sim.stop()
+    outlets = [sorted({r.labels["outlet"] for r in rs if "outlet" in r.labels})
+               for rs in (first, gone, walked)]
+    assert outlets == [["2", "3"], ["3"], ["3"]]
+    assert [e["missing"] for e in logs if e["event"] == "selected outlets not found"] == [[2]]
