@@ -1,4 +1,5 @@
-"""`snmp` source: switch egress ports and storage CPU over SNMP v2c/v3 (pysnmp, lazily).
+"""`snmp` source: switch egress ports and storage CPU over SNMP v2c/v3 (pysnmp, lazily);
+a metered PDU (role `pdu`) is read by snmp_pdu.py.
 
 A switch yields, per selected port (labels `if_index`, `if_name`): `if_in_octets` and
 `if_out_octets` (counters, modulus 2**64 from ifHC*, or 2**32 where the port has only the
@@ -44,6 +45,7 @@ from dcmeter.agent.sources.snmp_oids import (
     port_oids,
     select_ports,
 )
+from dcmeter.agent.sources.snmp_pdu import PduSource
 
 log = structlog.get_logger("dcmeter.agent.snmp")
 
@@ -60,8 +62,10 @@ CPU_UTIL = MetricSpec("cpu_util_pct", "%")
 class SnmpConfig(SnmpSettings):
     """A switch's or storage system's settings (snmp_config.py) and the source they make."""
 
-    def build(self) -> SnmpSource:
-        """Make the source this config describes."""
+    def build(self) -> SnmpSource | PduSource:
+        """Make the source this config describes (a PDU's is snmp_pdu.py's)."""
+        if self.role == "pdu":
+            return PduSource(self)
         return SnmpSource(self)
 
 

@@ -195,7 +195,15 @@ class SnmpClient:
 
     async def walk(self, columns: Sequence[str]) -> dict[str, dict[int, Value]]:
         """Walk table columns side by side with GETBULK; rows keyed by their single index."""
-        rows: dict[str, dict[int, Value]] = {c: {} for c in columns}
+        rows = await self.walk_suffixes(columns)
+        return {
+            c: {int(s): v for s, v in column.items() if s.isdigit()} for c, column in rows.items()
+        }
+
+    async def walk_suffixes(self, columns: Sequence[str]) -> dict[str, dict[str, Value]]:
+        """Walk table columns side by side with GETBULK; rows keyed by their index as written
+        after the column ("3", or "1.2.5" for a table with a composite INDEX)."""
+        rows: dict[str, dict[str, Value]] = {c: {} for c in columns}
         cursor = {c: c for c in columns}
         active = list(columns)
         for _ in range(MAX_WALK_REQUESTS):
@@ -218,9 +226,7 @@ class SnmpClient:
                     raise DeviceError(f"{self._address}: the agent returned OIDs out of order")
                 cursor[column] = oid
                 progressed = True
-                suffix = oid[len(prefix) :]
-                if suffix.isdigit():
-                    rows[column][int(suffix)] = value
+                rows[column][oid[len(prefix) :]] = value
             if not progressed and not done:
                 raise DeviceError(f"{self._address}: empty GETBULK answer while walking")
             active = [c for c in active if c not in done]

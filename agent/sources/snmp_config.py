@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from dcmeter.agent.sources.base import SourceConfigBase
+from dcmeter.agent.sources.pdu_mibs import ProfileName
 from dcmeter.agent.sources.snmp_oids import Port
 
 AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
@@ -53,6 +54,17 @@ class InterfaceSelection(BaseModel):
         return override
 
 
+class OutletSelection(BaseModel):
+    """One outlet of a PDU to read, by its number; `point`/`server` when it feeds one server
+    (GB 40879 point 8, `it_input`: the outlet is then that server's input meter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=1, le=2**31 - 1)
+    point: Literal["it_input", "it_pdu"] | None = None
+    server: str | None = Field(default=None, min_length=1, max_length=128)
+
+
 class SnmpSettings(SourceConfigBase):
     """A switch (egress ports) or a storage system (CPU load) over SNMP v2c or v3."""
 
@@ -69,8 +81,11 @@ class SnmpSettings(SourceConfigBase):
     priv_password: SecretStr | None = None
     context_name: str = ""
     retries: int = Field(default=1, ge=0, le=5)
-    role: Literal["switch", "storage"] = "switch"
+    role: Literal["switch", "storage", "pdu"] = "switch"
     interfaces: InterfaceSelection | None = None
+    # role "pdu": the PDU's MIB, and which outlets besides the inlet ("all" or a list).
+    profile: ProfileName | None = None
+    outlets: Literal["all"] | list[OutletSelection] = Field(default_factory=list)
     rewalk_every: int = Field(default=60, ge=1, le=1_000_000)
     max_oids_per_request: int = Field(default=40, ge=1, le=200)
 
@@ -80,12 +95,29 @@ class SnmpSettings(SourceConfigBase):
             self._check_v2c()
         else:
             self._check_v3()
+        self._check_pdu()
         if self.role == "switch" and (self.interfaces is None or not self.interfaces.selects_any()):
             raise ValueError(
                 "a switch needs interfaces with at least one of if_names, if_alias_pattern, "
                 "if_indexes"
             )
         return self
+
+    def _check_pdu(self) -> None:
+        if self.role == "pdu":
+            if self.profile is None:
+                raise ValueError(
+                    "role pdu needs profile: one of apc_rpdu2, raritan_pdu2, servertech_sentry4"
+                )
+            if self.interfaces is not None:
+                raise ValueError("interfaces: not used with role pdu")
+            if isinstance(self.outlets, list):
+                numbers = [o.index for o in self.outlets]
+                twice = sorted({n for n in numbers if numbers.count(n) > 1})
+                if twice:
+                    raise ValueError(f"outlets: index {twice[0]} listed twice")
+        elif self.profile is not None or self.outlets:
+            raise ValueError("profile, outlets: only with role pdu")
 
     def _check_v2c(self) -> None:
         if self.community is None or not self.community.get_secret_value():
