@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,15 +26,19 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from dcmeter.base.configfile import ConfigError
 from dcmeter.sim.bench import ANALYSER_NAME, SimCalibration, bench_site
+from dcmeter.sim.pdu import SimPdu, pdu_sources, reconcile_toml, site_pdus
+from dcmeter.sim.redfish import redfish_name
 from dcmeter.sim.site import Device, SimSite, SimSiteConfig, Switch
 
 if TYPE_CHECKING:
     from dcmeter.sim.bmc import PowerReading
 # The order in which devices take ports from base_port on (and are listed in the ports file).
 DEVICE_ORDER = (
-    "meter-total, meter-it, then the servers' BMCs (server-001, ...), the switches, the "
-    "storage systems, then the reference power analyser (analyser-001) when the simulate "
-    "file has a [calibration] table"
+    "meter-total, meter-it, then the servers' IPMI BMCs (server-0001, ...; not with "
+    "bmc_protocol = \"redfish\"), the switches, the storage systems, the reference power "
+    "analyser (analyser-001) when the simulate file has a [calibration] table, then the "
+    "servers' Redfish BMCs (with bmc_protocol \"redfish\" or \"both\"), then the PDUs "
+    "(pdu-001, ...)"
 )
 # The GB 40879 point the simulated IT meter stands for: it sits at the PDU outputs.
 IT_POINT = "it_pdu"
@@ -67,6 +72,10 @@ class SimEndpoints(BaseModel):
     state_dir: Path | None = Field(
         default=None, description="the agent's state dir; default <agent config>.state beside it"
     )
+    reconcile_window_s: float = Field(
+        default=3600.0, gt=0,
+        description="the shortest window the written [[reconcile]] allowance covers (s)",
+    )
 
 
 class SimulateFile(BaseModel):
@@ -85,8 +94,8 @@ class Endpoint:
     """One simulated device: what it is and where it listens."""
 
     name: str
-    protocol: Literal["modbus", "ipmi", "snmp"]
-    role: str  # total / it meter, compute, network, storage, reference (the analyser)
+    protocol: Literal["modbus", "ipmi", "snmp", "redfish"]
+    role: str  # total / it meter, compute, network, storage, reference (the analyser), pdu
     port: int
 
 
@@ -101,6 +110,7 @@ class Simulation:
         self.calibration = calibration
         self.endpoints: list[Endpoint] = []
         self._devices: list[Any] = []  # each has `async stop()`
+        self.pdus: list[SimPdu] = site_pdus(site)
 
     async def start(self) -> list[Endpoint]:
         """Start every device on a free port; return where each listens."""
@@ -109,8 +119,11 @@ class Simulation:
         from dcmeter.sim.snmp import SimSnmpAgent
 
         cfg = self.settings
-        count = 2 + len(self.site.servers) + len(self.site.switches) + len(self.site.storage)
-        count += self.calibration is not None
+        bmcs = self.site.config.bmc_protocol
+        ipmi, redfish = bmcs in ("ipmi", "both"), bmcs in ("redfish", "both")
+        servers = len(self.site.servers)
+        count = 2 + servers * (ipmi + redfish) + len(self.site.switches) + len(self.site.storage)
+        count += (self.calibration is not None) + len(self.pdus)
         if cfg.base_port is not None and cfg.base_port + count - 1 > 65535:
             raise ConfigError(
                 f"base_port {cfg.base_port}: {count} devices need ports up to "
@@ -125,7 +138,7 @@ class Simulation:
                     0x00: "dcmeter simulator", 0x01: profile, 0x02: "1.0",
                     0x05: f"simulated {profile} meter ({role})"})
                 await self._add(meter, f"meter-{role}", "modbus", role)
-            for server in self.site.servers:
+            for server in self.site.servers if ipmi else ():
                 bmc = SimBmc(
                     self._bmc_power(server),
                     username=cfg.bmc_username,
@@ -152,10 +165,28 @@ class Simulation:
             if self.calibration is not None:
                 await self._add(self._analyser(self.calibration), ANALYSER_NAME, "modbus",
                                 "reference")
+            await self._add_redfish_and_pdus(redfish, community)
         except BaseException:
             await self.stop()
             raise
         return self.endpoints
+
+    async def _add_redfish_and_pdus(self, redfish: bool, community: str) -> None:
+        from dcmeter.sim.pdu import apc_objects
+        from dcmeter.sim.redfish import SimRedfish
+        from dcmeter.sim.snmp import SimSnmpAgent
+
+        cfg = self.settings
+        for i, server in enumerate(self.site.servers if redfish else ()):
+            bmc = SimRedfish(
+                server.name, server.power_w, server.energy_j, username=cfg.bmc_username,
+                password=cfg.bmc_password.get_secret_value(), energy_start_kwh=12.5 * (i + 1))
+            name = redfish_name(server.name, self.site.config.bmc_protocol)
+            await self._add(bmc, name, "redfish", "compute")
+        for pdu in self.pdus:
+            agent = SimSnmpAgent(community=community, sys_name=pdu.name, boot_t=self.site.t0,
+                                 extra=apc_objects(pdu))
+            await self._add(agent, pdu.name, "snmp", "pdu")
 
     async def stop(self) -> None:
         """Stop every device."""
@@ -169,7 +200,7 @@ class Simulation:
         try:
             port = int(await device.start(host, wanted))
         except (OSError, RuntimeError) as exc:  # pymodbus says RuntimeError for a bind failure
-            transport = "tcp" if protocol == "modbus" else "udp"
+            transport = "tcp" if protocol in ("modbus", "redfish") else "udp"
             where = f"port {wanted}/{transport}" if wanted else "a free port"
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "bind failed"
             raise ConfigError(
@@ -252,10 +283,12 @@ class Simulation:
 
 
 def agent_sources(
-    endpoints: list[Endpoint], settings: SimEndpoints, calibration: SimCalibration | None = None
+    endpoints: list[Endpoint], settings: SimEndpoints, calibration: SimCalibration | None = None,
+    pdus: Sequence[SimPdu] = (),
 ) -> list[dict[str, Any]]:
     """The `[[sources]]` of an agent config that reads every simulated device."""
     sources: list[dict[str, Any]] = []
+    servers = {p.name: tuple(d.name for d in p.servers) for p in pdus}
     for e in endpoints:
         common: dict[str, Any] = {"id": e.name, "host": settings.host, "port": e.port}
         if e.protocol == "modbus" and e.role == "reference":
@@ -270,6 +303,16 @@ def agent_sources(
             point = "total" if e.role == "total" else IT_POINT
             sources.append({**common, "type": "modbus", "profile": profile,
                             "accuracy": 0.005, "labels": {"point": point}})
+        elif e.protocol == "redfish":
+            # Plain HTTP on loopback: the simulated BMC serves no TLS (sim/redfish.py).
+            sources.append({"id": e.name, "type": "redfish",
+                            "url": f"http://{settings.host}:{e.port}",
+                            "username": settings.bmc_username,
+                            "password": settings.bmc_password.get_secret_value(),
+                            "labels": {"point": "it_input", "kind": "compute"}})
+        elif e.role == "pdu":
+            sources += pdu_sources(common, settings.snmp_community.get_secret_value(),
+                                   servers.get(e.name, ()))
         elif e.protocol == "ipmi":
             sources.append({**common, "type": "ipmi", "username": settings.bmc_username,
                             "password": settings.bmc_password.get_secret_value(),
@@ -288,6 +331,8 @@ def agent_sources(
 def _toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value)
 
 
@@ -302,7 +347,8 @@ def sources_toml(sources: list[dict[str, Any]]) -> str:
 
 
 def agent_config_toml(
-    endpoints: list[Endpoint], settings: SimEndpoints, calibration: SimCalibration | None = None
+    endpoints: list[Endpoint], settings: SimEndpoints, calibration: SimCalibration | None = None,
+    pdus: Sequence[SimPdu] = (),
 ) -> str:
     """A complete agent config, [agent], [collector] and [[sources]], for `agent run -c`."""
     assert settings.agent_config is not None
@@ -318,12 +364,16 @@ def agent_config_toml(
         f"state_dir = {_toml_value(str(state_dir.absolute()))}\n\n"
         "[collector]\n"
         f"url = {_toml_value(settings.collector_url)}\n\n"
-        + sources_toml(agent_sources(endpoints, settings, calibration))
+        + sources_toml(agent_sources(endpoints, settings, calibration, pdus))
     )
 
 
-def site_toml(endpoints: list[Endpoint]) -> str:
-    """The site file of the simulated site: its meters as E_total and E_IT, no green supply."""
+def site_toml(
+    endpoints: list[Endpoint], pdus: Sequence[SimPdu] = (), bmc_protocol: str = "ipmi",
+    window_s: float = 3600.0,
+) -> str:
+    """The site file of the simulated site: its meters as E_total and E_IT, no green supply;
+    with PDUs one [[reconcile]] set per PDU over its servers' BMCs."""
     total = [e.name for e in endpoints if e.protocol == "modbus" and e.role == "total"]
     it = [e.name for e in endpoints if e.protocol == "modbus" and e.role == "it"]
     return (
@@ -341,6 +391,7 @@ def site_toml(endpoints: list[Endpoint]) -> str:
             "# in no sum above, only a calibration reads it\n"
             for e in endpoints if e.role == "reference"
         )
+        + "".join(reconcile_toml(p, bmc_protocol, window_s) for p in pdus)
     )
 
 
@@ -359,9 +410,10 @@ async def serve_forever(config: SimulateFile, stop: asyncio.Event) -> None:
             settings.ports_file.write_text(json.dumps(rows, indent=1) + "\n")
         if settings.agent_config is not None:
             settings.agent_config.write_text(
-                agent_config_toml(endpoints, settings, config.calibration))
+                agent_config_toml(endpoints, settings, config.calibration, sim.pdus))
         if settings.site_file is not None:
-            settings.site_file.write_text(site_toml(endpoints))
+            settings.site_file.write_text(site_toml(
+                endpoints, sim.pdus, config.site.bmc_protocol, settings.reconcile_window_s))
         counts: dict[str, int] = {}
         for e in endpoints:
             counts[e.protocol] = counts.get(e.protocol, 0) + 1
