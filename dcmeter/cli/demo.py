@@ -256,6 +256,9 @@ def _print_reconciliation(console: Console, result: dict[str, Any]) -> bool:
             f"(the PDU's 0.1 kWh register step), U {r['uncertainty_kwh']:.4f}: "
             f"[{colour}]{r['verdict']}[/{colour}]"
         )
+    if sets:
+        console.print("  (APC rPDU2 counts energy in 0.1 kWh steps: a window of seconds is below its"
+                      " resolution, so the allowance is that step; over 1 h it is 100 W)")
     return all(r["verdict"] == "agrees" for r in sets)
 
 
