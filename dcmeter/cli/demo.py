@@ -257,8 +257,8 @@ def _print_reconciliation(console: Console, result: dict[str, Any]) -> bool:
             f"[{colour}]{r['verdict']}[/{colour}]"
         )
     if sets:
-        console.print("  (APC rPDU2 counts energy in 0.1 kWh steps: a window of seconds is below its"
-                      " resolution, so the allowance is that step; over 1 h it is 100 W)")
+        console.print("  (APC rPDU2 counts energy in 0.1 kWh steps: a window of seconds is below"
+                      " its resolution, so the allowance is that step; over 1 h it is 100 W)")
     return all(r["verdict"] == "agrees" for r in sets)
 
 
