@@ -41,9 +41,11 @@ AGENT_ID = "demo-agent"
 # A few devices of a site of about 1 MW, whose loads swing fast enough to show in a short
 # window: the meters count whole Wh, so the site must be large for a window of seconds.
 DEMO_SITE = SimSiteConfig(servers=4, switches=1, storage=1, other_it_kw=800.0, period_s=20.0)
-# The demo's own site adds one metered PDU (APC rPDU2 over SNMP) in front of its servers, whose
+# The demo's own site adds one metered PDU (over SNMP) in front of its servers, whose
 # BMCs serve Redfish beside IPMI: the window's reconciliation checks the PDU's inlet against them.
-DEMO_RUN_SITE = DEMO_SITE.model_copy(update={"pdus": 1, "bmc_protocol": "both"})
+# Raritan PDU2-MIB counts whole Wh (APC rPDU2 tenths of kWh, too coarse for a window of 30 s).
+DEMO_RUN_SITE = DEMO_SITE.model_copy(
+    update={"pdus": 1, "bmc_protocol": "both", "pdu_profile": "raritan_pdu2"})
 PUE_TOLERANCE = 0.01  # the demo fails if the measured PUE is further than 1 % from the truth
 
 
@@ -82,7 +84,7 @@ def write_configs(
     """Write the agent, collector and site files the demo runs on; return their paths.
 
     With PDUs, the site file gets one [[reconcile]] set per PDU whose allowance covers the
-    inlet counter's 0.1 kWh step over a window of at least `window_s` (sim/pdu.py)."""
+    inlet counter's step over a window of at least `window_s` (sim/pdu.py)."""
     paths = {name: data / f"{name}.toml" for name in ("agent", "collector", "site")}
     pdus = sim.simulation.pdus
     sources = agent_sources(endpoints, sim.settings, None, pdus)
@@ -195,7 +197,7 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
         f"  simulated site on 127.0.0.1: {counts['modbus']} Modbus TCP meters (total: Eastron "
         f"SDM630, IT: Schneider PM5100), {counts['ipmi']} BMCs (IPMI lanplus, DCMI) also "
         f"serving Redfish ({counts['redfish']}), {counts['snmp']} SNMP agents (switches, "
-        f"storage, {n_pdus} metered PDU, APC rPDU2); collector on :{cport}"
+        f"storage, {n_pdus} metered PDU, {DEMO_RUN_SITE.pdu_profile}); collector on :{cport}"
     )
     base = f"http://127.0.0.1:{cport}/api/v1"
     try:
@@ -250,15 +252,15 @@ def _print_reconciliation(console: Console, result: dict[str, Any]) -> bool:
             continue
         colour = "green" if r["verdict"] == "agrees" else "red"
         console.print(
-            f"Reconciliation {r['name']}: meter {r['meter_kwh']:.4f} kWh vs below "
-            f"{r['below_kwh']:.4f} kWh (BMCs over Redfish): D {r['difference_kwh']:+.4f}, "
-            f"expected loss {r['expected_loss_kwh']:.4f}, allowance {r['allowance_kwh']:.4f} "
-            f"(the PDU's 0.1 kWh register step), U {r['uncertainty_kwh']:.4f}: "
+            f"Reconciliation {r['name']}: meter {r['meter_kwh']:.5f} kWh vs below "
+            f"{r['below_kwh']:.5f} kWh (BMCs over Redfish): D {r['difference_kwh']:+.5f}, "
+            f"expected loss {r['expected_loss_kwh']:.5f}, allowance {r['allowance_kwh']:.5f} "
+            f"(the PDU's register step), U {r['uncertainty_kwh']:.5f}: "
             f"[{colour}]{r['verdict']}[/{colour}]"
         )
     if sets:
-        console.print("  (APC rPDU2 counts energy in 0.1 kWh steps: a window of seconds is below"
-                      " its resolution, so the allowance is that step; over 1 h it is 100 W)")
+        console.print("  (the allowance is the inlet counter's 1 Wh step over the window: 120 W"
+                      " for 30 s; the PDU loss is the model's, here 0)")
     return all(r["verdict"] == "agrees" for r in sets)
 
 

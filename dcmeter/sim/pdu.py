@@ -22,6 +22,9 @@ from dcmeter.sim.site import Device, SimSite
 
 # The register steps of rPDU2's energy objects (tenths of kWh) and inlet power (hundredths kW).
 ENERGY_STEP_KWH = 0.1
+# The energy counter's step (kWh) by profile: rPDU2 tenths of kWh; PDU2-MIB activeEnergy in Wh
+# at 0 decimal digits (what a Raritan PX3 reports).
+STEP_KWH = {"apc_rpdu2": ENERGY_STEP_KWH, "raritan_pdu2": 0.001}
 INLET_POWER_STEP_W = 10.0
 # Where the counters start: a PDU that has been in service a while.
 INLET_START_KWH = 1520.35
@@ -39,6 +42,7 @@ class SimPdu:
     servers: tuple[Device, ...]
     loss_w: float
     t0: float
+    profile: str = "apc_rpdu2"  # the MIB it serves: apc_rpdu2 or raritan_pdu2
 
     def outlet_power_w(self, n: int, t: float) -> float:
         """Outlet n's power at t (W): its server's input power."""
@@ -71,7 +75,7 @@ def site_pdus(site: SimSite) -> list[SimPdu]:
     per = max(1, math.ceil(len(site.servers) / n))
     return [
         SimPdu(f"pdu-{k + 1:03d}", k + 1, site.servers[k * per:(k + 1) * per],
-               site.config.pdu_loss_w, site.t0)
+               site.config.pdu_loss_w, site.t0, site.config.pdu_profile)
         for k in range(n)
     ]
 
@@ -95,6 +99,49 @@ def apc_objects(pdu: SimPdu) -> dict[tuple[int, ...], Callable[[float], int | st
     return objects
 
 
+def pdu_objects(pdu: SimPdu) -> dict[tuple[int, ...], Callable[[float], int | str]]:
+    """The objects of the PDU's profile, as SimSnmpAgent extras."""
+    return raritan_objects(pdu) if pdu.profile == "raritan_pdu2" else apc_objects(pdu)
+
+
+def raritan_objects(pdu: SimPdu) -> dict[tuple[int, ...], Callable[[float], int | str]]:
+    """PDU2-MIB (pdu 1, inlet 1, outlets 1..n): measurements…SensorValue for activePower(5)
+    in W and activeEnergy(8) in Wh, each at 0 decimal digits (…SensorDecimalDigits = 0);
+    the power rounded, the energy floored. Served as INTEGER, not Unsigned32: the same number
+    to the source and to snmpget; values stay far below 2^31."""
+    power, energy = apc.RARITAN_ACTIVE_POWER, apc.RARITAN_ACTIVE_ENERGY
+    inlet, outlet = apc.RARITAN_INLET_VALUE, apc.RARITAN_OUTLET_VALUE
+    objects: dict[tuple[int, ...], Callable[[float], int | str]] = {
+        _oid(inlet, 1, 1, power): lambda t: round(pdu.inlet_power_w(t)),
+        _oid(inlet, 1, 1, energy): lambda t: math.floor(pdu.inlet_energy_kwh(t) * 1000),
+        _oid(apc.RARITAN_INLET_DIGITS, 1, 1, power): lambda t: 0,
+        _oid(apc.RARITAN_INLET_DIGITS, 1, 1, energy): lambda t: 0,
+        _oid(apc.RARITAN_MODEL, 1): lambda t: "PX3-5190R (dcmeter simulator)",
+        _oid(apc.RARITAN_SERIAL, 1): lambda t: pdu.serial,
+    }
+    for n, server in enumerate(pdu.servers, start=1):
+        name: str = server.name
+        objects.update({
+            _oid(apc.RARITAN_OUTLET_NAME, 1, n): _constant(name),
+            _oid(outlet, 1, n, power): _outlet_fn(pdu, n, "W", 1),
+            _oid(outlet, 1, n, energy): _outlet_fn(pdu, n, "kWh", 1000),
+            _oid(apc.RARITAN_OUTLET_DIGITS, 1, n, power): lambda t: 0,
+            _oid(apc.RARITAN_OUTLET_DIGITS, 1, n, energy): lambda t: 0,
+        })
+    return objects
+
+
+def _constant(value: str) -> Callable[[float], int | str]:
+    return lambda t: value
+
+
+def _outlet_fn(pdu: SimPdu, n: int, unit: str, scale: int) -> Callable[[float], int | str]:
+    """Outlet n's power (W, rounded) or energy (kWh × scale, floored)."""
+    if unit == "W":
+        return lambda t: round(pdu.outlet_power_w(n, t) * scale)
+    return lambda t: math.floor(pdu.outlet_energy_kwh(n, t) * scale)
+
+
 def _outlet_objects(
     pdu: SimPdu, n: int, name: str
 ) -> dict[tuple[int, ...], Callable[[float], int | str]]:
@@ -110,7 +157,7 @@ def _outlet_objects(
             _oid(apc.APC_OUTLET_POWER, n): power, _oid(apc.APC_OUTLET_ENERGY, n): energy}
 
 
-def resolution_allowance_w(window_s: float) -> float:
+def resolution_allowance_w(window_s: float, step_kwh: float = ENERGY_STEP_KWH) -> float:
     """The allowance (W over the window) that covers the inlet counter's register step.
 
     The window's meter energy is the difference of two edge values, each interpolated between
@@ -119,11 +166,11 @@ def resolution_allowance_w(window_s: float) -> float:
     q·1000 / (window_s / 3600) W held over the window; e.g. 100 W for a window of 1 h.
     The inlet power's 10 W step does not enter: the counter is preferred (energy.py).
     """
-    return ENERGY_STEP_KWH * 1000 * 3600 / window_s
+    return step_kwh * 1000 * 3600 / window_s
 
 
 def pdu_sources(
-    common: dict[str, Any], community: str, servers: Sequence[str]
+    common: dict[str, Any], community: str, servers: Sequence[str], profile: str = "apc_rpdu2"
 ) -> list[dict[str, Any]]:
     """The agent's two `snmp` sources of one PDU (role pdu, profile apc_rpdu2).
 
@@ -133,7 +180,7 @@ def pdu_sources(
     its server (point it_input, GB 40879 point 8); it is in no sum.
     """
     base = {**common, "type": "snmp", "version": "2c", "community": community, "role": "pdu",
-            "profile": "apc_rpdu2", "accuracy": 0.01}
+            "profile": profile, "accuracy": 0.01}
     outlets = [{"index": n, "point": "it_input", "server": s}
                for n, s in enumerate(servers, start=1)]
     return [{**base, "labels": {"kind": "meter", "point": "it_pdu"}},
@@ -154,11 +201,12 @@ def reconcile_toml(pdu: SimPdu, bmc_protocol: str, window_s: float) -> str:
         return f"# {pdu.name} feeds no server: no [[reconcile]] set\n"
     redfish = bmc_protocol in ("redfish", "both")
     below = [redfish_name(s.name, bmc_protocol) if redfish else s.name for s in pdu.servers]
-    allowance = resolution_allowance_w(window_s)
+    step = STEP_KWH[pdu.profile]
+    allowance = resolution_allowance_w(window_s, step)
     return (
         f"\n[[reconcile]]\nname = {json.dumps(pdu.name + ' inlet')}\n"
         f"meter = {json.dumps(pdu.name)}\nbelow = {json.dumps(below)}\n"
         f"loss = {{ fixed_w = {pdu.loss_w!r} }}  # the PDU's own draw (pdu_loss_w)\n"
-        f"allowance = {{ fixed_w = {allowance!r} }}  # the inlet counter's 0.1 kWh step over a"
+        f"allowance = {{ fixed_w = {allowance!r} }}  # the inlet counter's {step:g} kWh step over a"
         f" window of >= {window_s:g} s\n"
     )

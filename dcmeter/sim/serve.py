@@ -172,7 +172,7 @@ class Simulation:
         return self.endpoints
 
     async def _add_redfish_and_pdus(self, redfish: bool, community: str) -> None:
-        from dcmeter.sim.pdu import apc_objects
+        from dcmeter.sim.pdu import pdu_objects
         from dcmeter.sim.redfish import SimRedfish
         from dcmeter.sim.snmp import SimSnmpAgent
 
@@ -185,7 +185,7 @@ class Simulation:
             await self._add(bmc, name, "redfish", "compute")
         for pdu in self.pdus:
             agent = SimSnmpAgent(community=community, sys_name=pdu.name, boot_t=self.site.t0,
-                                 extra=apc_objects(pdu))
+                                 extra=pdu_objects(pdu))
             await self._add(agent, pdu.name, "snmp", "pdu")
 
     async def stop(self) -> None:
@@ -289,6 +289,7 @@ def agent_sources(
     """The `[[sources]]` of an agent config that reads every simulated device."""
     sources: list[dict[str, Any]] = []
     servers = {p.name: tuple(d.name for d in p.servers) for p in pdus}
+    profiles = {p.name: p.profile for p in pdus}
     for e in endpoints:
         common: dict[str, Any] = {"id": e.name, "host": settings.host, "port": e.port}
         if e.protocol == "modbus" and e.role == "reference":
@@ -312,7 +313,7 @@ def agent_sources(
                             "labels": {"point": "it_input", "kind": "compute"}})
         elif e.role == "pdu":
             sources += pdu_sources(common, settings.snmp_community.get_secret_value(),
-                                   servers.get(e.name, ()))
+                                   servers.get(e.name, ()), profiles.get(e.name, "apc_rpdu2"))
         elif e.protocol == "ipmi":
             sources.append({**common, "type": "ipmi", "username": settings.bmc_username,
                             "password": settings.bmc_password.get_secret_value(),

@@ -141,6 +141,9 @@ class SimSiteConfig(BaseModel):
         default="ipmi", description="what each server's BMC serves: IPMI, Redfish or both"
     )
     pdus: int = Field(default=0, ge=0, le=1_000, description="metered PDUs (SNMP, APC rPDU2)")
+    pdu_profile: Literal["apc_rpdu2", "raritan_pdu2"] = Field(
+        default="apc_rpdu2", description="the MIB the PDUs serve (agent/sources/pdu_mibs.py)"
+    )
     pdu_loss_w: float = Field(
         default=0.0, ge=0, description="each PDU's own draw: its inlet minus its outlets (W)"
     )

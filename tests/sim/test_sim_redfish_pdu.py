@@ -217,3 +217,38 @@ def test_the_pdu_source_reads_inlet_and_outlets(pdu_port: int) -> None:
     assert names == {"server-0001", "server-0002"}
     assert device["serial"] == "SIM-PDU-0001" and device["profile"] == "apc_rpdu2"
     assert device["model"] == "AP8941 (dcmeter simulator)" and device["firmware"] == "v6.9.6"
+
+
+def test_a_raritan_pdu2_pdu_reads_in_watt_hours(loop: asyncio.AbstractEventLoop) -> None:
+    """pdu_profile = "raritan_pdu2": the same PDU in PDU2-MIB, 0 decimal digits. By hand:
+    inlet 1058 W; energy floor(1521.3905252… kWh × 1000) = 1521390 Wh -> 1521.39 kWh; outlet 1
+    556 W, floor(40.2710318…·1000) = 40271 Wh -> 40.271 kWh; outlet 2 462 W, 80517 Wh -> 80.517.
+    """
+    from dataclasses import replace
+
+    from dcmeter.sim.pdu import pdu_objects
+
+    agent = SimSnmpAgent(community="public", sys_name="pdu-001", boot_t=T0,
+                         extra=pdu_objects(replace(PDU, profile="raritan_pdu2")), clock=lambda: T)
+    port = on(loop, agent.start("127.0.0.1", 0))
+    cfg = SnmpConfig.model_validate({
+        "type": "snmp", "id": "pdu-001", "host": "127.0.0.1", "port": port,
+        "community": "public", "role": "pdu", "profile": "raritan_pdu2", "outlets": "all",
+        "timeout_s": 5.0})
+
+    async def scenario() -> list[Any]:
+        source = cfg.build()
+        try:
+            return await source.read()
+        finally:
+            await source.close()
+
+    try:
+        readings = asyncio.run(scenario())
+    finally:
+        on(loop, agent.stop())
+    got = {(r.labels.get("inlet") or f"outlet {r.labels['outlet']}", r.metric.name): r.value
+           for r in readings}
+    assert got == {("1.1", "power_w"): 1058.0, ("1.1", "energy_import_kwh"): 1521.39,
+                   ("outlet 1", "power_w"): 556.0, ("outlet 1", "energy_import_kwh"): 40.271,
+                   ("outlet 2", "power_w"): 462.0, ("outlet 2", "energy_import_kwh"): 80.517}
