@@ -252,3 +252,46 @@ def test_a_raritan_pdu2_pdu_reads_in_watt_hours(loop: asyncio.AbstractEventLoop)
     assert got == {("1.1", "power_w"): 1058.0, ("1.1", "energy_import_kwh"): 1521.39,
                    ("outlet 1", "power_w"): 556.0, ("outlet 1", "energy_import_kwh"): 40.271,
                    ("outlet 2", "power_w"): 462.0, ("outlet 2", "energy_import_kwh"): 80.517}
+
+
+def test_the_written_files_name_every_new_device(tmp_path: Any) -> None:
+    """bmc_protocol = "both", 3 servers over 2 PDUs (⌈3/2⌉ = 2 per PDU: pdu-002 gets one), a
+    [calibration] bench: the ports' order, the agent config the agent loads, the site file
+    the collector loads with one [[reconcile]] set per PDU over its Redfish BMCs."""
+    from dcmeter.agent.config import load
+    from dcmeter.collectors.evaluation.site import load_site
+    from dcmeter.sim.serve import SimEndpoints, Simulation, agent_config_toml, site_toml
+    from dcmeter.sim.site import SimSite, SimSiteConfig
+
+    site = SimSite.build(SimSiteConfig(servers=3, switches=1, storage=0, pdus=2,
+                                       bmc_protocol="both", pdu_loss_w=12.5), T0)
+    settings = SimEndpoints(agent_config=tmp_path / "agent.toml", reconcile_window_s=1800)
+    sim = Simulation(site, settings)
+
+    async def start_stop() -> list[Any]:
+        try:
+            return await sim.start()
+        finally:
+            await sim.stop()
+
+    endpoints = asyncio.run(start_stop())
+    assert [(e.name, e.protocol) for e in endpoints] == [
+        ("meter-total", "modbus"), ("meter-it", "modbus"),
+        ("server-0001", "ipmi"), ("server-0002", "ipmi"), ("server-0003", "ipmi"),
+        ("switch-001", "snmp"),
+        ("server-0001-redfish", "redfish"), ("server-0002-redfish", "redfish"),
+        ("server-0003-redfish", "redfish"), ("pdu-001", "snmp"), ("pdu-002", "snmp")]
+    (tmp_path / "agent.toml").write_text(agent_config_toml(endpoints, settings, None, sim.pdus))
+    agent = load(tmp_path / "agent.toml")
+    kinds = {s.id: (s.type, getattr(s, "outlets", None)) for s in agent.sources}
+    assert kinds["server-0002-redfish"][0] == "redfish"
+    assert kinds["pdu-001"] == ("snmp", [])  # the inlet alone: the reconciliation's meter
+    outlets = kinds["pdu-001-outlets"][1]
+    assert [(o.index, o.server, o.point) for o in outlets] == [
+        (1, "server-0001", "it_input"), (2, "server-0002", "it_input")]
+    (tmp_path / "site.toml").write_text(site_toml(endpoints, sim.pdus, "both", 1800))
+    sets = load_site(tmp_path / "site.toml").reconcile
+    # 0.1 kWh over 1800 s = 0.5 h: 200 W.
+    assert [(r.name, r.meter, r.below, r.loss.fixed_w, r.allowance.fixed_w) for r in sets] == [
+        ("pdu-001 inlet", "pdu-001", ["server-0001-redfish", "server-0002-redfish"], 12.5, 200.0),
+        ("pdu-002 inlet", "pdu-002", ["server-0003-redfish"], 12.5, 200.0)]
