@@ -259,8 +259,8 @@ def _print_reconciliation(console: Console, result: dict[str, Any]) -> bool:
             f"[{colour}]{r['verdict']}[/{colour}]"
         )
     if sets:
-        console.print("  (the allowance is the inlet counter's 1 Wh step over the window: 120 W"
-                      " for 30 s; the PDU loss is the model's, here 0)")
+        console.print("  (the allowance is the PDU inlet counter's 1 Wh step, stated as a power"
+                      " over the window: 120 W for 30 s; the expected loss is the model's, 0)")
     return all(r["verdict"] == "agrees" for r in sets)
 
 
