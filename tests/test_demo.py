@@ -28,6 +28,8 @@ def test_demo_measures_pue_within_one_percent(tmp_path: Path) -> None:
     row = re.search(r"\bPUE\b[^\n]*?([+-]\d+\.\d+) %", r.stdout)
     assert row and row[1] == m[3], r.stdout
     assert "Quality: valid" in r.stdout
+    # The PDU's inlet against the servers' Redfish BMCs (the demo exits 1 unless it agrees).
+    assert re.search(r"Reconciliation pdu-001 inlet: meter .*?: agrees", r.stdout, re.S), r.stdout
     assert str(data) in r.stdout
     db = sqlite3.connect(data / "collector.sqlite")
     (batches,) = db.execute("SELECT COUNT(*) FROM batches WHERE chain = 'ok'").fetchone()

@@ -33,6 +33,7 @@ from dcmeter.collectors.evaluation.energy import integrated_energy
 from dcmeter.collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from dcmeter.collectors.storage.store import Store
 from dcmeter.collectors.web.auth import create_token
+from dcmeter.sim.pdu import reconcile_toml
 from dcmeter.sim.serve import Endpoint, SimEndpoints, Simulation, agent_sources, sources_toml
 from dcmeter.sim.site import SimSite, SimSiteConfig
 
@@ -40,6 +41,11 @@ AGENT_ID = "demo-agent"
 # A few devices of a site of about 1 MW, whose loads swing fast enough to show in a short
 # window: the meters count whole Wh, so the site must be large for a window of seconds.
 DEMO_SITE = SimSiteConfig(servers=4, switches=1, storage=1, other_it_kw=800.0, period_s=20.0)
+# The demo's own site adds one metered PDU (over SNMP) in front of its servers, whose
+# BMCs serve Redfish beside IPMI: the window's reconciliation checks the PDU's inlet against them.
+# Raritan PDU2-MIB counts whole Wh (APC rPDU2 tenths of kWh, too coarse for a window of 30 s).
+DEMO_RUN_SITE = DEMO_SITE.model_copy(
+    update={"pdus": 1, "bmc_protocol": "both", "pdu_profile": "raritan_pdu2"})
 PUE_TOLERANCE = 0.01  # the demo fails if the measured PUE is further than 1 % from the truth
 
 
@@ -72,11 +78,16 @@ def _free_port() -> int:
 
 
 def write_configs(
-    data: Path, sim: Simulator, endpoints: list[Endpoint], collector_port: int
+    data: Path, sim: Simulator, endpoints: list[Endpoint], collector_port: int,
+    window_s: float = 3600.0,
 ) -> dict[str, Path]:
-    """Write the agent, collector and site files the demo runs on; return their paths."""
+    """Write the agent, collector and site files the demo runs on; return their paths.
+
+    With PDUs, the site file gets one [[reconcile]] set per PDU whose allowance covers the
+    inlet counter's step over a window of at least `window_s` (sim/pdu.py)."""
     paths = {name: data / f"{name}.toml" for name in ("agent", "collector", "site")}
-    sources = agent_sources(endpoints, sim.settings)
+    pdus = sim.simulation.pdus
+    sources = agent_sources(endpoints, sim.settings, None, pdus)
     for source in sources:
         source["timeout_s"] = 0.8
     sources.append({"id": "host", "type": "host", "timeout_s": 0.8})
@@ -116,6 +127,7 @@ total = ["meter-total"]
 it = ["meter-it"]
 it_point = "it_pdu"
 """
+        + "".join(reconcile_toml(p, sim.site.config.bmc_protocol, window_s) for p in pdus)
     )
     return paths
 
@@ -164,11 +176,11 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
             " keys and buffer must start fresh for its result to mean anything)"
         )
     data.mkdir(parents=True, exist_ok=True)
-    site = SimSite.build(DEMO_SITE, time.time())
+    site = SimSite.build(DEMO_RUN_SITE, time.time())
     sim = Simulator(site)
     endpoints = sim.start()
     cport = _free_port()
-    paths = write_configs(data, sim, endpoints, cport)
+    paths = write_configs(data, sim, endpoints, cport, seconds)
     key = keys.load_or_create(data / "agent-state")
     (data / "agents").mkdir(exist_ok=True)
     (data / "agents" / f"{AGENT_ID}.pub").write_text(pubkey.public_text(key.public_key()) + "\n")
@@ -178,11 +190,14 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
     finally:
         store.close()
     console.print(f"[bold]dcmeter demo[/bold] · data directory: {data}")
-    counts = {p: sum(e.protocol == p for e in endpoints) for p in ("modbus", "ipmi", "snmp")}
+    counts = {p: sum(e.protocol == p for e in endpoints)
+              for p in ("modbus", "ipmi", "snmp", "redfish")}
+    n_pdus = sum(e.role == "pdu" for e in endpoints)
     console.print(
         f"  simulated site on 127.0.0.1: {counts['modbus']} Modbus TCP meters (total: Eastron "
-        f"SDM630, IT: Schneider PM5100), {counts['ipmi']} BMCs (IPMI lanplus, DCMI), "
-        f"{counts['snmp']} SNMP agents (switches, storage); collector on :{cport}"
+        f"SDM630, IT: Schneider PM5100), {counts['ipmi']} BMCs (IPMI lanplus, DCMI) also "
+        f"serving Redfish ({counts['redfish']}), {counts['snmp']} SNMP agents (switches, "
+        f"storage, {n_pdus} metered PDU, {DEMO_RUN_SITE.pdu_profile}); collector on :{cport}"
     )
     base = f"http://127.0.0.1:{cport}/api/v1"
     try:
@@ -217,14 +232,36 @@ def run_demo(seconds: float = 30.0, data_dir: Path | None = None) -> int:
     print_result(result, truth, console)
     _print_point8(console, data / "collector.sqlite", site, start, end)
     # One definition of the error, as the table's: (measured - true) / true, signed.
+    agreed = _print_reconciliation(console, result)
     err = (result["pue"] - truth["pue"]) / truth["pue"] if result["pue"] else 1.0
-    ok = abs(err) <= PUE_TOLERANCE
+    ok = abs(err) <= PUE_TOLERANCE and agreed
     console.print(
         f"PUE {result['pue']:.4f} vs true {truth['pue']:.4f}: error {err * 100:+.3f} % "
         + ("[green](within 1 %)[/green]" if ok else "[red](beyond 1 %)[/red]")
     )
     console.print(f"Data, configs and logs are in {data}")
     return 0 if ok else 1
+
+
+def _print_reconciliation(console: Console, result: dict[str, Any]) -> bool:
+    """Each [[reconcile]] set's figures (kWh) and verdict; whether every set agreed."""
+    sets = result.get("reconciliation") or []
+    for r in sets:
+        if r["verdict"] == "not_computed":
+            console.print(f"Reconciliation {r['name']}: not computed")
+            continue
+        colour = "green" if r["verdict"] == "agrees" else "red"
+        console.print(
+            f"Reconciliation {r['name']}: meter {r['meter_kwh']:.5f} kWh vs below "
+            f"{r['below_kwh']:.5f} kWh (BMCs over Redfish): D {r['difference_kwh']:+.5f}, "
+            f"expected loss {r['expected_loss_kwh']:.5f}, allowance {r['allowance_kwh']:.5f} "
+            f"(the PDU's register step), U {r['uncertainty_kwh']:.5f}: "
+            f"[{colour}]{r['verdict']}[/{colour}]"
+        )
+    if sets:
+        console.print("  (the allowance is the PDU inlet counter's 1 Wh step, stated as a power"
+                      " over the window: 120 W for 30 s; the expected loss is the model's, 0)")
+    return all(r["verdict"] == "agrees" for r in sets)
 
 
 def _print_point8(console: Console, db: Path, site: SimSite, start: float, end: float) -> None:

@@ -9,7 +9,9 @@ Ports are free ones picked at each start, or, with `base_port` N, N, N+1, ... in
 of `DEVICE_ORDER`, the same at every start. It can write a complete agent config that reads
 every device and the matching site file. With a `[calibration]` table it adds a power
 calibration bench (bench.py): servers loaded through a file, planted DCMI errors, and a
-reference power analyser on Modbus.
+reference power analyser on Modbus. `[site] bmc_protocol` adds Redfish BMCs (redfish.py) and
+`[site] pdus` metered PDUs over SNMP (pdu.py). The `[simulate]` table and the written agent
+config and site file are in endpoints.py.
 """
 
 from __future__ import annotations
@@ -17,56 +19,40 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from dcmeter.base.configfile import ConfigError
 from dcmeter.sim.bench import ANALYSER_NAME, SimCalibration, bench_site
+from dcmeter.sim.endpoints import (
+    IT_POINT,
+    Endpoint,
+    SimEndpoints,
+    agent_config_toml,
+    agent_sources,
+    site_toml,
+    sources_toml,
+)
+from dcmeter.sim.pdu import SimPdu, site_pdus
+from dcmeter.sim.redfish import redfish_name
 from dcmeter.sim.site import Device, SimSite, SimSiteConfig, Switch
 
 if TYPE_CHECKING:
     from dcmeter.sim.bmc import PowerReading
 # The order in which devices take ports from base_port on (and are listed in the ports file).
 DEVICE_ORDER = (
-    "meter-total, meter-it, then the servers' BMCs (server-001, ...), the switches, the "
-    "storage systems, then the reference power analyser (analyser-001) when the simulate "
-    "file has a [calibration] table"
+    "meter-total, meter-it, then the servers' IPMI BMCs (server-0001, ...; not with "
+    "bmc_protocol = \"redfish\"), the switches, the storage systems, the reference power "
+    "analyser (analyser-001) when the simulate file has a [calibration] table, then the "
+    "servers' Redfish BMCs (with bmc_protocol \"redfish\" or \"both\"), then the PDUs "
+    "(pdu-001, ...)"
 )
-# The GB 40879 point the simulated IT meter stands for: it sits at the PDU outputs.
-IT_POINT = "it_pdu"
-
-
-class SimEndpoints(BaseModel):
-    """`[simulate]`: where the devices listen and how they are reached."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = "127.0.0.1"
-    total_profile: str = "eastron_sdm630"
-    it_profile: str = "schneider_pm5100"
-    bmc_username: str = "admin"
-    bmc_password: SecretStr = SecretStr("secret")
-    snmp_community: SecretStr = SecretStr("public")
-    base_port: int | None = Field(
-        default=None, ge=1, le=65535,
-        description="first port; devices take base_port, base_port + 1, ... (DEVICE_ORDER)",
-    )
-    agent_config: Path | None = Field(
-        default=None, description="write an agent config reading every simulated device here"
-    )
-    site_file: Path | None = Field(
-        default=None, description="write the site file matching the agent config here"
-    )
-    ports_file: Path | None = Field(default=None, description="write the ports as JSON here")
-    agent_id: str = Field(default="sim-agent", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    interval_s: float = Field(default=10.0, ge=1, le=900)
-    collector_url: str = Field(default="http://127.0.0.1:8470", pattern=r"^https?://[^\s/]+")
-    state_dir: Path | None = Field(
-        default=None, description="the agent's state dir; default <agent config>.state beside it"
-    )
+# What the demo, the tests and `dcmeter simulate` import from here (endpoints.py holds them).
+__all__ = [
+    "DEVICE_ORDER", "IT_POINT", "Endpoint", "SimEndpoints", "SimulateFile", "Simulation",
+    "agent_config_toml", "agent_sources", "serve_forever", "site_toml", "sources_toml",
+]
 
 
 class SimulateFile(BaseModel):
@@ -80,16 +66,6 @@ class SimulateFile(BaseModel):
     calibration: SimCalibration | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One simulated device: what it is and where it listens."""
-
-    name: str
-    protocol: Literal["modbus", "ipmi", "snmp"]
-    role: str  # total / it meter, compute, network, storage, reference (the analyser)
-    port: int
-
-
 class Simulation:
     """Every simulated device of one site, started and stopped together in the running loop."""
 
@@ -101,6 +77,7 @@ class Simulation:
         self.calibration = calibration
         self.endpoints: list[Endpoint] = []
         self._devices: list[Any] = []  # each has `async stop()`
+        self.pdus: list[SimPdu] = site_pdus(site)
 
     async def start(self) -> list[Endpoint]:
         """Start every device on a free port; return where each listens."""
@@ -109,8 +86,11 @@ class Simulation:
         from dcmeter.sim.snmp import SimSnmpAgent
 
         cfg = self.settings
-        count = 2 + len(self.site.servers) + len(self.site.switches) + len(self.site.storage)
-        count += self.calibration is not None
+        bmcs = self.site.config.bmc_protocol
+        ipmi, redfish = bmcs in ("ipmi", "both"), bmcs in ("redfish", "both")
+        servers = len(self.site.servers)
+        count = 2 + servers * (ipmi + redfish) + len(self.site.switches) + len(self.site.storage)
+        count += (self.calibration is not None) + len(self.pdus)
         if cfg.base_port is not None and cfg.base_port + count - 1 > 65535:
             raise ConfigError(
                 f"base_port {cfg.base_port}: {count} devices need ports up to "
@@ -125,7 +105,7 @@ class Simulation:
                     0x00: "dcmeter simulator", 0x01: profile, 0x02: "1.0",
                     0x05: f"simulated {profile} meter ({role})"})
                 await self._add(meter, f"meter-{role}", "modbus", role)
-            for server in self.site.servers:
+            for server in self.site.servers if ipmi else ():
                 bmc = SimBmc(
                     self._bmc_power(server),
                     username=cfg.bmc_username,
@@ -152,10 +132,28 @@ class Simulation:
             if self.calibration is not None:
                 await self._add(self._analyser(self.calibration), ANALYSER_NAME, "modbus",
                                 "reference")
+            await self._add_redfish_and_pdus(redfish, community)
         except BaseException:
             await self.stop()
             raise
         return self.endpoints
+
+    async def _add_redfish_and_pdus(self, redfish: bool, community: str) -> None:
+        from dcmeter.sim.pdu import pdu_objects
+        from dcmeter.sim.redfish import SimRedfish
+        from dcmeter.sim.snmp import SimSnmpAgent
+
+        cfg = self.settings
+        for i, server in enumerate(self.site.servers if redfish else ()):
+            bmc = SimRedfish(
+                server.name, server.power_w, server.energy_j, username=cfg.bmc_username,
+                password=cfg.bmc_password.get_secret_value(), energy_start_kwh=12.5 * (i + 1))
+            name = redfish_name(server.name, self.site.config.bmc_protocol)
+            await self._add(bmc, name, "redfish", "compute")
+        for pdu in self.pdus:
+            agent = SimSnmpAgent(community=community, sys_name=pdu.name, boot_t=self.site.t0,
+                                 extra=pdu_objects(pdu))
+            await self._add(agent, pdu.name, "snmp", "pdu")
 
     async def stop(self) -> None:
         """Stop every device."""
@@ -169,7 +167,7 @@ class Simulation:
         try:
             port = int(await device.start(host, wanted))
         except (OSError, RuntimeError) as exc:  # pymodbus says RuntimeError for a bind failure
-            transport = "tcp" if protocol == "modbus" else "udp"
+            transport = "tcp" if protocol in ("modbus", "redfish") else "udp"
             where = f"port {wanted}/{transport}" if wanted else "a free port"
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "bind failed"
             raise ConfigError(
@@ -251,99 +249,6 @@ class Simulation:
         return lambda t: [100 * storage.load.at(t)] * 2
 
 
-def agent_sources(
-    endpoints: list[Endpoint], settings: SimEndpoints, calibration: SimCalibration | None = None
-) -> list[dict[str, Any]]:
-    """The `[[sources]]` of an agent config that reads every simulated device."""
-    sources: list[dict[str, Any]] = []
-    for e in endpoints:
-        common: dict[str, Any] = {"id": e.name, "host": settings.host, "port": e.port}
-        if e.protocol == "modbus" and e.role == "reference":
-            assert calibration is not None  # only a bench has an analyser
-            # The analyser measures the servers' input (GB 40879 point 8, as their BMCs do);
-            # role "reference" keeps it out of every sum: the site file does not name it.
-            sources.append({**common, "type": "modbus", "profile": calibration.analyser_profile,
-                            "device_id": calibration.analyser_device_id, "accuracy": 0.01,
-                            "labels": {"point": "it_input", "role": "reference"}})
-        elif e.protocol == "modbus":
-            profile = settings.total_profile if e.role == "total" else settings.it_profile
-            point = "total" if e.role == "total" else IT_POINT
-            sources.append({**common, "type": "modbus", "profile": profile,
-                            "accuracy": 0.005, "labels": {"point": point}})
-        elif e.protocol == "ipmi":
-            sources.append({**common, "type": "ipmi", "username": settings.bmc_username,
-                            "password": settings.bmc_password.get_secret_value(),
-                            "labels": {"point": "it_input", "kind": "compute"}})
-        else:
-            entry = {**common, "type": "snmp", "version": "2c",
-                     "community": settings.snmp_community.get_secret_value()}
-            if e.role == "storage":
-                entry.update(role="storage", labels={"kind": "storage"})
-            else:
-                entry.update(interfaces={"if_alias_pattern": "^uplink"}, labels={"kind": "network"})
-            sources.append(entry)
-    return sources
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return json.dumps(value)
-
-
-def sources_toml(sources: list[dict[str, Any]]) -> str:
-    """Render `[[sources]]` tables (flat values and inline tables only)."""
-    out: list[str] = []
-    for source in sources:
-        out.append("[[sources]]")
-        out.extend(f"{k} = {_toml_value(v)}" for k, v in source.items())
-        out.append("")
-    return "\n".join(out)
-
-
-def agent_config_toml(
-    endpoints: list[Endpoint], settings: SimEndpoints, calibration: SimCalibration | None = None
-) -> str:
-    """A complete agent config, [agent], [collector] and [[sources]], for `agent run -c`."""
-    assert settings.agent_config is not None
-    state_dir = settings.state_dir or settings.agent_config.with_name(
-        settings.agent_config.name + ".state"
-    )
-    return (
-        "# written by `dcmeter simulate`: an agent that reads every simulated device\n"
-        "# (dcmeter agent run -c THIS_FILE; enrol its key: dcmeter agent key -c THIS_FILE)\n\n"
-        "[agent]\n"
-        f"id = {_toml_value(settings.agent_id)}\n"
-        f"interval_s = {settings.interval_s:g}\n"
-        f"state_dir = {_toml_value(str(state_dir.absolute()))}\n\n"
-        "[collector]\n"
-        f"url = {_toml_value(settings.collector_url)}\n\n"
-        + sources_toml(agent_sources(endpoints, settings, calibration))
-    )
-
-
-def site_toml(endpoints: list[Endpoint]) -> str:
-    """The site file of the simulated site: its meters as E_total and E_IT, no green supply."""
-    total = [e.name for e in endpoints if e.protocol == "modbus" and e.role == "total"]
-    it = [e.name for e in endpoints if e.protocol == "modbus" and e.role == "it"]
-    return (
-        "# written by `dcmeter simulate`: the site file matching its agent config\n"
-        "[site]\n"
-        'name = "dcmeter simulated site"\n'
-        'region = "east-2023"\n\n'
-        "[energy]\n"
-        f"total = {_toml_value(total)}\n"
-        f"it = {_toml_value(it)}\n"
-        "green = []  # the simulated site has no green supply\n"
-        f"it_point = {_toml_value(IT_POINT)}  # the simulated IT meter sits at the PDU outputs\n"
-        + "".join(
-            f"# {e.name} (role reference) is the calibration bench's reference analyser: it is\n"
-            "# in no sum above, only a calibration reads it\n"
-            for e in endpoints if e.role == "reference"
-        )
-    )
-
-
 async def serve_forever(config: SimulateFile, stop: asyncio.Event) -> None:
     """Run the simulation until `stop` is set; write the ports and agent config if asked."""
     site = SimSite.build(config.site, time.time())
@@ -359,9 +264,10 @@ async def serve_forever(config: SimulateFile, stop: asyncio.Event) -> None:
             settings.ports_file.write_text(json.dumps(rows, indent=1) + "\n")
         if settings.agent_config is not None:
             settings.agent_config.write_text(
-                agent_config_toml(endpoints, settings, config.calibration))
+                agent_config_toml(endpoints, settings, config.calibration, sim.pdus))
         if settings.site_file is not None:
-            settings.site_file.write_text(site_toml(endpoints))
+            settings.site_file.write_text(site_toml(
+                endpoints, sim.pdus, config.site.bmc_protocol, settings.reconcile_window_s))
         counts: dict[str, int] = {}
         for e in endpoints:
             counts[e.protocol] = counts.get(e.protocol, 0) + 1

@@ -137,6 +137,16 @@ class SimSiteConfig(BaseModel):
     cooling_fixed_kw: float = Field(default=0.5, ge=0)
     loss_share: float = Field(default=0.04, ge=0)
     loss_fixed_kw: float = Field(default=0.1, ge=0)
+    bmc_protocol: Literal["ipmi", "redfish", "both"] = Field(
+        default="ipmi", description="what each server's BMC serves: IPMI, Redfish or both"
+    )
+    pdus: int = Field(default=0, ge=0, le=1_000, description="metered PDUs (SNMP, APC rPDU2)")
+    pdu_profile: Literal["apc_rpdu2", "raritan_pdu2"] = Field(
+        default="apc_rpdu2", description="the MIB the PDUs serve (agent/sources/pdu_mibs.py)"
+    )
+    pdu_loss_w: float = Field(
+        default=0.0, ge=0, description="each PDU's own draw: its inlet minus its outlets (W)"
+    )
     total_start_kwh: float = Field(default=1234.5, ge=0)
     it_start_kwh: float = Field(default=987.25, ge=0)
 

@@ -21,7 +21,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -114,6 +114,16 @@ def _ticks_since(origin: float) -> _Value:
     return lambda now: int_tlv(max(0, int((now.t - origin) * 100)) % _U32, TIMETICKS)
 
 
+def _extra(fn: Callable[[float], int | str]) -> _Value:
+    """An INTEGER or an OCTET STRING computed at the request's instant."""
+
+    def value(now: _Now) -> bytes:
+        v = fn(now.t)
+        return tlv(OCTETS, v.encode()) if isinstance(v, str) else int_tlv(v)
+
+    return value
+
+
 def _cpu_load(i: int) -> _Value:
     return lambda now: int_tlv(min(100, max(0, round(now.loads()[i]))))
 
@@ -140,6 +150,8 @@ class _Protocol(asyncio.DatagramProtocol):
 class SimSnmpAgent:
     """One simulated switch or storage system: SNMPv2c, and v3 authPriv if given a user.
 
+    `extra` adds instances (full OIDs) whose value, an int (INTEGER) or a str (OCTET STRING),
+    is computed from the request's time: a metered PDU's objects (pdu.py).
     A wrong community, an unknown message version or a malformed datagram get no answer (as
     from a real agent); SET gets noAccess; a callback that raises gets genErr for that varbind.
     """
@@ -154,6 +166,7 @@ class SimSnmpAgent:
         boot_t: float | None = None,
         v3_user: tuple[str, str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        extra: Mapping[tuple[int, ...], Callable[[float], int | str]] | None = None,
     ) -> None:
         self._clock = clock
         self.boot_t = clock() if boot_t is None else boot_t
@@ -166,6 +179,9 @@ class SimSnmpAgent:
         self._transport: asyncio.DatagramTransport | None = None
         self.port: int | None = None
         values, self._objects = self._mib(list(interfaces), sys_name, cpu_loads)
+        for oid, fn in (extra or {}).items():  # e.g. a PDU's MIB objects (pdu.py)
+            values[oid] = _extra(fn)
+            self._objects.add(oid[:-1])
         self._oids = sorted(values)
         self._oid_tlvs = [oid_tlv(o) for o in self._oids]
         self._fns = [values[o] for o in self._oids]
