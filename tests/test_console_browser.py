@@ -34,6 +34,7 @@ import httpx
 import pytest
 from conftest import ROOT, free_port
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.common.by import By
 
 from dcmeter.agent import keys, pubkey
@@ -245,8 +246,15 @@ def sign_in(driver: webdriver.Chrome, site: Site, token: str) -> None:
 
 
 def number(driver: webdriver.Chrome, element_id: str) -> float | None:
-    """The first number shown in #element_id (None while it shows none)."""
-    m = NUMBER.search(driver.find_element(By.ID, element_id).text)
+    """The first number shown in #element_id (None while it shows none). Read in one script
+    call: the live fragment is swapped every few seconds, and on a busy machine a find and a
+    separate read of its text could keep straddling a swap (the element gone stale each time)."""
+    text = driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : null;",
+        element_id)
+    if text is None:
+        raise NoSuchElementException(f"#{element_id}")
+    m = NUMBER.search(str(text))
     return float(m.group().replace(",", "")) if m else None
 
 
