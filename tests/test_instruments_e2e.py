@@ -14,21 +14,18 @@ HTML report must list them.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import ROOT, Collector, free_port
+from conftest import Collector
 
-from dcmeter.agent import keys, pubkey, wire
+from dcmeter.agent import wire
 from dcmeter.agent.samples import MetricSpec, SourceInfo
 from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from tests.peers.processes import DCMETER, daemon, stop, wait_for
+from tests.peers.stack import sim_stack
 
-CLI_TIMEOUT_S = 90.0
 AGENT_ID = "inst-agent"
 TOTAL_PROFILE, IT_PROFILE = "eastron_sdm630", "schneider_pm5100"  # SimEndpoints' defaults
 SERVERS = ("server-0001", "server-0002")
@@ -68,81 +65,28 @@ EXPECTED: dict[str, dict[str, Any]] = {
 }
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DCMETER_TOKEN", "DCMETER_COLLECTOR")}
-    env.update(COLUMNS="120", PYTHONPATH=str(ROOT))
-    return env
-
-
-
-
-
-
-
-
 def test_window_lists_every_simulated_instrument_with_its_identity(tmp_path: Path) -> None:
-    env = _env()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    agent_cfg, site, sim_cfg = (tmp_path / n for n in ("agent.toml", "site.toml", "sim.toml"))
-    sim_cfg.write_text(
-        "[simulate]\n"
-        f'agent_id = "{AGENT_ID}"\ninterval_s = 1\ncollector_url = "{url}"\n'
-        f'total_profile = "{TOTAL_PROFILE}"\nit_profile = "{IT_PROFILE}"\n\n'
-        f"[site]\nservers = {len(SERVERS)}\nswitches = 1\nports_per_switch = 3\nstorage = 1\n")
-    logs = [tmp_path / n for n in ("simulate.log", "collector.log", "agent.log")]
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs.append(daemon(["simulate", "-c", str(sim_cfg), "--agent-config", str(agent_cfg),
-                              "--site-file", str(site)], logs[0], env))
-        wait_for("simulate", lambda: "devices on" in logs[0].read_text(), procs, logs)
-        # The AI window reads the servers, the network and the storage too (point 8).
-        site.write_text(site.read_text() + "\n[ai]\n"
-                        f"servers = {json.dumps(list(SERVERS))}\n"
-                        'network = ["switch-001"]\nstorage = ["storage-001"]\n')
-        key = keys.load_or_create(tmp_path / "agent.toml.state")  # the config's state dir
-        (tmp_path / "agents").mkdir()
-        (tmp_path / "agents" / f"{AGENT_ID}.pub").write_text(
-            pubkey.public_text(key.public_key()) + "\n")
-        collector_cfg = tmp_path / "collector.toml"
-        collector_cfg.write_text(
-            f'[collector]\nhost = "127.0.0.1"\nport = {port}\nstore = "collector.sqlite"\n'
-            'site = "site.toml"\nkeys_dir = "agents"\n')
-        procs.append(daemon(["collector", "serve", "-c", str(collector_cfg)], logs[1], env))
-        wait_for("collector", lambda: httpx.get(f"{url}/api/v1/health").is_success, procs, logs)
-        r = subprocess.run([*DCMETER, "collector", "token", "create", "--role", "engineer",
-                            "-c", str(collector_cfg)], capture_output=True, text=True, env=env,
-                           timeout=CLI_TIMEOUT_S)
-        assert r.returncode == 0, r.stderr
-        token = tmp_path / "engineer.token"
-        token.write_text(r.stdout.strip() + "\n")
-        token.chmod(0o600)
-        procs.append(daemon(["agent", "run", "-c", str(agent_cfg)], logs[2], env))
-        wait_for("first samples",
-              lambda: httpx.get(f"{url}/api/v1/health").json()["samples"] > 0, procs, logs)
-
-        def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-            full = [*DCMETER, "window", argv[0], "--collector", url, "--token-file", str(token),
-                    *argv[1:]]
-            return subprocess.run(full, capture_output=True, text=True, env=env,
-                                  cwd=tmp_path, timeout=CLI_TIMEOUT_S)
-
-        r = cli("start", "--kind", "ai", "--json")
+    simulate = (f'total_profile = "{TOTAL_PROFILE}"\nit_profile = "{IT_PROFILE}"\n\n'
+                f"[site]\nservers = {len(SERVERS)}\nswitches = 1\nports_per_switch = 3\n"
+                "storage = 1\n")
+    # The AI window reads the servers, the network and the storage too (point 8).
+    ai = ("\n[ai]\n" f"servers = {json.dumps(list(SERVERS))}\n"
+          'network = ["switch-001"]\nstorage = ["storage-001"]\n')
+    with sim_stack(tmp_path, AGENT_ID, simulate, ai) as stack:
+        r = stack.window("start", "--kind", "ai", "--json")
         assert r.returncode == 0, r.stderr
         wid = str(json.loads(r.stdout)["id"])
         time.sleep(4.0)  # four polls of every device inside the window
-        r = cli("stop", wid)
+        r = stack.window("stop", wid)
         assert r.returncode == 0, r.stderr
         time.sleep(1.5)  # a poll after the end
-        r = cli("status", wid, "--json")
+        r = stack.window("status", wid, "--json")
         assert r.returncode == 0, r.stderr
         result = json.loads(r.stdout)
         html = tmp_path / "report.html"
-        r = cli("report", wid, "--format", "html", "--lang", "en", "-o", str(html))
+        r = stack.window("report", wid, "--format", "html", "--lang", "en", "-o", str(html))
         assert r.returncode == 0, r.stderr
-    finally:
-        for p in reversed(procs):
-            stop(p)
+    agent_cfg = stack.agent_cfg
 
     rows = result["instruments"]
     assert sorted(r["source"] for r in rows) == sorted(EXPECTED), rows  # one row per source

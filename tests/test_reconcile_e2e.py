@@ -14,95 +14,43 @@ the difference itself must be far inside U (U ≥ 0.05·S/√3 ≈ 2.9 % of S by
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
-from conftest import ROOT, free_port
 
-from dcmeter.agent import keys, pubkey
-from tests.peers.processes import DCMETER, daemon, stop, wait_for
+from tests.peers.stack import sim_stack
 
-CLI_TIMEOUT_S = 90.0
 AGENT_ID = "recon-agent"
 SERVERS = ("server-0001", "server-0002", "server-0003")
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DCMETER_TOKEN", "DCMETER_COLLECTOR")}
-    env.update(COLUMNS="120", PYTHONPATH=str(ROOT))
-    return env
-
-
 def test_the_it_meter_reconciles_with_the_servers_behind_it(tmp_path: Path) -> None:
-    env = _env()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    agent_cfg, site, sim_cfg = (tmp_path / n for n in ("agent.toml", "site.toml", "sim.toml"))
-    sim_cfg.write_text(
-        f'[simulate]\nagent_id = "{AGENT_ID}"\ninterval_s = 1\ncollector_url = "{url}"\n\n'
-        f"[site]\nservers = {len(SERVERS)}\nswitches = 0\nstorage = 0\n"
-        "server_idle_w = 20000\nserver_max_w = 60000\n")
-    logs = [tmp_path / n for n in ("simulate.log", "collector.log", "agent.log")]
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs.append(daemon(["simulate", "-c", str(sim_cfg), "--agent-config", str(agent_cfg),
-                              "--site-file", str(site)], logs[0], env))
-        wait_for("simulate", lambda: "devices on" in logs[0].read_text(), procs, logs)
-        site.write_text(site.read_text() + '\n[[reconcile]]\nname = "IT feed"\n'
-                        f'meter = "meter-it"\nbelow = {json.dumps(list(SERVERS))}\n'
-                        # one server left out: a third of the load unaccounted for
-                        '\n[[reconcile]]\nname = "short"\nmeter = "meter-it"\n'
-                        f'below = {json.dumps(list(SERVERS[:2]))}\n')
-        key = keys.load_or_create(tmp_path / "agent.toml.state")  # the config's state dir
-        (tmp_path / "agents").mkdir()
-        (tmp_path / "agents" / f"{AGENT_ID}.pub").write_text(
-            pubkey.public_text(key.public_key()) + "\n")
-        collector_cfg = tmp_path / "collector.toml"
-        collector_cfg.write_text(
-            f'[collector]\nhost = "127.0.0.1"\nport = {port}\nstore = "collector.sqlite"\n'
-            'site = "site.toml"\nkeys_dir = "agents"\n')
-        procs.append(daemon(["collector", "serve", "-c", str(collector_cfg)], logs[1], env))
-        wait_for("collector", lambda: httpx.get(f"{url}/api/v1/health").is_success, procs, logs)
-        r = subprocess.run([*DCMETER, "collector", "token", "create", "--role", "engineer",
-                            "-c", str(collector_cfg)], capture_output=True, text=True, env=env,
-                           timeout=CLI_TIMEOUT_S)
-        assert r.returncode == 0, r.stderr
-        token = tmp_path / "engineer.token"
-        token.write_text(r.stdout.strip() + "\n")
-        token.chmod(0o600)
-        procs.append(daemon(["agent", "run", "-c", str(agent_cfg)], logs[2], env))
-        wait_for("first samples",
-                 lambda: httpx.get(f"{url}/api/v1/health").json()["samples"] > 0, procs, logs)
-
-        def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-            full = [*DCMETER, "window", argv[0], "--collector", url, "--token-file", str(token),
-                    *argv[1:]]
-            return subprocess.run(full, capture_output=True, text=True, env=env,
-                                  cwd=tmp_path, timeout=CLI_TIMEOUT_S)
-
-        r = cli("start", "--kind", "infrastructure", "--json")
+    extra = ('\n[[reconcile]]\nname = "IT feed"\n'
+             f'meter = "meter-it"\nbelow = {json.dumps(list(SERVERS))}\n'
+             # one server left out: a third of the load unaccounted for
+             '\n[[reconcile]]\nname = "short"\nmeter = "meter-it"\n'
+             f'below = {json.dumps(list(SERVERS[:2]))}\n')
+    simulate = (f"\n[site]\nservers = {len(SERVERS)}\nswitches = 0\nstorage = 0\n"
+                "server_idle_w = 20000\nserver_max_w = 60000\n")
+    with sim_stack(tmp_path, AGENT_ID, simulate, extra) as stack:
+        r = stack.window("start", "--kind", "infrastructure", "--json")
         assert r.returncode == 0, r.stderr
         wid = str(json.loads(r.stdout)["id"])
         time.sleep(6.0)  # several polls of every device inside the window
-        r = cli("stop", wid)
+        r = stack.window("stop", wid)
         assert r.returncode == 0, r.stderr
         time.sleep(2.0)  # a poll after the end
-        r = cli("status", wid, "--json")
+        r = stack.window("status", wid, "--json")
         assert r.returncode == 0, r.stderr
         result = json.loads(r.stdout)
-        schemas = httpx.get(f"{url}/openapi.json").json()["components"]["schemas"]
+        schemas = httpx.get(f"{stack.url}/openapi.json").json()["components"]["schemas"]
         html = {}
         for lang in ("en", "zh"):
             out = tmp_path / f"report-{lang}.html"
-            r = cli("report", wid, "--format", "html", "--lang", lang, "-o", str(out))
+            r = stack.window("report", wid, "--format", "html", "--lang", lang, "-o", str(out))
             assert r.returncode == 0, r.stderr
             html[lang] = out.read_text(encoding="utf-8")
-    finally:
-        for p in reversed(procs):
-            stop(p)
 
     assert "reconciliation" in schemas["WindowResult"]["properties"]
     assert {"meter_kwh", "below_kwh", "difference_kwh", "ratio", "uncertainty_kwh",
