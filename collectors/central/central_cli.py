@@ -50,6 +50,7 @@ def cmd_pull(path: Path, once: bool) -> int:
     from dcmeter.collectors.central.central_api import create_central_app
     from dcmeter.collectors.central.central_pull import Puller, pull_once
     from dcmeter.collectors.central.central_store import CentralStore
+    from dcmeter.collectors.storage.db import masked
 
     cfg = central_config.load(path)
     targets = central_config.targets(cfg, path)
@@ -67,7 +68,7 @@ def cmd_pull(path: Path, once: bool) -> int:
             uvicorn.Config(app, host=c.host, port=c.port, log_config=None, access_log=False)
         )
         structlog.get_logger("dcmeter.central").info(
-            "central starting", host=c.host, port=c.port, store=str(c.store),
+            "central starting", host=c.host, port=c.port, store=masked(c.store),
             sites=[t.name for t in targets], interval_s=c.interval_s, auth=c.auth,
         )
         # uvicorn handles SIGTERM/SIGINT while it serves, then raises the signal again for

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dcmeter.base.configfile import ConfigError, load_model
 from dcmeter.collectors.config import is_loopback
+from dcmeter.collectors.storage.db import is_url, masked
 
 SITE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
@@ -18,13 +19,21 @@ class CentralSection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    store: Path = Path("/var/lib/dcmeter/central.sqlite")
+    # A SQLite file, or a `postgresql://user[:password]@host:port/db` URL: the collector's
+    # store key (collectors/config.py), opened through the same layer (collectors/storage/db.py).
+    store: Path | str = Path("/var/lib/dcmeter/central.sqlite")
     host: str = "127.0.0.1"
     port: int = Field(default=8471, ge=0, le=65535)
     interval_s: float = Field(default=300.0, gt=0, le=86400)
     timeout_s: float = Field(default=10.0, gt=0, le=600)
     # Bearer tokens on the central's API; off only on loopback, as on a site collector.
     auth: bool = True
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _path_or_url(cls, v: object) -> object:
+        """A URL stays text (checked by `load`, which can mask it); else a SQLite path."""
+        return Path(v) if isinstance(v, str) and "://" not in v else v
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> CentralSection:
@@ -82,7 +91,14 @@ def load(path: Path) -> CentralConfig:
     """Read and validate a central config; relative paths are taken from the file's folder."""
     cfg = load_model(path, CentralConfig)
     base = path.parent
-    cfg.central.store = base / cfg.central.store
+    c = cfg.central
+    if isinstance(c.store, Path):
+        c.store = base / c.store
+    elif not is_url(c.store):
+        raise ConfigError(
+            f"{path}: key central.store: bad value {masked(c.store)!r}: not a supported URL:"
+            " give a SQLite file path or a postgresql://user@host:port/db URL"
+        )
     for s in cfg.sites:
         s.token_file = base / s.token_file
         s.url = s.url.rstrip("/")

@@ -1,23 +1,30 @@
 """The central's own store: windows and gauges pulled from site collectors, site health, tokens.
 
-One SQLite file in WAL mode, every write one transaction. The token methods have the same
-signatures as `dcmeter.collectors.storage.store.Store`'s, which is all
-`dcmeter.collectors.web.auth` uses.
+A SQLite file or a PostgreSQL database, through the collector's dialect layer
+(collectors/storage/db.py: `connect`, `Connection`, `migrate`): one store mechanism, its schema
+as migrations, every query with `?` placeholders in the subset both engines read alike; every
+write one transaction. The token methods have the same signatures as
+`dcmeter.collectors.storage.store.Store`'s, which is all `dcmeter.collectors.web.auth` uses.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dcmeter.collectors.storage import db as dbm
+from dcmeter.collectors.storage.db import Connection, Migration
 from dcmeter.collectors.storage.token_table import TOKENS_SCHEMA, TokenTable
 
+# The central's first tables, in SQLite's words (db.py translates them for PostgreSQL). They
+# are the tables central files had before `schema_version` (version 0): CREATE … IF NOT EXISTS
+# makes the first migration a no-op on such a file, which then only gets its version recorded.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
     site TEXT NOT NULL, id INTEGER NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
@@ -30,6 +37,14 @@ CREATE TABLE IF NOT EXISTS sites (
     site TEXT PRIMARY KEY, url TEXT NOT NULL, last_ok_ns INTEGER, last_error TEXT,
     failures INTEGER NOT NULL DEFAULT 0, down_since_ns INTEGER);
 """
+
+
+def _first_tables(db: Connection) -> None:
+    db.ddl(SCHEMA + TOKENS_SCHEMA)
+
+
+# The central store's schema history (db.migrate); a new step is appended with the next version.
+MIGRATIONS = (Migration(1, "central: windows, gauges, sites, tokens", _first_tables),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +89,19 @@ class Gauge:
 
 
 class CentralStore(TokenTable):
-    """The central's SQLite database."""
+    """The central's database: a SQLite file (WAL) or PostgreSQL, one connection under a lock."""
 
-    def __init__(self, path: Path) -> None:
-        """Open (or create) the store at `path`."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA + TOKENS_SCHEMA)
+    def __init__(self, location: Path | str) -> None:
+        """Open (or create) the store at `location`, a SQLite file path or a
+        `postgresql://user@host:port/db` URL, and migrate it to the latest schema.
+        StoreError (a ConfigError naming the location, password masked) if it cannot."""
+        self._db: Connection = dbm.connect(location)
+        try:
+            dbm.migrate(self._db, MIGRATIONS, time.time_ns())
+        except BaseException:
+            self._db.close()
+            raise
+        self.dialect = self._db.dialect
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -90,15 +109,9 @@ class CentralStore(TokenTable):
         self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self) -> Iterator[Connection]:
+        with self._lock, self._db.transaction():
+            yield self._db
 
     # windows
 
@@ -107,10 +120,12 @@ class CentralStore(TokenTable):
         with self._lock:
             rows = self._db.execute(
                 'SELECT site, id, kind, state, start, "end", note, result, pulled_ns FROM windows'
-                + (" WHERE site = ?" if site is not None else "") + " ORDER BY site, id DESC",
+                + (" WHERE site = ?" if site is not None else ""),
                 (site,) if site is not None else (),
             ).fetchall()
-        return [_window(r) for r in rows]
+        # Sorted here, not by ORDER BY: PostgreSQL orders text by the database's collation
+        # (en_US puts "site_b" before "site-a"), SQLite by bytes; the API promises one order.
+        return sorted((_window(r) for r in rows), key=lambda w: (w.site, -w.id))
 
     def window(self, site: str, wid: int) -> PulledWindow | None:
         """One stored window, or None."""
@@ -130,15 +145,21 @@ class CentralStore(TokenTable):
         and the site marked up."""
         with self._tx() as db:
             db.executemany(
-                'INSERT OR REPLACE INTO windows(site, id, kind, state, start, "end", note,'
-                " result, pulled_ns) VALUES (?,?,?,?,?,?,?,?,?)",
+                'INSERT INTO windows(site, id, kind, state, start, "end", note, result,'
+                " pulled_ns) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(site, id) DO UPDATE SET"
+                ' kind = excluded.kind, state = excluded.state, start = excluded.start,'
+                ' "end" = excluded."end", note = excluded.note, result = excluded.result,'
+                " pulled_ns = excluded.pulled_ns",
                 [(w.site, w.id, w.kind, w.state, w.start, w.end, w.note,
                   None if w.result is None else json.dumps(w.result), w.pulled_ns)
                  for w in windows],
             )
             db.execute("DELETE FROM gauges WHERE site = ?", (site,))
+            # The last of two samples with one name and kept label set wins (as INSERT OR
+            # REPLACE did), in the words both engines read.
             db.executemany(
-                "INSERT OR REPLACE INTO gauges VALUES (?,?,?,?,?)",
+                "INSERT INTO gauges VALUES (?,?,?,?,?) ON CONFLICT(site, name, labels)"
+                " DO UPDATE SET value = excluded.value, pulled_ns = excluded.pulled_ns",
                 [(site, g.name, json.dumps(g.labels, sort_keys=True), g.value, now_ns)
                  for g in gauges],
             )
@@ -178,9 +199,9 @@ class CentralStore(TokenTable):
         with self._lock:
             rows = self._db.execute(
                 "SELECT site, name, labels, value, pulled_ns FROM gauges"
-                " ORDER BY name, site, labels"
             ).fetchall()
-        return [(s, Gauge(n, json.loads(lb), v), t) for s, n, lb, v, t in rows]
+        rows.sort(key=lambda r: (r[1], r[0], r[2]))  # in Python: one order on both engines
+        return [(s, Gauge(n, json.loads(lb), float(v)), int(t)) for s, n, lb, v, t in rows]
 
 
 def _window(row: tuple[Any, ...]) -> PulledWindow:

@@ -31,8 +31,8 @@ class StoredToken:
 class TokenTable:
     """Token methods for a store class that has `_db`, `_lock` and a `_tx()` transaction."""
 
-    # A sqlite3.Connection (the central's store) or a dcmeter.collectors.storage.db.Connection (the
-    # collector's, SQLite or PostgreSQL): both take `execute(sql, params)` with `?` marks.
+    # A dcmeter.collectors.storage.db.Connection (the collector's and the central's stores,
+    # SQLite or PostgreSQL): `execute(sql, params)` with `?` marks.
     _db: Any
     _lock: threading.Lock
 

@@ -145,10 +145,11 @@ def sites(
             s.store.close()
 
 
-def write_config(tmp_path: Path, sites: dict[str, SiteCollector],
+def write_config(tmp_path: Path, sites: dict[str, SiteCollector], store: Path | str,
                  tokens: dict[str, str] | None = None, extra: str = "") -> Path:
-    """A central config pulling `sites`, with each one's reader token (or `tokens`) in a file."""
-    lines = ['[central]', 'store = "central.sqlite"', "timeout_s = 5", extra]
+    """A central config pulling `sites` into `store` (a path or a URL), with each one's reader
+    token (or `tokens`) in a file."""
+    lines = ['[central]', f'store = "{store}"', "timeout_s = 5", extra]
     for name, s in sites.items():
         tf = tmp_path / f"token-{name}"
         tf.write_text((tokens or {}).get(name, s.tokens["reader"]) + "\n")
@@ -190,10 +191,12 @@ def details(hits: list[str], wid: int) -> int:
     return hits.count(f"/api/v1/windows/{wid}")
 
 
-def test_two_sites_one_stopped_midway(sites: dict[str, SiteCollector], tmp_path: Path) -> None:
+def test_two_sites_one_stopped_midway(
+    sites: dict[str, SiteCollector], tmp_path: Path, store_location: Callable[[str], Path | str]
+) -> None:
     a, b = sites["a"], sites["b"]
-    path = write_config(tmp_path, sites)
-    store = CentralStore(tmp_path / "central.sqlite")
+    path = write_config(tmp_path, sites, store_location("central"))
+    store = CentralStore(store_location("central"))
     reader = create_token(cast(Store, store), "reader")[1]
     app = create_central_app(store, [("a", a.url), ("b", b.url)])
     try:
@@ -296,9 +299,12 @@ def test_two_sites_one_stopped_midway(sites: dict[str, SiteCollector], tmp_path:
         store.close()
 
 
-def test_wrong_token_is_that_site_down(sites: dict[str, SiteCollector], tmp_path: Path) -> None:
-    path = write_config(tmp_path, sites, tokens={"b": "dcm_wrong-token"})
-    store = CentralStore(tmp_path / "central.sqlite")
+def test_wrong_token_is_that_site_down(
+    sites: dict[str, SiteCollector], tmp_path: Path, store_location: Callable[[str], Path | str]
+) -> None:
+    path = write_config(tmp_path, sites, store_location("central"),
+                        tokens={"b": "dcm_wrong-token"})
+    store = CentralStore(store_location("central"))
     try:
         with capture_logs() as logs:
             got = pull(store, path)
@@ -311,8 +317,10 @@ def test_wrong_token_is_that_site_down(sites: dict[str, SiteCollector], tmp_path
         store.close()
 
 
-def test_central_api_needs_a_token_and_metrics_pass_promtool(tmp_path: Path) -> None:
-    store = CentralStore(tmp_path / "central.sqlite")
+def test_central_api_needs_a_token_and_metrics_pass_promtool(
+    store_location: Callable[[str], Path | str]
+) -> None:
+    store = CentralStore(store_location("central"))
     app = create_central_app(store, [("a", "http://127.0.0.1:9")])
     try:
         with serve(app) as url:
@@ -362,10 +370,11 @@ def test_example_config_loads() -> None:
 
 
 def test_schedule_serves_and_stops_on_sigterm(
-    sites: dict[str, SiteCollector], tmp_path: Path
+    sites: dict[str, SiteCollector], tmp_path: Path, store_location: Callable[[str], Path | str]
 ) -> None:
     port = free_port()
-    path = write_config(tmp_path, sites, extra=f"port = {port}\ninterval_s = 0.2")
+    path = write_config(tmp_path, sites, store_location("central"),
+                        extra=f"port = {port}\ninterval_s = 0.2")
     made = dcmeter("central", "token", "create", "-c", str(path))
     assert made.returncode == 0 and made.stdout.startswith("dcm_"), made.stderr
     token = made.stdout.strip()
