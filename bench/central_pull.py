@@ -20,7 +20,8 @@ Round 1 pulls everything (every window's result); later rounds only the open win
 `dcmeter central pull` does on its schedule. Per round it prints the wall time, the central
 process's CPU (user + system, `time.process_time`), the PostgreSQL backend's CPU (its
 /proc/PID/stat), the fake sites' CPU (the harness, its own process, /proc), the requests
-served, the rows the store then holds (windows + gauges + sites) and the failed sites.
+served, the rows the store then holds (windows + gauges + sites) and the failed sites; and,
+once per case, the Puller's set-up (a client per site) before the first round.
 """
 
 from __future__ import annotations
@@ -71,18 +72,18 @@ def bodies(windows: int) -> dict[str, bytes]:
                   "revision": {"number": 1} if w["state"] == "closed" else None}
         out[f"/api/v1/windows/{w['id']}"] = json.dumps(result).encode()
     out["/metrics"] = (
-        "# TYPE dcmeter_site_total_power_watts gauge\ndcmeter_site_total_power_watts 812400\n"
-        "# TYPE dcmeter_site_it_power_watts gauge\ndcmeter_site_it_power_watts 572100\n"
-        "# TYPE dcmeter_pue_last_hour gauge\ndcmeter_pue_last_hour 1.42\n"
-        "# TYPE dcmeter_pue_last_hour_valid gauge\ndcmeter_pue_last_hour_valid 1\n"
-        "# TYPE dcmeter_load_last_hour_ratio gauge\n"
-        'dcmeter_load_last_hour_ratio{kind="compute"} 0.61\n'
-        'dcmeter_load_last_hour_ratio{kind="storage"} 0.33\n'
-        "# TYPE dcmeter_windows_open gauge\n"
-        'dcmeter_windows_open{kind="general"} 0\ndcmeter_windows_open{kind="infrastructure"} 1\n'
-        "# TYPE dcmeter_batches_total counter\ndcmeter_batches_total 123456\n"
-        "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 42.0\n"
-    ).encode()
+        b"# TYPE dcmeter_site_total_power_watts gauge\ndcmeter_site_total_power_watts 812400\n"
+        b"# TYPE dcmeter_site_it_power_watts gauge\ndcmeter_site_it_power_watts 572100\n"
+        b"# TYPE dcmeter_pue_last_hour gauge\ndcmeter_pue_last_hour 1.42\n"
+        b"# TYPE dcmeter_pue_last_hour_valid gauge\ndcmeter_pue_last_hour_valid 1\n"
+        b"# TYPE dcmeter_load_last_hour_ratio gauge\n"
+        b'dcmeter_load_last_hour_ratio{kind="compute"} 0.61\n'
+        b'dcmeter_load_last_hour_ratio{kind="storage"} 0.33\n'
+        b"# TYPE dcmeter_windows_open gauge\n"
+        b'dcmeter_windows_open{kind="general"} 0\ndcmeter_windows_open{kind="infrastructure"} 1\n'
+        b"# TYPE dcmeter_batches_total counter\ndcmeter_batches_total 123456\n"
+        b"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 42.0\n"
+    )
     return out
 
 
@@ -162,13 +163,20 @@ def bench_case(location: Path | str, n: int, args: argparse.Namespace, folder: P
                port: int, harness_pid: int) -> list[dict[str, Any]]:
     """`args.rounds` pulls of `n` sites into a fresh store at `location`."""
     store = CentralStore(location)
-    backend_pid = store._db.db.info.backend_pid if store.dialect == "postgresql" else None  # type: ignore[attr-defined]  # noqa: SLF001
+    # The PostgreSQL server process serving the store's connection: its CPU is the engine's.
+    conn: Any = store._db
+    backend_pid = conn.db.info.backend_pid if store.dialect == "postgresql" else None
     targets = [SiteTarget(f"s{i:04d}", f"http://127.0.0.1:{port}/s/{i}", TOKEN,
                           Path("/nonexistent")) for i in range(n)]
     out = []
 
     async def rounds() -> None:
-        puller = Puller(store, targets, args.timeout)
+        c0, t0 = time.process_time(), time.perf_counter()
+        puller = Puller(store, targets, args.timeout)  # a client (pool, TLS context) per site
+        setup = {"wall_s": round(time.perf_counter() - t0, 2),
+                 "cpu_s": round(time.process_time() - c0, 2)}
+        print(f"  {store.dialect} {n} sites: Puller set-up {setup['wall_s']} s wall,"
+              f" {setup['cpu_s']} s CPU", flush=True)
         try:
             for r in range(1, args.rounds + 1):
                 req0, h0 = served(folder), proc_cpu_s(harness_pid)
@@ -179,7 +187,7 @@ def bench_case(location: Path | str, n: int, args: argparse.Namespace, folder: P
                 pg = proc_cpu_s(backend_pid) - pg0 if backend_pid else None
                 harness, requests = proc_cpu_s(harness_pid) - h0, served(folder) - req0
                 failed = [o for o in outcomes if not o.ok]
-                row = {"backend": store.dialect, "sites": n, "round": r,
+                row = {"backend": store.dialect, "sites": n, "round": r, "setup": setup,
                        "wall_s": round(wall, 2), "central_cpu_s": round(cpu, 2),
                        "pg_backend_cpu_s": None if pg is None else round(pg, 2),
                        "harness_cpu_s": round(harness, 2), "requests": requests,
@@ -229,7 +237,7 @@ def main() -> None:
     if set(backends) - {"sqlite", "postgresql"} or min(counts) < 1 or args.windows < 1:
         raise SystemExit("--backends takes sqlite and/or postgresql; --sites and --windows >= 1")
     # One connection per site on each side: lift the open-files limit to its hard cap.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"machine: {machine()}", flush=True)
     rows: list[dict[str, Any]] = []

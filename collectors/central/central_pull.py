@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -88,12 +89,14 @@ class SiteClient:
     """The GETs the central makes to one site collector; every failure becomes SiteDown."""
 
     def __init__(self, target: SiteTarget, timeout_s: float,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        """Talk to `target` with its reader token; `timeout_s` bounds each request."""
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 verify: ssl.SSLContext | bool = True) -> None:
+        """Talk to `target` with its reader token; `timeout_s` bounds each request; `verify`:
+        the TLS context (the Puller shares one among its sites), or True for httpx's own."""
         self.target = target
         self.timeout_s = timeout_s
         self.http = httpx.AsyncClient(
-            base_url=target.url, timeout=timeout_s, transport=transport,
+            base_url=target.url, timeout=timeout_s, transport=transport, verify=verify,
             headers={"Authorization": f"Bearer {target.token}"},
         )
 
@@ -194,7 +197,11 @@ class Puller:
     ) -> None:
         """Pull `targets` into `store`; `timeout_s` bounds each request to a site."""
         self.store = store
-        self.clients = [SiteClient(t, timeout_s) for t in targets]
+        # One TLS context for every site: httpx builds one per client by default, loading the
+        # CA bundle each time (23 ms of CPU a site here: 23 s at start for 1,000 sites,
+        # bench/central_pull.py). The context is read-only once made, so sharing is safe.
+        tls = httpx.create_ssl_context()
+        self.clients = [SiteClient(t, timeout_s, verify=tls) for t in targets]
         self.clock = clock
 
     async def aclose(self) -> None:
