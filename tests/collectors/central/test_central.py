@@ -351,6 +351,12 @@ def test_central_api_needs_a_token_and_metrics_pass_promtool(
         ('[[sites]]\nname = "a"\nurl = "http://x"\ntoken_file = "absent"\n',
          "key sites[0].token_file"),
         ('[[sites]]\nname = "a"\nurl = "http://x"\ntoken_file = "empty"\n', "the file is empty"),
+        # The store: a URL of another engine, and a PostgreSQL that does not answer (port 1
+        # refuses); the password is masked in both lines.
+        ('[central]\nstore = "mysql://u:secret@h/db"\n',
+         "key central.store: bad value 'mysql://u:***@h/db': not a supported URL"),
+        ('[central]\nstore = "postgresql://u:secret@127.0.0.1:1/db"\n',
+         "store postgresql://u:***@127.0.0.1:1/db: cannot connect to PostgreSQL"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, body: str, message: str) -> None:
@@ -361,6 +367,7 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, body: str, message: s
     r = dcmeter("central", "pull", "-c", str(cfg), "--once")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.startswith("dcmeter: configuration error:") and r.stderr.count("\n") == 1
+    assert "secret" not in r.stderr
 
 
 def test_example_config_loads() -> None:

@@ -7,10 +7,6 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from dcmeter.base.configfile import ConfigError
-from dcmeter.collectors.central import central_config
 from dcmeter.collectors.central.central_store import CentralStore, Gauge, PulledWindow
 from dcmeter.collectors.web.auth import create_token
 
@@ -122,14 +118,3 @@ def test_pulls_failures_and_tokens_on_the_store_backend(
         assert len(again.windows()) == 3
     finally:
         again.close()
-
-
-@pytest.mark.parametrize("value", ["mysql://u@h/db", "postgresql:/nohost"])
-def test_a_store_that_is_neither_a_path_nor_a_postgresql_url(tmp_path: Path, value: str) -> None:
-    cfg = tmp_path / "central.toml"
-    cfg.write_text(f'[central]\nstore = "{value}"\n')
-    if "://" not in value:  # a path after all (no scheme): kept as a file beside the config
-        assert central_config.load(cfg).central.store == tmp_path / value
-        return
-    with pytest.raises(ConfigError, match=r"key central\.store: bad value 'mysql://u@h/db'"):
-        central_config.load(cfg)
