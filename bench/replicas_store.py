@@ -30,13 +30,13 @@ def run(url: str, replicas: int, todo: list) -> tuple[float, int]:  # type: igno
     stores = [Store(url) for _ in range(replicas)]
     loads = [0]
     for s in stores:
-        table_load = s._table.load
+        catch_up = s._table.catch_up  # called on each re-read (Store._synced)
 
-        def counted(db, _load=table_load):  # type: ignore[no-untyped-def]
+        def counted(db, _catch_up=catch_up):  # type: ignore[no-untyped-def]
             loads[0] += 1
-            return _load(db)
+            return _catch_up(db)
 
-        s._table.load = counted  # type: ignore[method-assign]
+        s._table.catch_up = counted  # type: ignore[method-assign]
     t = time.perf_counter()
     for i, (b, digest, raw) in enumerate(todo):
         state, _ = stores[i % replicas].insert_batch(b, digest, raw, b.sealed_ns)
@@ -62,7 +62,7 @@ def main() -> None:
             spent, resyncs = run(url, replicas, todo)
             print(f"replicas {replicas}: {len(todo)} batches of {args.size}, {n:,} samples,"
                   f" {n / spent:,.0f} samples/s, {len(todo) / spent:,.0f} batches/s,"
-                  f" resyncs {resyncs}", flush=True)
+                  f" re-reads {resyncs}", flush=True)
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             return
         mine = None if self._gen is None else self._gen + (1 if writing else 0)
         if gen != mine:
-            self._table.load(self._db)
+            self._table.catch_up(self._db)
             self._owners.load(self._db)
             self._load_folds(time.time_ns())
         self._gen = gen
