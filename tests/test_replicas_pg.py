@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -39,7 +40,9 @@ from tests.peers.agent import agent_of, polling
 from tests.peers.processes import DCMETER, daemon, stop, wait_for
 from tests.peers.stack import stack_env
 
-AGENTS = 10
+# The issue asks 50 agents; 10 keep the test light on CI's two cores.
+# DCMETER_REPLICA_AGENTS=50 runs the issue's count (docs/scaling.md: what it reached).
+AGENTS = int(os.environ.get("DCMETER_REPLICA_AGENTS", "10"))
 REPLICAS = 3
 CLI_TIMEOUT_S = 120.0
 
@@ -65,7 +68,7 @@ def _site(sources: list[str]) -> str:
     return (
         '[site]\nname = "replicas"\nregion = "east-2023"\n\n[energy]\ntotal = ["host-0"]\nit = ["host-1"]\n\n'
         "[general]\nmethod = 2\n\n[[general.groups]]\nname = \"hosts\"\nkind = \"compute\"\n"
-        'count = 10\nrating = 20000\nrating_source = "test"\n'
+        f'count = {len(sources)}\nrating = 20000\nrating_source = "test"\n'
         f"sources = {json.dumps(sources)}\n"
     )
 
