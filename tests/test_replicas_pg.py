@@ -226,7 +226,10 @@ def test_three_collectors_one_store_one_killed_mid_window(
                 assert have == _samples_of(raws), f"{name}: store differs from what it sealed"
                 seqs = [r["seq"] for r in store.batches(name)]
                 assert seqs == sorted(raws), f"{name}: batches stored differ from sealed"
-            assert all(b["chain"] in ("ok", "") for b in store.batches()), "chain not ok"
+            every = store.batches()
+            assert all(b["chain"] in ("ok", "") for b in every), "chain not ok"
+            n_batches, n_samples = len(every), sum(int(b["samples"]) for b in every)
+            assert n_batches == sum(len(r) for r in sealed.values())
             # One store, raw samples only: the result one collector computes.
             w = store.window(wid)
             assert w is not None and w.end_ns is not None
@@ -250,6 +253,20 @@ def test_three_collectors_one_store_one_killed_mid_window(
                                headers=auth, json={"reason": "replica check"}, timeout=120)
             assert again.status_code == 201, again.text
             _same_result(again.json(), alone)
+        # Any replica answers the same report and the same ingest totals: all the store's.
+        reports, totals = [], []
+        for p in ports:
+            r = httpx.get(f"http://127.0.0.1:{p}/api/v1/windows/{wid}/report",
+                          params={"format": "json"}, headers=auth, timeout=120)
+            assert r.status_code == 200, r.text
+            reports.append(r.json())
+            text = httpx.get(f"http://127.0.0.1:{p}/metrics", timeout=60).text
+            totals.append([line for line in text.splitlines() if line.startswith(
+                ("dcmeter_ingest_batches_accepted_total", "dcmeter_ingest_samples_accepted"))])
+        assert reports[0] == reports[1] == reports[2]
+        want = [f"dcmeter_ingest_batches_accepted_total {float(n_batches)}",
+                f"dcmeter_ingest_samples_accepted_total {float(n_samples)}"]
+        assert totals == [want] * REPLICAS, (totals, want)
     finally:
         if lb is not None:
             stop(lb)
