@@ -152,7 +152,8 @@ MIGRATIONS = (
               failures_db.add_source_failures),
     Migration(11, "calibrations and calibration_readings (issue 18, seed 004)",
               add_calibration_tables),
-    Migration(12, "store_generation: replicas on one PostgreSQL serialise their writes",
+    Migration(12, "store_generation: replicas on one PostgreSQL serialise their writes;"
+              " batches_received index",
               generation.add_generation),
 )
 
@@ -232,7 +233,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         if gen != mine:
             self._table.catch_up(self._db)
             self._owners.load(self._db)
-            self._load_folds(time.time_ns())
+            self._load_folds()  # live windows judged by the last receipt, as at start
         self._gen = gen
 
     @property
@@ -680,11 +681,11 @@ class Store(TokenTable, ResultTable, CalibrationTable):
 
     # gauge folds of general windows (collectors/storage/store_folds.py)
 
-    def _load_folds(self, now_ns: int | None = None) -> None:
+    def _load_folds(self) -> None:
         rows = self._db.execute(
             f"SELECT {WINDOW_COLUMNS} FROM windows WHERE kind = 'general'"
         ).fetchall()
-        self._folds.load(self._db, (_window(r) for r in rows), now_ns)
+        self._folds.load(self._db, (_window(r) for r in rows))
 
     def fold_samples(self, rows: Sequence[tuple[int, int, float]], received_ns: int) -> None:
         """Fold (series id, ts ns, value) rows as `insert_batch` does, in one transaction,

@@ -57,14 +57,10 @@ class WindowFolds:
         self.gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
         self.until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
 
-    def load(
-        self, db: Connection, general: Iterable[Window], now_ns: int | None = None
-    ) -> None:
-        """Hold in memory the folds of the general windows still folding (from the table);
-        `now_ns`: the receipt time they are judged live at (default: the last batch's)."""
+    def load(self, db: Connection, general: Iterable[Window]) -> None:
+        """Hold in memory the folds of the general windows still folding (from the table)."""
         self.windows, self.folds, self.gone, self.until = {}, {}, {}, {}
-        last_rx = now_ns if now_ns is not None else db.execute(
-            "SELECT MAX(received_ns) FROM batches").fetchone()[0]
+        last_rx = db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
         for w in general:
             if self._live(w, last_rx):
                 self.windows[w.id] = w
