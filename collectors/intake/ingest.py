@@ -78,6 +78,14 @@ class Ingest:
         self.history.enrol(keyring, "reload")
         return True
 
+    def _caught_up(self) -> bool:
+        """PostgreSQL, where replicas share the store: read the key history again (another
+        replica may have recorded a rotation or an enrolment); True if it did."""
+        if self.store.dialect != "postgresql":
+            return False
+        self.history.refresh()
+        return True
+
     def _key(self, agent: str, seq: int) -> Ed25519PublicKey | None:
         return self.history.at(agent, seq) if agent in self.keyring else None
 
@@ -87,7 +95,7 @@ class Ingest:
         """Check the agent is enrolled and the signatures over the raw body verify, before
         the body is decoded; a refusal, or None."""
         key = self._key(agent, seq)
-        if key is None and self._reload():
+        if key is None and (self._reload() or self._caught_up()):
             key = self._key(agent, seq)
         if key is None:
             return self._refuse(401, "unknown_agent", "agent is not enrolled", agent)
@@ -95,7 +103,8 @@ class Ingest:
             try:
                 wire.verify(key, body, sig)
             except wire.BadSignature:
-                again = self._key(agent, seq) if self._reload() else None
+                again = (self._key(agent, seq)
+                         if self._reload() or self._caught_up() else None)
                 if again is None:
                     raise
                 key = again

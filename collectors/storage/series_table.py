@@ -80,19 +80,40 @@ class SeriesTable:
         self.meta: dict[tuple[str, str], Meta] = {}
         self.per_agent: Counter[str] = Counter()
         self.per_source: Counter[tuple[str, str]] = Counter()
+        self._last_id = 0  # the newest series id read
+        self._last_meta = 0  # the newest source_meta row read
 
     def load(self, db: Connection) -> None:
         """Read the table again (at start, and after a failed transaction)."""
         self.ids, self.meta = {}, {}
         self.per_agent, self.per_source = Counter(), Counter()
+        self._last_id = 0
+        self._last_meta = int(db.execute(
+            "SELECT COALESCE(MAX(rowid), 0) FROM source_meta").fetchone()[0])
+        self._add_rows(db)
+
+    def catch_up(self, db: Connection) -> None:
+        """Read what other replicas wrote since (store.py `_synced`, under the store's
+        write lock): the series made after the last one known (ids grow, and writes are one
+        at a time, so they commit in id order) and the metadata recorded since."""
+        self._add_rows(db)
+        for agent, source, *meta in db.execute(
+            "SELECT agent, source, protocol, address, labels, accuracy, device, rowid"
+            " FROM source_meta WHERE rowid > ? ORDER BY rowid", (self._last_meta,)
+        ):
+            self.meta[(agent, source)] = tuple(meta[:5])
+            self._last_meta = int(meta[5])
+
+    def _add_rows(self, db: Connection) -> None:
         for sid, key, agent, source, proto, addr, labels, acc, device in db.execute(
             "SELECT id, key, agent, source, protocol, address, source_labels, accuracy,"
-            " source_device FROM series ORDER BY id"
+            " source_device FROM series WHERE id > ? ORDER BY id", (self._last_id,)
         ):
             self.ids[str(key)] = int(sid)
             self.meta[(agent, source)] = (proto, addr, labels, acc, device)
             self.per_agent[agent] += 1
             self.per_source[(agent, source)] += 1
+            self._last_id = int(sid)
 
     def ids_of(
         self, db: Connection, batch: Batch, pairs: Sequence[tuple[int, int]], received_ns: int
@@ -120,6 +141,7 @@ class SeriesTable:
             new,
         )
         self.ids.update(zip((r[0] for r in new), made, strict=True))
+        self._last_id = max([self._last_id, *made])
         for r in new:
             self.per_agent[batch.agent] += 1
             self.per_source[(batch.agent, r[2])] += 1

@@ -20,7 +20,7 @@ import numpy as np
 from dcmeter.agent.wire import Batch
 from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.evaluation.series import Series
-from dcmeter.collectors.storage import audit
+from dcmeter.collectors.storage import audit, generation
 from dcmeter.collectors.storage import db as dbm
 from dcmeter.collectors.storage import source_failures as failures_db
 from dcmeter.collectors.storage import store_chain as chain_db
@@ -152,6 +152,9 @@ MIGRATIONS = (
               failures_db.add_source_failures),
     Migration(11, "calibrations and calibration_readings (issue 18, seed 004)",
               add_calibration_tables),
+    Migration(12, "store_generation: replicas on one PostgreSQL serialise their writes;"
+              " batches_received index",
+              generation.add_generation),
 )
 
 
@@ -182,10 +185,13 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             raise
         self.dialect = self._db.dialect
         self._lock = threading.Lock()
+        # The store_generation this process's memory is true at (generation.py): read
+        # before the caches below, so that a write between them makes the next use re-read.
+        self._gen = generation.current(self._db)
         self._table = SeriesTable(limits)
         self._table.load(self._db)
-        self.owners = Owners()
-        self.owners.load(self._db)
+        self._owners = Owners()
+        self._owners.load(self._db)
         # (source identity, metric identity) -> series id: a cache over the series table's
         # keys that spares the JSON key of a known series (_sample_series below).
         self._pair_ids: dict[tuple[tuple[Any, ...], tuple[Any, ...]], int] = {}
@@ -203,16 +209,44 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         with self._lock:
             try:
                 with self._db.transaction():
+                    self._synced(generation.bump(self._db), writing=True)
                     yield self._db
             except Refused:
-                self.owners.load(self._db)  # a first-delivery binding may have been rolled back
+                self._gen = None  # the bump was rolled back: re-read at the next use
+                self._owners.load(self._db)  # a first-delivery binding may be rolled back
                 raise
             except BaseException:
+                self._gen = None
                 self._table.load(self._db)
-                self.owners.load(self._db)
+                self._owners.load(self._db)
                 self._pair_ids, self._shapes = {}, {}
                 self._load_folds()
                 raise
+
+    def _synced(self, gen: int | None, *, writing: bool = False) -> None:
+        """Under the lock, given the store's generation (a writer's own bump, or the
+        committed one for a read): re-read the series keys, owners and folds if another
+        replica wrote since this process last did (PostgreSQL; SQLite passes None)."""
+        if gen is None:
+            return
+        mine = None if self._gen is None else self._gen + (1 if writing else 0)
+        if gen != mine:
+            self._table.catch_up(self._db)
+            self._owners.load(self._db)
+            self._load_folds()  # live windows judged by the last receipt, as at start
+        self._gen = gen
+
+    @property
+    def owners(self) -> Owners:
+        """The source owners (ownership.py), caught up with other replicas' writes."""
+        with self._lock:
+            self._fresh()
+            return self._owners
+
+    def _fresh(self) -> None:
+        """Before a read that uses the memory (owners): catch up with other replicas."""
+        if self.dialect == "postgresql":
+            self._synced(generation.current(self._db))
 
     def insert_batch(
         self, batch: Batch, digest: bytes, raw: bytes, received_ns: int,
@@ -247,7 +281,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
                         (raw, batch.agent, batch.seq),
                     )
                 return "duplicate", ""
-            bound = self.owners.check(db, batch, received_ns)  # Refused: nothing is written
+            bound = self._owners.check(db, batch, received_ns)  # Refused: nothing is written
             if not chain_db.successor_links(db, batch.agent, batch.seq, digest):
                 raise _refused("chain_mismatch", batch)
             if rotation is not None:
@@ -424,6 +458,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             return out
         marks = ",".join("?" * len(sources))
         with self._lock:
+            self._fresh()  # the owners' spans below
             meta = self._db.execute(
                 f"SELECT id, agent, source, source_labels, accuracy, metric, unit, kind,"
                 f" modulus, labels FROM series WHERE source IN ({marks}) ORDER BY id",
@@ -434,7 +469,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         for sid, agent, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
             check(deadline)
             # Only the owner's samples count, for the spans it owned the source.
-            spans = self.owners.series_spans(agent, source)
+            spans = self._owners.series_spans(agent, source)
             if spans == []:
                 continue
             merged = {**json.loads(slabels), **json.loads(labels)}
@@ -482,9 +517,9 @@ class Store(TokenTable, ResultTable, CalibrationTable):
     def bind_sources(self, bindings: Mapping[str, Sequence[str]], now_ns: int) -> list[str]:
         """Let each agent in `bindings` report only its listed sources, binding those nobody
         owns to it; return the conflicts (listed for one agent, owned by another)."""
-        self.owners.allowed = {a: frozenset(s) for a, s in bindings.items()}
+        self._owners.allowed = {a: frozenset(s) for a, s in bindings.items()}
         with self._tx() as db:
-            return self.owners.enrol(db, bindings, now_ns)
+            return self._owners.enrol(db, bindings, now_ns)
 
     def move_source(
         self, source: str, agent: str, from_ns: int, by_name: str, reason: str, now_ns: int
@@ -492,7 +527,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         """Give `source` to `agent` from sample time `from_ns` on, or confirm its binding
         (ownership.py Owners.move); ValueError if that would rewrite history."""
         with self._tx() as db:
-            self.owners.move(db, source, agent, from_ns, by_name, reason, now_ns)
+            self._owners.move(db, source, agent, from_ns, by_name, reason, now_ns)
 
     def batches(self, agent: str | None = None) -> list[dict[str, Any]]:
         """Batch metadata (no samples), oldest first."""
@@ -661,7 +696,8 @@ class Store(TokenTable, ResultTable, CalibrationTable):
     def window_folds(self, wid: int) -> dict[int, GaugeFold]:
         """The gauge folds of a window by series id: copies, safe while ingest goes on."""
         with self._lock:
-            held = self._folds.copies(wid)
+            # PostgreSQL: the table, which every replica's transaction keeps current.
+            held = None if self.dialect == "postgresql" else self._folds.copies(wid)
             if held is not None:
                 return held
             rows = self._db.execute(
