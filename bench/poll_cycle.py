@@ -142,8 +142,19 @@ def table(results: dict[str, Any]) -> str:
                      f"{r['wall_s_mean']:.2f} / {r['wall_s_max']:.2f}",
                      f"{r['cpu_s_mean']:.3f}", f"{r['rss_mb_max']:.0f}"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
-                     for row in rows)
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
+             for row in rows]
+    for name, r in results.items():
+        if "failed_reads_all_ticks" in r:
+            lines.append(f"{name}: failed reads over every tick, the first included: "
+                         f"{r['failed_reads_all_ticks']}")
+        if "client_cpu_s_mean" in r:  # an exporter: what the scraping client cost, beside it
+            lines.append(
+                f"{name}: failed reads over every sweep, the first included: "
+                f"{r['failed_reads_all_sweeps']}; scraping client CPU "
+                f"{r['client_cpu_s_mean']:.3f} s/sweep; the exporter's own scrape durations "
+                f"median {r['reported_scrape_s_median']} s, max {r['reported_scrape_s_max']} s")
+    return "\n".join(lines)
 
 
 def main() -> int:
