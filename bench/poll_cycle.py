@@ -10,8 +10,10 @@ meters in another, see bench_site.py) is read in turn by:
 - ours: the agent's own `Agent.tick()` (read every source, commit to the SQLite buffer,
   seal and sign; no collector) on wall-clock multiples of `--interval`, in a process of its
   own (bench/agent_ticks.py), timed inside: wall and CPU of the process during the tick;
-  RSS is its peak. The first tick (BMC sessions, Modbus connections, SNMP engine, table
-  walks) is reported apart.
+  RSS is its peak. The start-up phase before the first tick (BMC sessions, SNMP engine,
+  table walks; agent/startup.py) and the first tick are reported apart; `--no-startup`
+  leaves the set-up to the first tick, as the agent did before. Failed reads are counted in
+  every tick, the first included.
 - prometheus-ipmi-exporter: every BMC scraped at /ipmi?target=127.0.0.1:PORT, DCMI collector
   (FreeIPMI's `ipmi-dcmi` run per target: its CPU counts, as the exporter's waited children).
 - prometheus-snmp-exporter: every switch at /snmp?target=127.0.0.1:PORT, module if_hc.
@@ -19,8 +21,10 @@ meters in another, see bench_site.py) is read in turn by:
   in test mode (`collectd -T`, process start included), the daemon's CPU per interval.
 
 Exporters are scraped with `--concurrency` requests in flight, as a Prometheus server would,
-the sweep timed from the first request to the last answer; the first sweep is reported
-apart. Each tool reads only the kinds of target it can: that is part of the table.
+by threads of http.client whose own CPU is reported beside each sweep, with the exporters'
+own reported scrape durations; the sweep timed from the first request to the last answer;
+the first sweep is reported apart, its failures counted. Each tool reads only the kinds of
+target it can: that is part of the table.
 """
 
 from __future__ import annotations
