@@ -28,6 +28,7 @@ from dcmeter.agent.samples import now_ns
 from dcmeter.agent.scheduler import Poller, next_aligned, start_ticks
 from dcmeter.agent.shipper import Shipper, probe_interval
 from dcmeter.agent.sources import Source, import_vendor_modules
+from dcmeter.agent.startup import StartUp, prepare_sources
 from dcmeter.agent.wire import ClockStatus
 from dcmeter.base import sdnotify
 from dcmeter.base.configfile import ConfigError
@@ -108,6 +109,14 @@ class Agent:
         self._scheduler: AsyncIOScheduler | None = None
         self._shipping: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[bool]] = set()
+        self.startup: StartUp | None = None  # what start_up() did
+
+    async def start_up(self) -> StartUp:
+        """Set every source up before the first tick (agent/startup.py): the first tick's
+        timeouts then measure the targets, not a CPU busy opening 600 sessions."""
+        self.notifier.notify(f"STATUS=setting up {len(self.sources)} sources")
+        self.startup = await prepare_sources(self.sources, stop=self.stop_event)
+        return self.startup
 
     def _sealer(self, body: bytes) -> bytes:
         return self.signer.envelope(body)
@@ -270,6 +279,7 @@ class Agent:
             loop.add_signal_handler(sig, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         self.held.commit(self.buffer, [], self.seal)  # what a previous run did not seal
+        await self.start_up()
         self._scheduler = start_ticks(self.tick, self.cfg.agent.interval_s, time.time())
         self.steps.check()
         self._watch = asyncio.create_task(self._watch_clock())

@@ -119,6 +119,9 @@ def start_site(
 
 def agent_toml(state_dir: Path, interval_s: float, sources_toml: str, timeout_s: float) -> str:
     """An agent config: no collector (batches stay in the buffer), the site's sources."""
+    # Only the [[sources]] blocks: `dcmeter simulate` writes its own [agent] and [collector].
+    blocks = sources_toml.split("[[sources]]\n", 1)
+    sources_toml = "[[sources]]\n" + blocks[1] if len(blocks) == 2 else ""
     body = sources_toml.replace("[[sources]]\n", f"[[sources]]\ntimeout_s = {timeout_s:g}\n")
     return (
         f'[agent]\nid = "bench"\ninterval_s = {interval_s:g}\nstate_dir = "{state_dir}"\n\n'

@@ -10,8 +10,10 @@ meters in another, see bench_site.py) is read in turn by:
 - ours: the agent's own `Agent.tick()` (read every source, commit to the SQLite buffer,
   seal and sign; no collector) on wall-clock multiples of `--interval`, in a process of its
   own (bench/agent_ticks.py), timed inside: wall and CPU of the process during the tick;
-  RSS is its peak. The first tick (BMC sessions, Modbus connections, SNMP engine, table
-  walks) is reported apart.
+  RSS is its peak. The start-up phase before the first tick (BMC sessions, SNMP engine,
+  table walks; agent/startup.py) and the first tick are reported apart; `--no-startup`
+  leaves the set-up to the first tick, as the agent did before. Failed reads are counted in
+  every tick, the first included.
 - prometheus-ipmi-exporter: every BMC scraped at /ipmi?target=127.0.0.1:PORT, DCMI collector
   (FreeIPMI's `ipmi-dcmi` run per target: its CPU counts, as the exporter's waited children).
 - prometheus-snmp-exporter: every switch at /snmp?target=127.0.0.1:PORT, module if_hc.
@@ -19,8 +21,10 @@ meters in another, see bench_site.py) is read in turn by:
   in test mode (`collectd -T`, process start included), the daemon's CPU per interval.
 
 Exporters are scraped with `--concurrency` requests in flight, as a Prometheus server would,
-the sweep timed from the first request to the last answer; the first sweep is reported
-apart. Each tool reads only the kinds of target it can: that is part of the table.
+by threads of http.client whose own CPU is reported beside each sweep, with the exporters'
+own reported scrape durations; the sweep timed from the first request to the last answer;
+the first sweep is reported apart, its failures counted. Each tool reads only the kinds of
+target it can: that is part of the table.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def only(sources_toml: str, kind: str) -> str:
 
 
 def run_ours(work: Path, sources_toml: str, interval_s: float, cycles: int,
-             timeout_s: float) -> dict[str, Any]:
+             timeout_s: float, startup: bool = True) -> dict[str, Any]:
     """Run the agent's tick `cycles` + 1 times in its own process (bench/agent_ticks.py)."""
     state = work / "state"
     state.mkdir()
@@ -66,19 +70,23 @@ def run_ours(work: Path, sources_toml: str, interval_s: float, cycles: int,
     with (work / "agent.log").open("wb") as log:
         agent = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "agent_ticks.py"), str(cfg),
-             "--cycles", str(cycles), "--interval", f"{interval_s:g}"],
+             "--cycles", str(cycles), "--interval", f"{interval_s:g}",
+             *([] if startup else ["--no-startup"])],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log,
         )
     assert agent.stdout is not None
     ps = psutil.Process(agent.pid)
     rss = exporters.RssSampler(ps)
     ticks: list[dict[str, Any]] = []
+    setup: dict[str, Any] | None = None
     threads = 0
     try:
         for line in agent.stdout:
             if not line.startswith(b'{"'):
                 continue
             rec = json.loads(line)
+            if "startup" in rec:
+                setup = rec
             if "tick" in rec:
                 ticks.append(rec)
                 threads = max(threads, ps.num_threads())
@@ -97,6 +105,13 @@ def run_ours(work: Path, sources_toml: str, interval_s: float, cycles: int,
         "failed_examples": failed[:5],
         "first": {"wall_s": round(ticks[0]["wall_s"], 3), "cpu_s": round(ticks[0]["cpu_s"], 3),
                   "failed": len(ticks[0]["failed"])},
+        # Every failed read of every tick, the first included (a target failing in two ticks
+        # counts twice).
+        "failed_reads_all_ticks": sum(len(t["failed"]) for t in ticks),
+        "startup": None if setup is None else {
+            "wall_s": round(setup["wall_s"], 3), "cpu_s": round(setup["cpu_s"], 3),
+            "prepared": setup["prepared"], "failed": len(setup["failed"]),
+            "unfinished": len(setup["unfinished"])},
         "wall_s_mean": round(sum(t["wall_s"] for t in rest) / len(rest), 3),
         "wall_s_max": round(max(t["wall_s"] for t in rest), 3),
         "cpu_s_mean": round(sum(t["cpu_s"] for t in rest) / len(rest), 3),
@@ -112,25 +127,38 @@ def run_ours(work: Path, sources_toml: str, interval_s: float, cycles: int,
 
 def table(results: dict[str, Any]) -> str:
     """One row per tool: targets read OK, cycle wall, CPU per cycle, RSS."""
-    head = ("tool", "reads", "targets OK", "first cycle s", "cycle wall s (mean/max)",
-            "CPU s/cycle", "RSS MB")
+    head = ("tool", "reads", "targets OK", "start-up s", "first cycle s (failed)",
+            "cycle wall s (mean/max)", "CPU s/cycle", "RSS MB")
     rows = [head]
     for name, r in results.items():
         if "error" in r:
-            rows.append((name, r.get("reads", ""), "-", "-", r["error"], "-", "-"))
+            rows.append((name, r.get("reads", ""), "-", "-", "-", r["error"], "-", "-"))
             continue
         if name == "collectd":
-            rows.append((name, r["reads"], f"{r['ok_min']}/{r['targets']}",
+            rows.append((name, r["reads"], f"{r['ok_min']}/{r['targets']}", "-",
                          f"{r['test_mode_wall_s']:.2f} (-T)", f"{r['test_mode_wall_s']:.2f} (-T)",
                          f"{r['cpu_s_per_interval']:.3f}", f"{r['rss_mb_max']:.0f}"))
             continue
+        up = r.get("startup")
         rows.append((name, r["reads"], f"{r['ok_min']}/{r['targets']}",
-                     f"{r['first']['wall_s']:.2f}",
+                     f"{up['wall_s']:.2f}" if up else "-",
+                     f"{r['first']['wall_s']:.2f} ({r['first'].get('failed', 0)})",
                      f"{r['wall_s_mean']:.2f} / {r['wall_s_max']:.2f}",
                      f"{r['cpu_s_mean']:.3f}", f"{r['rss_mb_max']:.0f}"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
-                     for row in rows)
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
+             for row in rows]
+    for name, r in results.items():
+        if "failed_reads_all_ticks" in r:
+            lines.append(f"{name}: failed reads over every tick, the first included: "
+                         f"{r['failed_reads_all_ticks']}")
+        if "client_cpu_s_mean" in r:  # an exporter: what the scraping client cost, beside it
+            lines.append(
+                f"{name}: failed reads over every sweep, the first included: "
+                f"{r['failed_reads_all_sweeps']}; scraping client CPU "
+                f"{r['client_cpu_s_mean']:.3f} s/sweep; the exporter's own scrape durations "
+                f"median {r['reported_scrape_s_median']} s, max {r['reported_scrape_s_max']} s")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -147,6 +175,8 @@ def main() -> int:
     ap.add_argument("--tools", default=",".join(TOOLS), help="subset of " + ",".join(TOOLS))
     ap.add_argument("--split", action="store_true",
                     help="also run the agent on each kind of target alone (ours-ipmi, …)")
+    ap.add_argument("--no-startup", action="store_true",
+                    help="the agent without its start-up phase (its first tick sets up)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args()
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -206,10 +236,11 @@ def run_tool(tool: str, work: Path, site: Any, by: dict[str, list[dict[str, Any]
     sub = work / tool
     sub.mkdir()
     if tool == "ours":
-        return run_ours(sub, site.sources_toml, args.interval, args.cycles, args.timeout)
+        return run_ours(sub, site.sources_toml, args.interval, args.cycles, args.timeout,
+                        not args.no_startup)
     if tool in SPLIT:
         return run_ours(sub, only(site.sources_toml, SPLIT[tool]), args.interval, args.cycles,
-                        args.timeout)
+                        args.timeout, not args.no_startup)
     if tool == "ipmi":
         return exporters.ipmi_exporter(by["ipmi"], sub, args.cycles, args.concurrency)
     if tool == "snmp":

@@ -42,6 +42,8 @@ class Source(Protocol):
 
     # Optional: `timeout_hint() -> str`, what no answer within timeout_s means for this
     # target (agent/scheduler.py timeout_reason puts it into the poller's message).
+    # Optional: `async prepare() -> None`, the set-up a first read would do (sessions, table
+    # walks), run before the first tick by agent/startup.py; raises SourceError like read().
 
 
 # type name -> "module:ConfigClass". The config class is a pydantic model with a

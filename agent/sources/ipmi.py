@@ -96,6 +96,14 @@ class IpmiSource:
         """Read the BMC's power once (blocking pyipmi calls run in a worker thread)."""
         return await asyncio.to_thread(self._read_locked)
 
+    async def prepare(self) -> None:
+        """Open the session before the first tick (agent/startup.py), in a worker thread."""
+        await asyncio.to_thread(self._prepare_locked)
+
+    def _prepare_locked(self) -> None:
+        with self._lock:
+            self._session()
+
     def timeout_hint(self) -> str:
         """What no answer within timeout_s means for this BMC (the poller's message)."""
         if self._config.interface == "local":

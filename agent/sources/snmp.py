@@ -116,6 +116,10 @@ class SnmpSource:
         self._reads_since_walk += 1
         return self._readings(values, stamps)
 
+    async def prepare(self) -> None:
+        """Set up before the first tick (agent/startup.py): the engine and the table walk."""
+        await self._resolve()
+
     def timeout_hint(self) -> str:
         """What no answer within timeout_s means for this target (the poller's message)."""
         return f"v{self._config.version}: {no_answer_hint(self._config)}"

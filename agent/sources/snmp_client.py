@@ -108,7 +108,11 @@ class EnginePool:
     def release(self, engine: Any) -> None:
         """One user fewer of `engine`; the last one closes its transport."""
         for loop, shared in list(self._by_loop.items()):
-            if shared.making.done() and shared.making.result() is engine:
+            # Another loop's engine may have been cancelled while being made (its loop
+            # closed first): that entry is not this engine's, and result() would raise.
+            making = shared.making
+            if making.done() and not making.cancelled() and making.exception() is None \
+                    and making.result() is engine:
                 shared.users -= 1
                 if shared.users <= 0:
                     del self._by_loop[loop]

@@ -52,6 +52,10 @@ class PduSource:
         self._reads_since_walk = 0
         self._announced_missing: tuple[int, ...] = ()
 
+    async def prepare(self) -> None:
+        """Set up before the first tick (agent/startup.py): the engine and the table walks."""
+        await self._resolve()
+
     async def read(self) -> list[Reading]:
         """Read every inlet's and selected outlet's power and energy once."""
         if self._inlets is None or self._reads_since_walk >= self._config.rewalk_every:

@@ -257,6 +257,31 @@ def test_session_is_kept_between_reads_and_reopened_after_a_bmc_reset(bmc: IpmiS
     asyncio.run(scenario())
 
 
+def test_prepare_opens_the_session_the_first_read_then_uses(bmc: IpmiSim) -> None:
+    """The start-up phase (agent/startup.py) opens the session; the first read sends only
+    its one Get Power Reading on it."""
+    src = source(bmc.port)
+
+    async def scenario() -> float:
+        await src.prepare()
+        assert src.sessions_opened == 1
+        assert bmc.power_requests() == 0  # a session, no reading yet
+        bmc.set_power(333)
+        value = by_metric(await src.read())["power_w"].value
+        await src.close()
+        return value
+
+    assert asyncio.run(scenario()) == 333.0
+    assert src.sessions_opened == 1 and bmc.power_requests() == 1
+
+
+def test_prepare_of_a_dead_bmc_raises_the_read_error() -> None:
+    src = source(free_udp_port(), timeout_s=0.6)
+    with pytest.raises(TargetUnreachable):
+        asyncio.run(src.prepare())
+    assert src.sessions_opened == 0
+
+
 def test_bmc_down_is_unreachable_then_recovers(bmc: IpmiSim) -> None:
     src = source(bmc.port)
 
