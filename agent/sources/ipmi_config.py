@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from dcmeter.agent.sources.base import SourceConfigBase
-from dcmeter.base.configfile import ConfigError
+from dcmeter.base.configfile import ConfigError, read_secret_file
 
 MAX_USERNAME_BYTES = 16  # IPMI v2.0, section 13.20 (RAKP message 1)
 MAX_PASSWORD_BYTES = 20  # IPMI v2.0 passwords; 16 for IPMI v1.5 accounts
@@ -89,13 +89,7 @@ class IpmiSettings(SourceConfigBase):
         if self.password_file is None:
             return ""
         where = f"source {self.id}: password_file {self.password_file}"
-        try:
-            text = self.password_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: cannot read it: {exc}") from None
-        secret = text.removesuffix("\n").removesuffix("\r")
-        if not secret:
-            raise ConfigError(f"{where}: the file is empty")
+        secret = read_secret_file(self.password_file, where)
         if len(secret.encode()) > MAX_PASSWORD_BYTES:
             raise ConfigError(f"{where}: IPMI passwords have at most {MAX_PASSWORD_BYTES} bytes")
         return secret

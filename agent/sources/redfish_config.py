@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from dcmeter.agent.sources.base import SourceConfigBase
-from dcmeter.base.configfile import ConfigError
+from dcmeter.base.configfile import read_secret_file
 
 
 class RedfishSettings(SourceConfigBase):
@@ -56,12 +56,5 @@ class RedfishSettings(SourceConfigBase):
         if self.password is not None:
             return self.password.get_secret_value()
         assert self.password_file is not None
-        where = f"source {self.id}: password_file {self.password_file}"
-        try:
-            text = self.password_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: cannot read it: {exc}") from None
-        secret = text.removesuffix("\n").removesuffix("\r")
-        if not secret:
-            raise ConfigError(f"{where}: the file is empty")
-        return secret
+        return read_secret_file(self.password_file,
+                                f"source {self.id}: password_file {self.password_file}")

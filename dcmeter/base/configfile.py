@@ -191,3 +191,16 @@ def resolve_files(path: Path, section: Any, names: tuple[str, ...], key: str) ->
                 f"{path}: key {key}.{name}: bad value {str(value)!r}: cannot read"
                 f" {resolved}: {exc.strerror or exc}"
             ) from None
+
+
+def read_secret_file(path: Path, where: str) -> str:
+    """A secret kept in a file (a password): its text with one trailing newline stripped;
+    raise ConfigError prefixed with `where` when the file cannot be read or holds nothing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read it: {exc}") from None
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ConfigError(f"{where}: the file is empty")
+    return secret
