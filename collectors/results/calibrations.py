@@ -19,7 +19,7 @@ import numpy as np
 from dcmeter import __version__
 from dcmeter.collectors.evaluation import calibration as cal
 from dcmeter.collectors.evaluation.calibration_plan import Plan, SeriesSpec
-from dcmeter.collectors.evaluation.calibration_quantities import QUANTITIES, Mpe
+from dcmeter.collectors.evaluation.calibration_quantities import QUANTITIES, Mpe, Quantity
 from dcmeter.collectors.evaluation.issues import attach_details, issue
 from dcmeter.collectors.evaluation.jsonl import parse_rfc3339, rfc3339
 from dcmeter.collectors.evaluation.series import Series
@@ -42,15 +42,11 @@ def quantity_error(name: str) -> str | None:
     return f"quantity {name!r} is not one of {', '.join(sorted(QUANTITIES))} (seed 004)"
 
 
-def _mpe_json(m: Any) -> dict[str, Any] | None:
-    return None if m is None else {"relative": m.relative, "absolute": m.absolute}
-
-
 def reference_mpe(plan: Plan) -> Mpe:
     """The reference standard's MPE: the plan's, else the quantity's (seed 004); none: 0."""
     if plan.reference.mpe is not None:
         return Mpe(relative=plan.reference.mpe.relative, absolute=plan.reference.mpe.absolute)
-    default = getattr(QUANTITIES[plan.calibration.quantity], "reference_mpe", None)
+    default = QUANTITIES[plan.calibration.quantity].reference_mpe
     return default if default is not None else Mpe(absolute=0.0)
 
 
@@ -80,7 +76,7 @@ class Side:
     issues: list[str] = field(default_factory=list)
 
 
-def _series_side(store: Store, spec: SeriesSpec, quantity: Any, what: str,
+def _series_side(store: Store, spec: SeriesSpec, quantity: Quantity, what: str,
                  readings: Sequence[StoredReading]) -> Side:
     out = Side()
     assert spec.source is not None
@@ -222,13 +218,12 @@ def build_record(store: Store, stored: StoredCalibration, plan: Plan,
     def at(ns: int | None) -> str | None:
         return None if ns is None else rfc3339(ns / 1e9)
 
-    rng = getattr(q, "range", None)
     return attach_details({
         "id": stored.id,
         "state": "open" if closed is None else "closed",
-        "quantity": {"name": c.quantity, "unit": getattr(q, "unit", None),
-                     "range": None if rng is None else list(rng),
-                     "mpe": _mpe_json(getattr(q, "mpe", None)), "basis": BASIS},
+        "quantity": {"name": c.quantity, "unit": q.unit,
+                     "range": None if q.range is None else list(q.range),
+                     "mpe": q.mpe.as_dict(), "basis": BASIS},
         "instrument": {"kind": ins.kind, "source": ins.source, "metric": ins.metric,
                        "labels": ins.labels, "window": ins.window,
                        **_device(store, plan, readings),
@@ -237,7 +232,7 @@ def build_record(store: Store, stored: StoredCalibration, plan: Plan,
                       "serial": ref.serial, "certificate": ref.certificate,
                       "calibrated": None if ref.calibrated is None else ref.calibrated.isoformat(),
                       "due": None if ref.due is None else ref.due.isoformat(),
-                      "mpe": _mpe_json(reference_mpe(plan)), "resolution": ref.resolution,
+                      "mpe": reference_mpe(plan).as_dict(), "resolution": ref.resolution,
                       "source": ref.source, "metric": ref.metric, "labels": ref.labels},
         "procedure": {"points": [p.label for p in plan.points], "dwell_s": c.dwell_s,
                       "settle_s": c.settle_s, "repetitions": c.repetitions, "sync_s": c.sync_s,
