@@ -31,27 +31,41 @@ class NoAnswer(Exception):
     """No answer to any attempt of a request."""
 
 
+Answer = tuple[str, list[tuple[str, Value]]]  # (error-status name or "", var-binds)
+
+
+@dataclass
+class _Pending:
+    """A request waiting on the socket: where it went, its community, the current attempt."""
+
+    address: tuple[str, int]
+    community: bytes
+    waiter: asyncio.Future[Answer | None]
+
+
 class _Protocol(asyncio.DatagramProtocol):
-    """The shared socket: hands each datagram to the request waiting for its request-id."""
+    """The shared socket: hands each answer to the request waiting for its request-id."""
 
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
-        # request-id -> (the target's address, the waiting attempt's future)
-        self.pending: dict[int, tuple[tuple[str, int], asyncio.Future[bytes | None]]] = {}
+        self.pending: dict[int, _Pending] = {}  # by request-id
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A datagram endpoint's transport (the selector one does not subclass the ABC).
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        # Anything but the awaited answer is dropped and its request goes on waiting: a
+        # garbled datagram, a late answer (already answered or given up), one from another
+        # address or of another community.
         try:
-            request_id = response_id(data)
+            waiting = self.pending.get(response_id(data))
+            if waiting is None or waiting.waiter.done() or tuple(addr[:2]) != waiting.address:
+                return
+            _, status, answered = decode_response(data, waiting.community)
         except ValueError:
-            return  # not SNMP: dropped, as an agent's stray or garbled datagram
-        waiting = self.pending.get(request_id)
-        if waiting is None or tuple(addr[:2]) != waiting[0] or waiting[1].done():
-            return  # late (already answered or given up), or from another address
-        waiting[1].set_result(data)
+            return
+        waiting.waiter.set_result((status, answered))
 
     def error_received(self, exc: Exception) -> None:
         # An ICMP port-unreachable of an earlier send: which request it was for is unknown
@@ -131,7 +145,7 @@ async def request(
     attempt_timeout_s: float,
     retries: int,
     max_repetitions: int = 0,
-) -> tuple[str, list[tuple[str, Value]]]:
+) -> Answer:
     """One GET (or GETBULK when `max_repetitions` > 0): (error-status name or "", var-binds).
 
     Raises NoAnswer when no attempt was answered; OSError when the socket cannot send.
@@ -148,27 +162,22 @@ async def request(
         message = encode_request(community, request_id, oids, max_repetitions)
         try:
             for _ in range(retries + 1):
-                waiter: asyncio.Future[bytes | None] = loop.create_future()
-                pending[request_id] = (address, waiter)
+                # The same message again: an answer to any attempt is taken.
+                waiter: asyncio.Future[Answer | None] = loop.create_future()
+                pending[request_id] = _Pending(address, community, waiter)
                 transport.sendto(message, address)
                 timer = loop.call_later(attempt_timeout_s, _expire, waiter)
                 try:
-                    data = await waiter
+                    answer = await waiter
                 finally:
                     timer.cancel()
-                if data is None:
-                    continue
-                try:
-                    answered_id, status, answered = decode_response(data, community)
-                except ValueError:
-                    continue  # garbled or another community's: as if lost
-                if answered_id == request_id:
-                    return status, answered
+                if answer is not None:
+                    return answer
         finally:
             pending.pop(request_id, None)
     raise NoAnswer
 
 
-def _expire(waiter: asyncio.Future[bytes | None]) -> None:
+def _expire(waiter: asyncio.Future[Answer | None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
