@@ -54,13 +54,13 @@ def in_octets(readings: list[Any]) -> float:
     return float(value)
 
 
-def test_v2c_sources_share_one_engine_and_close_it_with_the_last(loop: LoopThread) -> None:
+def test_v2c_sources_share_one_socket_and_close_it_with_the_last(loop: LoopThread) -> None:
     ports = agents(loop, 3)
 
     async def body() -> None:
         sources = [SnmpSource(config(p)) for p in ports]
         got = await asyncio.gather(*(s.read() for s in sources))
-        # Each answer is its own agent's, though all went through one engine and socket.
+        # Each answer is its own agent's, though all went through one socket.
         assert [in_octets(r) for r in got] == [0.0, 1000.0, 2000.0]
         engines = {id(s._client._engine) for s in sources}
         assert len(engines) == 1
@@ -71,7 +71,7 @@ def test_v2c_sources_share_one_engine_and_close_it_with_the_last(loop: LoopThrea
         for s in sources[1:]:
             await s.close()
         assert snmp_v2c.SOCKETS.users() == 0
-        # A source read again after all closed takes a new engine.
+        # A source read again after all closed opens a new socket.
         assert in_octets(await sources[2].read()) == 2000.0
         assert snmp_v2c.SOCKETS.users() == 1
         await sources[2].close()
