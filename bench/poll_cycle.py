@@ -10,7 +10,7 @@ meters in another, see bench_site.py) is read in turn by:
 - ours: the agent's own `Agent.tick()` (read every source, commit to the SQLite buffer,
   seal and sign; no collector) on wall-clock multiples of `--interval`, in a process of its
   own (bench/agent_ticks.py), timed inside: wall and CPU of the process during the tick;
-  RSS is its peak. The start-up phase before the first tick (BMC sessions, SNMP engine,
+  RSS is its peak. The start-up phase before the first tick (BMC sessions, SNMP socket,
   table walks; agent/startup.py) and the first tick are reported apart; `--no-startup`
   leaves the set-up to the first tick, as the agent did before. Failed reads are counted in
   every tick, the first included.

@@ -4,7 +4,8 @@ The agents run in one process on one asyncio loop (as `dcmeter simulate` runs th
 its own UDP port, each with a v2c community and a v3 authPriv user (SHA, AES-128). Clients
 run in other processes, so clients and simulator do not share a GIL:
 
-- pysnmp: the high-level `get_cmd` (what dcmeter's snmp source uses), several requests in
+- pysnmp: the high-level `get_cmd` (what dcmeter's snmp source used for v2c until issue 20,
+  and uses for v3; its v2c codec is measured in bench/snmp_clients.py), several requests in
   flight per client process, after one warm-up GET per target (pysnmp's first contact with a
   target costs several ms on the client side, v3 adds engine discovery);
 - snmpget: net-snmp's tool, one process per request, as a script would poll;

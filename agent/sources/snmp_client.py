@@ -1,22 +1,22 @@
-"""One SNMP agent over pysnmp 7 (asyncio): GETs, table walks, errors translated at the edge.
+"""One SNMP agent: GETs, table walks, errors translated at the edge.
 
-pysnmp is imported inside the methods, so loading a config never loads it. pysnmp returns
-errors rather than raising them: an error indication (timeout, USM report) or an
-error-status in the response. Both become TargetUnreachable or DeviceError here, with a hint
-and never a community or password.
+v2c goes through dcmeter's own codec on one socket per event loop (snmp_v2c.py: ~10x less
+CPU per read than pysnmp, docs/benchmarks.md); v3 (USM) through pysnmp 7 (asyncio),
+imported inside the methods, so loading a config never loads it. pysnmp returns errors
+rather than raising them: an error indication (timeout, USM report) or an error-status in
+the response. Both become TargetUnreachable or DeviceError here, with a hint and never a
+community or password.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import weakref
+import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from dcmeter.agent.sources import DeviceError, SourceError, TargetUnreachable
+from dcmeter.agent.sources import DeviceError, SourceError, TargetUnreachable, snmp_v2c
 from dcmeter.agent.sources.snmp_oids import Value, oid_tuple
 
 if TYPE_CHECKING:
@@ -25,12 +25,6 @@ if TYPE_CHECKING:
 WALK_REPETITIONS = 20
 # A table walk that takes more requests than this is abandoned (a looping agent).
 MAX_WALK_REQUESTS = 1000
-# Requests in flight at once on the shared v2c engine. Its one UDP socket must hold every
-# answer that arrives while the event loop is busy: at Linux's default receive buffer
-# (212,992 bytes, ~1.3 KB of it per small datagram) 200 answers at once overflowed it and
-# the lost ones waited for a retry; 64 leaves a wide margin.
-MAX_IN_FLIGHT = 64
-
 # ASN.1 universal tag numbers of the base types SNMP values are built on.
 _ASN1_INTEGER = 2
 _ASN1_OCTET_STRING = 4
@@ -62,82 +56,11 @@ STATUS_HINTS: dict[str, str] = {
 }
 
 
-@dataclass
-class _Shared:
-    """The v2c engine of one event loop: being made (`making`), then held by `users` clients."""
-
-    making: asyncio.Future[Any]
-    in_flight: asyncio.Semaphore
-    users: int = 0
-
-
-class EnginePool:
-    """One pysnmp SnmpEngine per event loop, shared by every v2c client on that loop.
-
-    An engine costs ~0.1 s of CPU and ~1 MB to make (its MIB tables): one per switch made
-    the first poll of 200 switches cost 20 s of CPU, held the worker threads the BMC reads
-    need, and kept 200 MB. v2c keeps no per-agent state in the engine (a community is
-    configured per target), so every v2c target can share one engine and its one UDP
-    socket, as net-snmp's tools and snmp_exporter do. The engine is made once, off the event
-    loop; a client whose read is cancelled meanwhile does not cancel the making. At most
-    MAX_IN_FLIGHT requests are in flight on it at once. It is closed when its last user
-    closes.
-    """
-
-    def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Shared] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    async def acquire(self) -> Any:
-        """The running loop's shared engine (made on first use); pair with release()."""
-        from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-
-        loop = asyncio.get_running_loop()
-        shared = self._by_loop.get(loop)
-        if shared is None or (shared.making.done() and shared.making.exception() is not None):
-            shared = _Shared(
-                asyncio.ensure_future(asyncio.to_thread(SnmpEngine)),
-                asyncio.Semaphore(MAX_IN_FLIGHT),
-            )
-            self._by_loop[loop] = shared
-        engine = await asyncio.shield(shared.making)
-        shared.users += 1
-        return engine
-
-    def release(self, engine: Any) -> None:
-        """One user fewer of `engine`; the last one closes its transport."""
-        for loop, shared in list(self._by_loop.items()):
-            # Another loop's engine may have been cancelled while being made (its loop
-            # closed first): that entry is not this engine's, and result() would raise.
-            making = shared.making
-            if making.done() and not making.cancelled() and making.exception() is None \
-                    and making.result() is engine:
-                shared.users -= 1
-                if shared.users <= 0:
-                    del self._by_loop[loop]
-                    engine.close_dispatcher()
-                return
-        engine.close_dispatcher()  # not pooled (its loop is gone): close it alone
-
-    def in_flight(self) -> asyncio.Semaphore:
-        """The running loop's bound on requests in flight (acquire() made it)."""
-        return self._by_loop[asyncio.get_running_loop()].in_flight
-
-    def users(self) -> int:
-        """Clients holding the running loop's shared engine (0 when there is none)."""
-        shared = self._by_loop.get(asyncio.get_running_loop())
-        return shared.users if shared is not None else 0
-
-
-V2C_ENGINES = EnginePool()
-
-
 class SnmpClient:
     """One UDP target, its credentials and an engine, made on first use, kept until close().
 
-    v2c clients share the event loop's engine (EnginePool); a v3 client has an engine of
-    its own: after any error indication it is dropped, so the next request discovers the
+    v2c clients share the event loop's socket (snmp_v2c.SOCKETS); a v3 client has a pysnmp
+    engine of its own: after any error indication it is dropped, so the next request discovers the
     agent's engine ID again (a replaced device keeps its address but not its engine ID).
     Each attempt waits `attempt_timeout_s`; `config.retries` more attempts follow.
     """
@@ -149,7 +72,8 @@ class SnmpClient:
         self._address = address
         self._attempt_timeout_s = attempt_timeout_s
         self._clock = clock
-        self._engine: Any = None
+        self._engine: Any = None  # v2c: the loop's socket endpoint; v3: a pysnmp engine
+        self._peer: tuple[str, int] = ("", 0)  # v2c: the resolved (IPv4 address, port)
         self._making: asyncio.Future[Any] | None = None  # a v3 engine being made
         self._target: Any = None
         self._auth: Any = None
@@ -161,7 +85,7 @@ class SnmpClient:
         if engine is None:
             return
         if self._config.version == "2c":
-            V2C_ENGINES.release(engine)
+            snmp_v2c.SOCKETS.release(engine)
         else:
             engine.close_dispatcher()
 
@@ -240,36 +164,60 @@ class SnmpClient:
         self, kind: Literal["get", "bulk"], oids: list[str]
     ) -> tuple[str, list[tuple[str, Value]]]:
         """Send one GET or GETBULK; return (error-status name or "", answered (oid, value)s)."""
+        await self._connect()
+        if self._config.version == "2c":
+            return await self._request_v2c(kind, oids)
+        return await self._request_v3(kind, oids)
+
+    async def _request_v2c(
+        self, kind: Literal["get", "bulk"], oids: list[str]
+    ) -> tuple[str, list[tuple[str, Value]]]:
+        assert self._config.community is not None
+        try:
+            return await snmp_v2c.request(
+                self._engine,
+                self._peer,
+                self._config.community.get_secret_value().encode(),
+                tuple(oids),
+                self._attempt_timeout_s,
+                self._config.retries,
+                WALK_REPETITIONS if kind == "bulk" else 0,
+            )
+        except snmp_v2c.NoAnswer:
+            raise self._no_answer() from None
+        except OSError as exc:
+            raise TargetUnreachable(f"{self._address}: cannot send: {exc}") from exc
+
+    async def _request_v3(
+        self, kind: Literal["get", "bulk"], oids: list[str]
+    ) -> tuple[str, list[tuple[str, Value]]]:
         from pysnmp.error import PySnmpError
         from pysnmp.hlapi.v3arch.asyncio import bulk_cmd, get_cmd
 
-        await self._connect()
         var_binds = [_request_var_bind(oid) for oid in oids]
         common = (self._engine, self._auth, self._target, self._context)
-        shared = self._config.version == "2c"
         try:
-            async with V2C_ENGINES.in_flight() if shared else contextlib.nullcontext():
-                if kind == "get":
-                    result = await get_cmd(*common, *var_binds, lookupMib=False)
-                else:
-                    result = await bulk_cmd(
-                        *common, 0, WALK_REPETITIONS, *var_binds, lookupMib=False
-                    )
+            if kind == "get":
+                result = await get_cmd(*common, *var_binds, lookupMib=False)
+            else:
+                result = await bulk_cmd(*common, 0, WALK_REPETITIONS, *var_binds, lookupMib=False)
         except (PySnmpError, OSError) as exc:
             raise TargetUnreachable(f"{self._address}: cannot send: {exc}") from exc
         indication, status, _index, answered = result
         if indication:
-            if self._config.version == "3":
-                # pysnmp keeps the agent's engine ID and drops reports from a new one, so
-                # an agent whose engine ID changed (device replaced, state reset) would never
-                # answer again: start over with discovery on the next request.
-                self.close()
+            # pysnmp keeps the agent's engine ID and drops reports from a new one, so an
+            # agent whose engine ID changed (device replaced, state reset) would never
+            # answer again: start over with discovery on the next request.
+            self.close()
             raise self._indication_error(indication)
         status_name = status.prettyPrint() if status else ""
         return status_name, [(str(name), _plain(value)) for name, value in answered]
 
     async def _connect(self) -> None:
         if self._engine is not None:
+            return
+        if self._config.version == "2c":
+            await self._connect_v2c()
             return
         from pysnmp.error import PySnmpError
         from pysnmp.hlapi.v3arch.asyncio import ContextData, SnmpEngine, UdpTransportTarget
@@ -287,9 +235,6 @@ class SnmpClient:
         self._auth = auth_data(self._config)
         self._context = ContextData(contextName=self._config.context_name.encode())
         self._target = target
-        if self._config.version == "2c":
-            self._engine = await V2C_ENGINES.acquire()
-            return
         # Making an engine takes ~0.1 s of CPU (its MIB tables): off the event loop, so
         # other targets' reads of the same tick are not held up; shielded, so a read that
         # times out meanwhile does not waste it (the next read takes it).
@@ -299,15 +244,33 @@ class SnmpClient:
         self._making = None
         self._engine = engine
 
+    async def _connect_v2c(self) -> None:
+        """Resolve the host (IPv4, as pysnmp's UdpTransportTarget did) and take the socket."""
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(
+                self._config.host, self._config.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+            )
+        except (OSError, UnicodeError) as exc:
+            raise TargetUnreachable(
+                f"{self._address}: cannot resolve the address: check host"
+            ) from exc
+        host, port = infos[0][4][:2]
+        self._peer = (str(host), int(port))
+        self._engine = await snmp_v2c.SOCKETS.acquire()
+
+    def _no_answer(self) -> TargetUnreachable:
+        tries = self._config.retries + 1
+        requests = "1 request" if tries == 1 else f"{tries} requests"
+        return TargetUnreachable(
+            f"{self._address} (SNMP v{self._config.version}): no answer to {requests} of"
+            f" {self._attempt_timeout_s:.2g} s: {no_answer_hint(self._config)}"
+        )
+
     def _indication_error(self, indication: Any) -> SourceError:
         name = type(indication).__name__
         if name == "RequestTimedOut":
-            tries = self._config.retries + 1
-            requests = "1 request" if tries == 1 else f"{tries} requests"
-            return TargetUnreachable(
-                f"{self._address} (SNMP v{self._config.version}): no answer to {requests} of"
-                f" {self._attempt_timeout_s:.2g} s: {no_answer_hint(self._config)}"
-            )
+            return self._no_answer()
         hint = INDICATION_HINTS.get(name, str(indication))
         return DeviceError(f"{self._address}: {name}: {hint}")
 

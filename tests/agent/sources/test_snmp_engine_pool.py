@@ -1,4 +1,4 @@
-"""v2c sources share one pysnmp engine per event loop, bounded in flight; v3 keeps its own.
+"""v2c sources share one UDP socket per event loop, bounded in flight; v3 keeps an engine each.
 
 Against dcmeter's simulated SNMP agents (one UDP port each), in a loop thread of their own.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dcmeter.agent.sources import snmp_client
+from dcmeter.agent.sources import snmp_v2c
 from dcmeter.agent.sources.snmp import SnmpConfig, SnmpSource
 from dcmeter.sim.loop import LoopThread
 from dcmeter.sim.snmp import SimInterface, SimSnmpAgent
@@ -54,26 +54,26 @@ def in_octets(readings: list[Any]) -> float:
     return float(value)
 
 
-def test_v2c_sources_share_one_engine_and_close_it_with_the_last(loop: LoopThread) -> None:
+def test_v2c_sources_share_one_socket_and_close_it_with_the_last(loop: LoopThread) -> None:
     ports = agents(loop, 3)
 
     async def body() -> None:
         sources = [SnmpSource(config(p)) for p in ports]
         got = await asyncio.gather(*(s.read() for s in sources))
-        # Each answer is its own agent's, though all went through one engine and socket.
+        # Each answer is its own agent's, though all went through one socket.
         assert [in_octets(r) for r in got] == [0.0, 1000.0, 2000.0]
         engines = {id(s._client._engine) for s in sources}
         assert len(engines) == 1
-        assert snmp_client.V2C_ENGINES.users() == 3
+        assert snmp_v2c.SOCKETS.users() == 3
         await sources[0].close()
-        assert snmp_client.V2C_ENGINES.users() == 2
+        assert snmp_v2c.SOCKETS.users() == 2
         assert in_octets(await sources[1].read()) == 1000.0  # the others go on
         for s in sources[1:]:
             await s.close()
-        assert snmp_client.V2C_ENGINES.users() == 0
-        # A source read again after all closed takes a new engine.
+        assert snmp_v2c.SOCKETS.users() == 0
+        # A source read again after all closed opens a new socket.
         assert in_octets(await sources[2].read()) == 2000.0
-        assert snmp_client.V2C_ENGINES.users() == 1
+        assert snmp_v2c.SOCKETS.users() == 1
         await sources[2].close()
 
     asyncio.run(body())
@@ -90,7 +90,7 @@ def test_v3_sources_keep_an_engine_each(loop: LoopThread) -> None:
         got = await asyncio.gather(*(s.read() for s in sources))
         assert [in_octets(r) for r in got] == [0.0, 1000.0]
         assert len({id(s._client._engine) for s in sources}) == 2
-        assert snmp_client.V2C_ENGINES.users() == 0
+        assert snmp_v2c.SOCKETS.users() == 0
         for s in sources:
             await s.close()
 
