@@ -39,6 +39,10 @@ STATUS_NAMES = (
 # same few dozen; a walk adds its rows). Emptied when full rather than kept in LRU order.
 _NAMES: dict[bytes, str] = {}
 _NAMES_MAX = 65536
+# RFC 2578 section 3.5: at most 128 sub-identifiers, each at most 2^32 - 1 (5 octets in BER;
+# the first, which packs two arcs, may reach 2^32 - 1 + 80).
+_ARC_MAX = 2**32 - 1
+_OID_MAX_OCTETS = 128 * 5
 
 
 def _length(n: int) -> bytes:
@@ -81,6 +85,8 @@ def oid_text(raw: bytes) -> str:
     name = _NAMES.get(raw)
     if name is not None:
         return name
+    if len(raw) > _OID_MAX_OCTETS:  # a forged answer must not cost a long loop or the cache
+        raise ValueError("OID too long")
     arcs: list[int] = []
     value = 0
     for byte in raw:
@@ -88,7 +94,7 @@ def oid_text(raw: bytes) -> str:
         if not byte & 0x80:
             arcs.append(value)
             value = 0
-    if not arcs or raw[-1] & 0x80:
+    if not arcs or raw[-1] & 0x80 or arcs[0] > _ARC_MAX + 80 or max(arcs[1:], default=0) > _ARC_MAX:
         raise ValueError("bad OID")
     first = arcs[0]
     head = [first // 40, first % 40] if first < 80 else [2, first - 80]

@@ -10,19 +10,22 @@ the simulator are in test_snmp.py and test_snmp_simulated.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import rfc1905
 from pysnmp.proto.api import v2c
 
 from dcmeter.agent.sources import TargetUnreachable, snmp_v2c
 from dcmeter.agent.sources.snmp_client import SnmpClient
-from dcmeter.agent.sources.snmp_codec import decode_response, encode_request
+from dcmeter.agent.sources.snmp_codec import decode_response, encode_request, response_id
 from dcmeter.agent.sources.snmp_config import SnmpSettings
 
 UPTIME = "1.3.6.1.2.1.1.3.0"
@@ -99,6 +102,38 @@ def test_we_decode_what_pysnmp_encodes() -> None:
 def test_malformed_or_foreign_answers_raise_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):
         decode_response(data, b"public")
+
+
+def test_an_oid_beyond_rfc_2578_is_refused_before_it_costs() -> None:
+    # A sub-identifier above 2^32 - 1, and 4,000 octets of one endless arc (would be a
+    # quadratic loop and a 4 KB cache key per forged datagram).
+    big = response(1, [(UPTIME + ".4294967296", v2c.Null())])
+    with pytest.raises(ValueError):
+        decode_response(big, b"public")
+    assert decode_response(response(1, [(UPTIME + ".4294967295", v2c.Null())]), b"public")[2] \
+        == [(UPTIME + ".4294967295", None)]
+    endless = b"\x30\x82\x0f\xb3\x02\x01\x01\x04\x06public\xa2\x82\x0f\xa4\x02\x01\x01" \
+        b"\x02\x01\x00\x02\x01\x00\x30\x82\x0f\x99\x30\x82\x0f\x95\x06\x82\x0f\xa1" \
+        + b"\xff" * 3999 + b"\x01\x05\x00"
+    with pytest.raises(ValueError):
+        decode_response(endless, b"public")
+
+
+VALID = response(77, [(UPTIME, v2c.TimeTicks(5)), (HC_IN_1, v2c.Counter64(2**40))])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=300),
+    st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)).map(
+        lambda at: VALID[:at[0]] + bytes((at[1],)) + VALID[at[0] + 1:]),  # one octet changed
+    st.integers(0, len(VALID)).map(lambda n: VALID[:n]),  # cut short
+))
+def test_any_datagram_decodes_or_raises_value_error_only(data: bytes) -> None:
+    # What a socket may receive from anyone: the socket drops on ValueError and nothing else.
+    for decode in (response_id, lambda d: decode_response(d, b"public")):
+        with contextlib.suppress(ValueError):
+            decode(data)
 
 
 class Peer(asyncio.DatagramProtocol):
