@@ -441,7 +441,7 @@ def _split(body: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
             if name in _TABLE_FIELDS:
                 start = unpacker.tell()
                 unpacker.skip()
-                tables[name] = body[start:unpacker.tell()]  # type: ignore[index]
+                tables[name] = body[start:unpacker.tell()]
             else:
                 fields[name] = unpacker.unpack()  # type: ignore[index]
         if unpacker.tell() != len(body):

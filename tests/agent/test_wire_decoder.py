@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+import test_wire
 from hypothesis import given
 from hypothesis import strategies as st
+from test_wire import _body_with, make_batch
 
 from dcmeter.agent import wire
 from dcmeter.agent.samples import SourceInfo
 from dcmeter.agent.wire import Batch
-
-import test_wire
-from test_wire import _body_with, make_batch
 
 # The bodies tests/agent/test_wire.py shows plain decode_body refuses, with their faults.
 MALFORMED = test_wire.test_malformed_bodies_are_refused_with_the_fault.pytestmark[0].args[1]
