@@ -133,3 +133,22 @@ def test_both_decoders_agree_on_any_values(values: list[float], bad: float | Non
                 decode(body)
         return
     assert list(wire.Decoder()(body).val) == list(wire.decode_body(body).val) == values
+
+
+def test_the_agents_plain_decode_loads_no_numpy() -> None:
+    # The agent decodes its own batches (buffer salvage, rotation) with plain decode_body;
+    # numpy (tens of MB resident) is the collector's Decoder's alone.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dcmeter.agent import wire\n"
+        f"wire.decode_body({wire.encode_body(make_batch())!r})\n"
+        "assert 'numpy' not in sys.modules, 'numpy loaded'\n"
+        "wire.Decoder()\n"
+        "assert 'numpy' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
