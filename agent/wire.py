@@ -43,12 +43,9 @@ key`; collectors still accept it (docs/wire-format.md).
 from __future__ import annotations
 
 import hashlib
-import io
-import math
 import sys
 from array import array
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -59,110 +56,39 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from dcmeter.agent.samples import DEVICE_MAX_ENTRIES, DEVICE_MAX_VALUE, MetricSpec, SourceInfo
+from dcmeter.agent.samples import SourceInfo
 
-VERSION = 1
-GENESIS = bytes(32)
-# The store's integers are int64: the largest seq (seq + 1 names the next key's first batch
-# and the successor link) and the bound of every other integer of a body.
-MAX_SEQ = 2**63 - 2
-INT64_END = 2**63
-# Bounds of the optional `failures` field: entries per batch, characters of an id, a reason.
-MAX_FAILURES = 4096
-FAILURE_ID_MAX = 128
-FAILURE_REASON_MAX = 300
+# The types and the decoder live in their own modules; this one names them all, so the
+# collector imports the wire format from one module (pyproject.toml's `wire-only`).
+from dcmeter.agent.wire_decode import Decoder, decode_body, peek
+from dcmeter.agent.wire_types import (
+    FAILURE_ID_MAX,
+    FAILURE_REASON_MAX,
+    GENESIS,
+    INT64_END,
+    MAX_FAILURES,
+    MAX_SEQ,
+    ROTATION_DOMAIN,
+    VERSION,
+    BadSignature,
+    Batch,
+    ClockStatus,
+    Dropped,
+    Failure,
+    MetricEntry,
+    Rotation,
+    WireError,
+)
+
+__all__ = [
+    "FAILURE_ID_MAX", "FAILURE_REASON_MAX", "GENESIS", "INT64_END", "MAX_FAILURES", "MAX_SEQ",
+    "ROTATION_DOMAIN", "VERSION", "BadSignature", "Batch", "ClockStatus", "Decoder", "Dropped",
+    "Failure", "MetricEntry", "Rotation", "WireError", "batch_hash", "decode_body",
+    "encode_body", "envelope", "open_envelope", "open_signed", "pack_arrays", "peek",
+    "rotation_message", "seal", "verify", "verify_rotation",
+]
+
 _LITTLE = sys.byteorder == "little"
-
-
-class WireError(ValueError):
-    """The bytes are not a well-formed batch; str() says which part."""
-
-
-class BadSignature(ValueError):
-    """The signature does not verify with the agent's enrolled key."""
-
-
-# Prefix of the message a rotation statement signs, so it can never pass for a batch body.
-ROTATION_DOMAIN = b"dcmeter key rotation v1\0"
-
-
-@dataclass(frozen=True, slots=True)
-class Rotation:
-    """A rotation statement: the agent's next public key (raw 32 bytes), signed by the old."""
-
-    key: bytes
-    sig: bytes
-
-    def public_key(self) -> Ed25519PublicKey:
-        """The announced key as a cryptography object."""
-        return Ed25519PublicKey.from_public_bytes(self.key)
-
-
-@dataclass(frozen=True, slots=True)
-class ClockStatus:
-    """Whether the agent's clock was NTP-synchronised when it sealed, and its error bound.
-
-    `stepped_s`: the agent saw its wall clock step by this much (s, negative: backwards)
-    since the previous batch; None: no step seen. Travels only when set, so batches without
-    it are byte-identical to those of agents that predate it.
-    """
-
-    synced: bool | None = None
-    max_error_s: float | None = None
-    stepped_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    """Batches the agent discarded because its buffer was full."""
-
-    first_seq: int
-    last_seq: int
-    samples: int
-    first_ts_ns: int
-    last_ts_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A target's failed read: its source id, when (ns since the Unix epoch), and why."""
-
-    source: str
-    ts_ns: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class MetricEntry:
-    """A metric as one source reports it: spec plus per-sample labels (a GPU, a port)."""
-
-    spec: MetricSpec
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Batch:
-    """A decoded batch body."""
-
-    agent: str
-    seq: int
-    prev: bytes
-    sealed_ns: int
-    clock: ClockStatus
-    sources: list[SourceInfo]
-    metrics: list[MetricEntry]
-    ts: array[int]
-    src: array[int]
-    met: array[int]
-    val: array[float]
-    dropped: list[Dropped] = field(default_factory=list)
-    # The agent's next public key (raw 32 bytes) in the batch announcing a rotation, else None.
-    next_key: bytes | None = None
-    # Targets' failed reads since the previous batch (absent from the body when none).
-    failures: list[Failure] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.ts)
 
 
 def _to_bytes(arr: array[Any]) -> bytes:
@@ -171,17 +97,6 @@ def _to_bytes(arr: array[Any]) -> bytes:
         arr.byteswap()
     return arr.tobytes()
 
-
-def _from_bytes(typecode: str, raw: object, name: str) -> array[Any]:
-    if not isinstance(raw, bytes):
-        raise WireError(f"{name}: expected bytes")
-    arr = array(typecode)
-    if len(raw) % arr.itemsize:
-        raise WireError(f"{name}: length {len(raw)} is not a multiple of {arr.itemsize}")
-    arr.frombytes(raw)
-    if not _LITTLE:  # pragma: no cover
-        arr.byteswap()
-    return arr
 
 
 def batch_hash(body: bytes) -> bytes:
@@ -305,209 +220,6 @@ def verify(public_key: Ed25519PublicKey, body: bytes, sig: bytes) -> None:
     except InvalidSignature:
         raise BadSignature("signature does not verify with the enrolled key") from None
 
-
-def _need(m: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    if key not in m:
-        raise WireError(f"body: missing {key!r}")
-    value = m[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise WireError(f"body: {key!r} has the wrong type")
-    return value
-
-
-def _labels(raw: object, where: str) -> dict[str, str]:
-    if not isinstance(raw, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
-    ):
-        raise WireError(f"{where}: labels must map strings to strings")
-    return raw
-
-
-def _opt_float(raw: object, where: str) -> float | None:
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise WireError(f"{where}: expected a finite number or nil")
-    return float(raw)
-
-
-_DEVICE_KEY_MAX = 32
-
-
-def _device(raw: object, where: str) -> dict[str, str]:
-    """A source entry's `device` map, bounded: a device's strings are the agent's to send,
-    but never unbounded into the collector's store and report."""
-    device = _labels(raw, f"{where} device")
-    if len(device) > DEVICE_MAX_ENTRIES:
-        raise WireError(f"{where}: device has {len(device)} entries, at most"
-                        f" {DEVICE_MAX_ENTRIES}")
-    for key, value in device.items():
-        if not (0 < len(key) <= _DEVICE_KEY_MAX and key.isascii()
-                and all(c.isdigit() or c.islower() or c == "_" for c in key)):
-            raise WireError(f"{where}: device key {key[:40]!r} is not 1-{_DEVICE_KEY_MAX}"
-                            " characters of a-z, 0-9 and _")
-        if len(value) > DEVICE_MAX_VALUE:
-            raise WireError(f"{where}: device {key} is {len(value)} characters, at most"
-                            f" {DEVICE_MAX_VALUE}")
-    return device
-
-
-def _source(raw: object, i: int) -> SourceInfo:
-    where = f"sources[{i}]"
-    if not isinstance(raw, list) or len(raw) not in (5, 6):
-        raise WireError(f"{where}: expected [id, protocol, address, labels, accuracy[, device]]")
-    sid, proto, addr, labels, acc = raw[:5]
-    if not (isinstance(sid, str) and sid and isinstance(proto, str) and isinstance(addr, str)):
-        raise WireError(f"{where}: id, protocol and address must be strings")
-    device = _device(raw[5], where) if len(raw) == 6 else {}
-    return SourceInfo(sid, proto, addr, _labels(labels, where), _opt_float(acc, where), device)
-
-
-def _metric(raw: object, i: int) -> MetricEntry:
-    where = f"metrics[{i}]"
-    if not isinstance(raw, list) or len(raw) != 5:
-        raise WireError(f"{where}: expected [name, unit, kind, modulus, labels]")
-    name, unit, kind, modulus, labels = raw
-    if not (isinstance(name, str) and name and isinstance(unit, str)):
-        raise WireError(f"{where}: name and unit must be strings")
-    if kind not in ("gauge", "counter"):
-        raise WireError(f"{where}: kind must be 'gauge' or 'counter'")
-    mod = _opt_float(modulus, where)
-    if mod is not None and mod <= 0:
-        raise WireError(f"{where}: modulus must be positive")
-    return MetricEntry(MetricSpec(name, unit, kind, mod), _labels(labels, where))
-
-
-def _dropped(raw: object, i: int) -> Dropped:
-    if (
-        not isinstance(raw, list)
-        or len(raw) != 5
-        or not all(isinstance(x, int) and not isinstance(x, bool) for x in raw)
-    ):
-        raise WireError(f"dropped[{i}]: expected five integers")
-    d = Dropped(*raw)
-    if not all(0 <= x < INT64_END for x in raw) or d.last_seq < d.first_seq or (
-        d.last_ts_ns < d.first_ts_ns
-    ):
-        raise WireError(
-            f"dropped[{i}]: integers must lie in [0, 2^63), last_seq >= first_seq and"
-            " last_ts_ns >= first_ts_ns"
-        )
-    return d
-
-
-def _failures(raw: object) -> list[Failure]:
-    """The optional `failures` field, bounded: the collector stores every entry."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list) or len(raw) > MAX_FAILURES:
-        raise WireError(f"body: failures must be a list of at most {MAX_FAILURES} entries")
-    out = []
-    for i, f in enumerate(raw):
-        if not (
-            isinstance(f, list) and len(f) == 3
-            and isinstance(f[0], str) and 0 < len(f[0]) <= FAILURE_ID_MAX
-            and isinstance(f[1], int) and not isinstance(f[1], bool) and 0 <= f[1] < INT64_END
-            and isinstance(f[2], str) and len(f[2]) <= FAILURE_REASON_MAX
-        ):
-            raise WireError(
-                f"failures[{i}]: expected [source id of 1-{FAILURE_ID_MAX} characters, ts_ns in"
-                f" [0, 2^63), reason of at most {FAILURE_REASON_MAX} characters]"
-            )
-        out.append(Failure(f[0], f[1], f[2]))
-    return out
-
-
-def decode_body(body: bytes) -> Batch:
-    """Parse and check a batch body; raise WireError naming the first fault found."""
-    try:
-        m = msgpack.unpackb(body, raw=False, strict_map_key=True)
-    except Exception as exc:
-        raise WireError(f"body is not msgpack: {type(exc).__name__}") from None
-    if not isinstance(m, dict):
-        raise WireError("body must be a map")
-    if isinstance(m.get("v"), bool) or m.get("v") != VERSION:  # msgpack true == 1 in Python
-        raise WireError(f"body: unsupported version {m.get('v')!r}, expected {VERSION}")
-    agent = _need(m, "agent", str)
-    seq = _need(m, "seq", int)
-    prev = _need(m, "prev", bytes)
-    sealed_ns = _need(m, "sealed_ns", int)
-    clock = _need(m, "clock", dict)
-    if not agent or not 1 <= seq <= MAX_SEQ or len(prev) != 32 or not 0 <= sealed_ns < INT64_END:
-        raise WireError(
-            "body: agent empty, seq outside [1, 2^63 - 2], prev not 32 bytes or sealed_ns"
-            " outside [0, 2^63)"
-        )
-    synced = clock.get("synced")
-    if synced is not None and not isinstance(synced, bool):
-        raise WireError("clock.synced must be a bool or nil")
-    sources = [_source(s, i) for i, s in enumerate(_need(m, "sources", list))]
-    metrics = [_metric(x, i) for i, x in enumerate(_need(m, "metrics", list))]
-    ts = _from_bytes("q", m.get("ts"), "ts")
-    src = _from_bytes("I", m.get("src"), "src")
-    met = _from_bytes("I", m.get("met"), "met")
-    val = _from_bytes("d", m.get("val"), "val")
-    if not len(ts) == len(src) == len(met) == len(val):
-        raise WireError("ts, src, met and val must have the same length")
-    if src and max(src) >= len(sources):
-        raise WireError("src: index beyond the source table")
-    if met and max(met) >= len(metrics):
-        raise WireError("met: index beyond the metric table")
-    if any(not math.isfinite(v) for v in val):
-        raise WireError("val: NaN or infinite value")
-    dropped = [_dropped(d, i) for i, d in enumerate(_need(m, "dropped", list))]
-    next_key = m.get("next_key")
-    if next_key is not None and (not isinstance(next_key, bytes) or len(next_key) != 32):
-        raise WireError("body: next_key must be 32 bytes (an Ed25519 public key)")
-    return Batch(
-        agent,
-        seq,
-        prev,
-        sealed_ns,
-        ClockStatus(
-            synced,
-            _opt_float(clock.get("max_error_s"), "clock"),
-            _opt_float(clock.get("stepped_s"), "clock.stepped_s"),
-        ),
-        sources,
-        metrics,
-        ts,
-        src,
-        met,
-        val,
-        dropped,
-        next_key,
-        _failures(m.get("failures")),
-    )
-
-
-# The peek reads the body this many bytes at a time: `agent` and `seq` come first.
-_PEEK_READ = 4096
-
-
-def peek(body: bytes) -> tuple[str, int]:
-    """The (agent, seq) a body names, read without decoding the rest: the collector finds
-    the key and checks the signature before it spends time on a body; raise WireError."""
-    found: dict[str, Any] = {}
-    try:
-        unpacker = msgpack.Unpacker(io.BytesIO(body), raw=False, strict_map_key=True,
-                                    read_size=_PEEK_READ)
-        for _ in range(unpacker.read_map_header()):
-            name = unpacker.unpack()
-            if name in ("agent", "seq") and name not in found:
-                found[name] = unpacker.unpack()
-                if len(found) == 2:
-                    break
-            else:
-                unpacker.skip()
-    except Exception as exc:  # msgpack raises several unrelated types
-        raise WireError(f"body is not a msgpack map: {type(exc).__name__}") from None
-    agent, seq = found.get("agent"), found.get("seq")
-    if not isinstance(agent, str) or not agent:
-        raise WireError("body: 'agent' missing or not a non-empty string")
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
-        raise WireError("body: 'seq' missing or not an integer in [1, 2^63 - 2]")
-    return agent, seq
 
 
 def pack_arrays(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -56,6 +57,8 @@ class Ingest:
     clock: Callable[[], int] = time.time_ns
     # One "batch refused" line per (reason, agent) a minute; every refusal is still counted.
     quiet: LogLimiter = field(default_factory=LogLimiter)
+    # Decodes bodies, remembering each agent's checked source and metric tables.
+    decoder: wire.Decoder = field(default_factory=wire.Decoder)
     history: KeyHistory = field(init=False)
     _reloaded: float = field(init=False, default=float("-inf"))
 
@@ -117,7 +120,8 @@ class Ingest:
 
     def _times(self, batch: wire.Batch) -> Outcome | None:
         """Refuse a batch with a sample or seal time more than 24 h ahead of the collector."""
-        latest = max(batch.sealed_ns, max(batch.ts) if len(batch.ts) else 0)
+        latest = max(batch.sealed_ns,
+                     int(np.frombuffer(batch.ts, np.int64).max()) if len(batch.ts) else 0)
         if latest <= self.clock() + MAX_AHEAD_NS:
             return None
         return self._refuse(
@@ -153,7 +157,7 @@ class Ingest:
         if refused is not None:
             return refused
         try:
-            batch = wire.decode_body(body)
+            batch = self.decoder(body)
             if (batch.agent, batch.seq) != (agent, seq):  # a key given twice in the map
                 raise wire.WireError("body: 'agent' or 'seq' given twice with other values")
             new = _announced(batch, rotation)

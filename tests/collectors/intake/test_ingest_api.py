@@ -113,3 +113,24 @@ def test_failures_are_stored_and_out_of_bounds_ones_refused(collector: Collector
         r = post(collector, wire.seal(b, key))
         assert r.status_code == 400 and r.json()["reason"] == "malformed", r.text
     assert collector.store.counts()["batches"] == 1
+
+
+@pytest.mark.parametrize(("ahead_h", "status"), [(25, 400), (23, 200)])
+def test_the_latest_sample_anywhere_in_the_batch_is_held_to_24_h_ahead(
+    collector: Collector, ahead_h: int, status: int
+) -> None:
+    # The time rule reads the batch's latest sample wherever it lies (here the middle one of
+    # three), not its first or last: 25 h ahead of the collector's clock is refused, 23 h is
+    # not (the limit is 24 h, intake/ingest.py MAX_AHEAD_NS).
+    import time
+
+    now = time.time_ns()
+    b = batch(1, n=3)
+    b.ts, b.src, b.met, b.val = wire.pack_arrays(
+        [now, now + ahead_h * 3600 * 10**9, now], [0] * 3, [0] * 3, [1.0, 2.0, 3.0])
+    b.sealed_ns = now
+    r = post(collector, wire.seal(b, collector.keys["agent-1"]))
+    assert r.status_code == status, r.text
+    if status == 400:
+        assert r.json()["reason"] == "time_out_of_range"
+        assert collector.store.counts()["samples"] == 0
