@@ -11,10 +11,10 @@ binds a NOTIFY_SOCKET and counts the STATUS= lines, one per tick.
 
 Printed and written (`--json`): CPU share over the whole run and over the steady state (from
 the end of the first tick: imports, key creation and session opens excluded), as % of one
-core; RSS max and last; ticks; the agent's threads at the end and their names; the
-simulator's own CPU for reference. `--malloc-arena-max N` sets MALLOC_ARENA_MAX for the agent
-only, as systemd/dcmeter-agent.service does (glibc's malloc arenas, one per thread that
-allocates, up to 8 per core).
+core; RSS max and last; ticks; the agent's threads at the end; the simulator's own CPU
+for reference. `--malloc-arena-max N` sets MALLOC_ARENA_MAX for the agent only, as
+systemd/dcmeter-agent.service does (glibc's malloc arenas: one per thread that allocates,
+up to 8 per core).
 """
 
 from __future__ import annotations
@@ -96,7 +96,6 @@ def run(minutes: float, interval_s: float, arena_max: int | None = None) -> dict
             cpu_total = cpu_s(proc)
             sim_cpu = sum(cpu_s(s) for s in sims) - sim_cpu0
             threads = proc.num_threads()
-            thread_names = sorted(thread_name(proc.pid, t.id) for t in proc.threads())
         finally:
             agent.terminate()
             agent.wait(30)
@@ -124,21 +123,12 @@ def run(minutes: float, interval_s: float, arena_max: int | None = None) -> dict
         "rss_mb_max": max(rss_series),
         "rss_mb_last": rss_series[-1],
         "agent_threads": threads,
-        "agent_thread_names": thread_names,
         "malloc_arena_max": arena_max,
         "simulator_cpu_s": round(sim_cpu, 3),
         "samples": samples,
         "goal": {"cpu_pct_below": GOAL_CPU_PCT, "rss_mb_below": GOAL_RSS_MB},
         "machine": machine(),
     }
-
-
-def thread_name(pid: int, tid: int) -> str:
-    """A thread's name as Linux keeps it (/proc/PID/task/TID/comm: 15 characters)."""
-    try:
-        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-    except OSError:
-        return "?"
 
 
 def machine() -> dict[str, Any]:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dcmeter import __version__
 from dcmeter.base.configfile import ConfigError
 
 
@@ -93,10 +92,12 @@ def _parser(agent_only: bool = False) -> argparse.ArgumentParser:
         prog="dcmeter",
         description="Measure data-center energy efficiency (T/CECA-G 0355-2025, GB 40879).",
     )
-    p.add_argument("--version", action="version", version=f"dcmeter {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     _add_agent_parser(sub)
-    if not agent_only:
+    if not agent_only:  # `dcmeter agent …`: no --version there, so no version lookup
+        from dcmeter import __version__
+
+        p.add_argument("--version", action="version", version=f"dcmeter {__version__}")
         _add_other_parsers(sub)
     return p
 
