@@ -12,7 +12,7 @@ A keep-alive that fails drops that source's session (the source logs it once, wi
 secrets); the next read opens a new one, so a dead BMC stays one failed target and sends no
 more keep-alives. A keep-alive to a dead BMC blocks this thread for at most the source's
 request timeout (`timeout_s / 3`), well inside any other session's margin: BMCs expire an idle
-session after about 60 s (IPMI v2.0 §6.12.15), `keep_alive_s` defaults to 30.
+session after about 60 s (IPMI v2.0), `keep_alive_s` defaults to 40.
 """
 
 from __future__ import annotations
