@@ -125,10 +125,10 @@ class IpmiSource:
                 self._used()
 
     def _used(self) -> None:
-        """Note an exchange with the BMC: any request keeps the session alive."""
+        """Note an exchange with the BMC: any request keeps the session alive. (The keeper
+        needs no word: a due time only moves later, and it looks again when the old one
+        comes.)"""
         self._last_used = time.monotonic()
-        if self._ipmi is not None:
-            self._keeper.touched()
 
     def keep_alive_due(self) -> float:
         """When (time.monotonic(), s) the session will have been idle for keep_alive_s."""

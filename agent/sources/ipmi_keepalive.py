@@ -61,11 +61,6 @@ class Keeper:
             self._sessions.discard(source)
             self._cond.notify()
 
-    def touched(self) -> None:
-        """A session's due time moved (a read); let the thread recompute its wait."""
-        with self._cond:
-            self._cond.notify()
-
     @property
     def sessions(self) -> int:
         """How many sessions are looked after now."""
