@@ -37,27 +37,26 @@ def keep_out(names: tuple[str, ...] = UNUSED) -> list[str]:
 
 
 def release() -> dict[str, int]:
-    """Give back what start-up left behind: collect garbage, freeze the survivors, and hand
-    glibc's free heap pages back to the kernel; return gc's counts.
+    """Give back what start-up left behind: collect garbage and hand glibc's free heap pages
+    back to the kernel; return what the collector found and what malloc_trim said (1: it
+    released memory).
 
     Start-up builds pydantic schemas, opens sessions in worker threads and parses the
     config: most of it is garbage afterwards, but glibc keeps freed memory in its arenas,
-    counted in RSS, until `malloc_trim`. `gc.freeze()` moves what survived start-up (modules,
-    classes, sources) out of the collector's sight, so the collections of a long run at rest
-    traverse only what ticks allocate. Safe to call again (a reload); no-op off glibc.
+    counted in RSS, until `malloc_trim`. Safe to call again; no trim off glibc. (Not
+    `gc.freeze()`: it frees no memory, and what it freezes is never collected as a cycle, so
+    the sources a reload drops could stay for good.)
     """
     import gc
 
     collected = gc.collect()
-    gc.freeze()
     trimmed = 0
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None)
-        trim = getattr(libc, "malloc_trim", None)
+        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
         if trim is not None:
             trimmed = int(trim(0))
-    except OSError:  # no C library to load by that name (not glibc)
+    except OSError:  # no C library to load by that name
         pass
-    return {"collected": collected, "frozen": gc.get_freeze_count(), "trimmed": trimmed}
+    return {"collected": collected, "trimmed": trimmed}
