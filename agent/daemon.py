@@ -19,7 +19,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from dcmeter.agent import config, pubkey
+from dcmeter.agent import config, lean, pubkey
 from dcmeter.agent.buffer import Buffer, Held
 from dcmeter.agent.clock import OrderGuard, StepWatch, clock_status
 from dcmeter.agent.config import AgentConfig
@@ -166,6 +166,8 @@ class Agent:
                 self.ticks += 1
             finally:
                 self._tick_task = None
+            if self.ticks == 1:  # the first tick's sessions, walks and caches are made
+                log.debug("memory released after the first tick", **lean.release())
             self.notifier.notify("STATUS=" + self.status())
         if self.shipper:
             self.shipper.wake()
@@ -280,6 +282,7 @@ class Agent:
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         self.held.commit(self.buffer, [], self.seal)  # what a previous run did not seal
         await self.start_up()
+        log.debug("memory released after start-up", **lean.release())
         self._scheduler = start_ticks(self.tick, self.cfg.agent.interval_s, time.time())
         self.steps.check()
         self._watch = asyncio.create_task(self._watch_clock())

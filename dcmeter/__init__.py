@@ -7,9 +7,20 @@ dcmeter.agent and dcmeter.collectors are the repository's agent/ and collectors/
 [tool.importlinter] holds the rules and tests/test_layering.py checks them.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("dcmeter")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0.0.0"
+
+def __getattr__(name: str) -> str:
+    """`dcmeter.__version__`, looked up on first use (PEP 562): importlib.metadata and the
+    email parser it brings cost ~2.5 MB of RSS, which the agent daemon, never printing its
+    version, need not carry (docs/benchmarks.md §2)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'dcmeter' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("dcmeter")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        found = "0.0.0"
+    globals()["__version__"] = found
+    return found

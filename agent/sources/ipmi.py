@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from dcmeter.agent.sources.ipmi_config import (
 )
 from dcmeter.agent.sources.ipmi_errors import CC_INVALID_COMMAND, translate
 from dcmeter.agent.sources.ipmi_identity import device_identity
+from dcmeter.agent.sources.ipmi_keepalive import KEEPER, Keeper
 
 if TYPE_CHECKING:
     from pyipmi import Ipmi
@@ -51,31 +54,43 @@ class IpmiConfig(IpmiSettings):
         return IpmiSource(self, self.read_password())
 
 
-def _quiet_session() -> Any:
-    """A pyipmi Session whose str() leaves the password out (pyipmi logs it at debug)."""
+@functools.cache
+def _quiet_session_class() -> type[Any]:
+    """pyipmi's Session with a str() that leaves the password out (pyipmi logs it at debug);
+    made once (a class per session cost ~2 KB each, 1.2 MB at 600 BMCs)."""
     from pyipmi.session import Session
 
     class QuietSession(Session):  # type: ignore[misc]
         def __str__(self) -> str:
             return f"Session(host={self.rmcp_host}, port={self.rmcp_port}, sid={self.sid:#x})"
 
-    return QuietSession()
+    return QuietSession
+
+
+def _quiet_session() -> Any:
+    """A pyipmi Session whose str() leaves the password out."""
+    return _quiet_session_class()()
 
 
 class IpmiSource:
     """One BMC: DCMI Get Power Reading, or configured SDR power sensors where DCMI is missing.
 
-    The session is opened on the first read and kept open between reads (pyipmi's keep-alive
-    thread sends Get Device ID after `keep_alive_s` idle seconds so the BMC does not expire
-    it). After a transport error the session is closed and, if it had worked before (a BMC
-    reset), opened again at once within the same read; otherwise on the next read. Each
-    request waits `timeout_s / 3` for its answer, so a dead BMC fails within the poll's
-    timeout. A power reading the BMC marks "not active" raises DeviceError rather than
-    reporting 0 W. `sessions_opened` counts sessions for diagnostics.
+    The session is opened on the first read (or by `prepare()`) and kept open between reads:
+    the agent's one keep-alive thread (ipmi_keepalive.py) sends Get Device ID on it after
+    `keep_alive_s` idle seconds so the BMC does not expire it. After a transport error the
+    session is closed and, if it had worked before (a BMC reset), opened again at once
+    within the same read; otherwise on the next read. Each request waits `timeout_s / 3`
+    for its answer, so a dead BMC fails within the poll's timeout. A power reading the BMC
+    marks "not active" raises DeviceError rather than reporting 0 W. `sessions_opened`
+    counts sessions for diagnostics.
     """
 
     def __init__(
-        self, config: IpmiConfig, password: str = "", clock: Callable[[], int] = now_ns
+        self,
+        config: IpmiConfig,
+        password: str = "",
+        clock: Callable[[], int] = now_ns,
+        keeper: Keeper = KEEPER,
     ) -> None:
         labels = {"point": "it_input", "kind": "compute", **config.labels}
         local = config.interface == "local"
@@ -91,6 +106,8 @@ class IpmiSource:
         self._sdr: dict[str | int, Any] | None = None  # sensor ref -> SdrFullSensorRecord
         self.sessions_opened = 0
         self._identified: Any = None  # the session Get Device ID was sent on
+        self._keeper = keeper
+        self._last_used = time.monotonic()  # the last exchange with the BMC (monotonic, s)
 
     async def read(self) -> list[Reading]:
         """Read the BMC's power once (blocking pyipmi calls run in a worker thread)."""
@@ -102,7 +119,45 @@ class IpmiSource:
 
     def _prepare_locked(self) -> None:
         with self._lock:
-            self._session()
+            try:
+                self._session()
+            finally:
+                self._used()
+
+    def _used(self) -> None:
+        """Note an exchange with the BMC: any request keeps the session alive. (The keeper
+        needs no word: a due time only moves later, and it looks again when the old one
+        comes.)"""
+        self._last_used = time.monotonic()
+
+    def keep_alive_due(self) -> float:
+        """When (time.monotonic(), s) the session will have been idle for keep_alive_s."""
+        return self._last_used + self._config.keep_alive_s
+
+    def keep_alive(self) -> None:
+        """Send Get Device ID on an idle session (the keeper's thread calls this). A read
+        in progress keeps the session alive itself; a failure drops the session, logged
+        once, and the next read opens a new one."""
+        if not self._lock.acquire(blocking=False):
+            self._last_used = time.monotonic()  # a read is talking to the BMC now
+            return
+        try:
+            ipmi = self._ipmi
+            if ipmi is None or time.monotonic() < self.keep_alive_due():
+                return
+            try:
+                ipmi.get_device_id()
+            except Exception as exc:
+                self._drop()
+                log.info(
+                    "IPMI keep-alive failed: the next read opens a new session",
+                    source=self.info.id,
+                    error=str(self._translate(exc, "keeping the session alive")),
+                )
+            finally:
+                self._last_used = time.monotonic()
+        finally:
+            self._lock.release()
 
     def timeout_hint(self) -> str:
         """What no answer within timeout_s means for this BMC (the poller's message)."""
@@ -119,19 +174,25 @@ class IpmiSource:
 
     def _read_locked(self) -> list[Reading]:
         with self._lock:
-            reused = self._ipmi is not None
             try:
-                return self._read_once()
-            except TargetUnreachable:
-                self._drop()
-                if not reused:
-                    raise
-            # The kept session went stale (BMC reset): one more try on a fresh session.
-            try:
-                return self._read_once()
-            except TargetUnreachable:
-                self._drop()
+                return self._read_twice()
+            finally:
+                self._used()
+
+    def _read_twice(self) -> list[Reading]:
+        reused = self._ipmi is not None
+        try:
+            return self._read_once()
+        except TargetUnreachable:
+            self._drop()
+            if not reused:
                 raise
+        # The kept session went stale (BMC reset): one more try on a fresh session.
+        try:
+            return self._read_once()
+        except TargetUnreachable:
+            self._drop()
+            raise
 
     def _close_locked(self) -> None:
         with self._lock:
@@ -180,7 +241,7 @@ class IpmiSource:
             iface = pyipmi.interfaces.create_interface(
                 "rmcpplus",
                 host_target_address=cfg.bmc_address,
-                keep_alive_interval=cfg.keep_alive_s,
+                keep_alive_interval=0,  # no thread per session: ipmi_keepalive.py
                 cipher_suite=cfg.cipher_suite,
             )
         else:
@@ -203,6 +264,9 @@ class IpmiSource:
         self._ipmi = ipmi
         self._sdr = None  # a reset BMC may have renumbered its sensors
         self.sessions_opened += 1
+        if cfg.interface == "lanplus" and cfg.keep_alive_s > 0:
+            self._last_used = time.monotonic()
+            self._keeper.add(self)
         return ipmi
 
     def _read_dcmi(self, ipmi: Ipmi) -> list[Reading] | None:
@@ -301,6 +365,7 @@ class IpmiSource:
 
     def _drop(self, graceful: bool = False) -> None:
         if self._ipmi is not None:
+            self._keeper.remove(self)
             self._discard(self._ipmi, graceful)
             self._ipmi = None
 
@@ -312,7 +377,7 @@ class IpmiSource:
             with contextlib.suppress(Exception):
                 iface.set_timeout(min(0.2, self._request_timeout_s))
         try:
-            ipmi.session.close()  # also stops the keep-alive thread
+            ipmi.session.close()
         except Exception as exc:  # the BMC may be gone; the socket is closed below anyway
             log.debug("closing the IPMI session failed", source=self.info.id, error=str(exc))
         finally:

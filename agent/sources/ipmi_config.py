@@ -26,6 +26,16 @@ class IpmiSettings(SourceConfigBase):
     answer "insufficient privilege", the error then says to raise it. `cipher_suite` None
     tries 17 (SHA-256, AES) and then 3 (SHA-1, AES). `sdr_sensors` name (str) or number
     (int) the SDR power sensors whose sum stands in for DCMI on a BMC without DCMI.
+
+    `keep_alive_s` (lanplus): after this many idle seconds the agent sends Get Device ID on
+    the session so the BMC does not expire it (0: never). BMCs expire an idle session after
+    about 60 s (IPMI v2.0's default session inactivity timeout; the simulator's too), so the
+    default 40 keeps a session open at any poll interval with 20 s to spare: at `interval_s`
+    up to 40 no keep-alive is sent at all (every read keeps the session alive); at the
+    default interval 60, one, 40 s after each read (the next would fall at 80 s, after the
+    next read, so none meets a read). Lower it for a BMC with a shorter timeout: one that
+    expires the session anyway costs a new session within the next read, not a failed read.
+    Before issue 20 the default was 10: five keep-alives a minute per BMC at interval 60.
     """
 
     type: Literal["ipmi"]
@@ -39,7 +49,7 @@ class IpmiSettings(SourceConfigBase):
     privilege: Literal["user", "operator", "administrator"] = "user"
     bmc_address: int = Field(default=0x20, ge=0, le=0xFF)
     device: Path = Path("/dev/ipmi0")
-    keep_alive_s: int = Field(default=10, ge=0, le=300)
+    keep_alive_s: int = Field(default=40, ge=0, le=300)
     sdr_sensors: list[str | int] = Field(default_factory=list)
 
     @field_validator("username")

@@ -7,10 +7,9 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from dcmeter import __version__
 from dcmeter.base.configfile import ConfigError
-from dcmeter.cli import calibrate_cli, run_cli, source_cli, window_cli
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -85,14 +84,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(agent_only: bool = False) -> argparse.ArgumentParser:
+    """The whole command line, or with `agent_only` just `dcmeter agent …`: the agent's
+    commands then import nothing of the collector, the client or the calibration (numpy,
+    FastAPI: ~19 MB of RSS a daemon at rest would carry for nothing)."""
     p = argparse.ArgumentParser(
         prog="dcmeter",
         description="Measure data-center energy efficiency (T/CECA-G 0355-2025, GB 40879).",
     )
-    p.add_argument("--version", action="version", version=f"dcmeter {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_agent_parser(sub)
+    if not agent_only:  # `dcmeter agent …`: no --version there, so no version lookup
+        from dcmeter import __version__
 
+        p.add_argument("--version", action="version", version=f"dcmeter {__version__}")
+        _add_other_parsers(sub)
+    return p
+
+
+def _add_agent_parser(sub: Any) -> None:
     agent = sub.add_parser("agent", help="the rack agent").add_subparsers(
         dest="agent_command", required=True
     )
@@ -109,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
             a.add_argument("action", nargs="?", choices=("show", "rotate"), default="show",
                            help="show (default): print the public key; rotate: make a new"
                            " key pair the agent announces in its next batch (docs/tls.md)")
+
+
+def _add_other_parsers(sub: Any) -> None:
+    from dcmeter.cli import calibrate_cli, run_cli, source_cli, window_cli
 
     coll = sub.add_parser("collector", help="the site collector").add_subparsers(
         dest="collector_command", required=True
@@ -162,7 +176,6 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="simulated site, collector and agent on loopback")
     demo.add_argument("--seconds", type=float, default=30.0, help="window length (default 30)")
     demo.add_argument("--data-dir", type=Path, default=None, help="where to keep the data")
-    return p
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -203,6 +216,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "central":
         from dcmeter.collectors.central import central_cli
         return central_cli.run(args)
+    from dcmeter.cli import calibrate_cli, run_cli, source_cli, window_cli
+
     if args.command == "window":
         return window_cli.run(args)
     if args.command == "run":
@@ -220,9 +235,21 @@ def _dispatch(args: argparse.Namespace) -> int:
     return run_demo(args.seconds, args.data_dir)
 
 
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse `argv`; `dcmeter agent …` with the agent's parser only, and the daemon (`agent
+    run`, which lives at rest for months) with its unused libraries kept out (agent/lean.py;
+    `agent once` prints its table with rich)."""
+    agent_only = list(argv[:1]) == ["agent"]
+    if list(argv[:2]) == ["agent", "run"]:
+        from dcmeter.agent import lean
+
+        lean.keep_out()
+    return _parser(agent_only).parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dcmeter` console script."""
-    args = _parser().parse_args(argv)
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return _dispatch(args)
     except ConfigError as exc:

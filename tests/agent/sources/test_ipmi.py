@@ -467,6 +467,9 @@ def test_defaults() -> None:
         "user",
         0x20,
     )
+    # Below BMCs' ~60 s idle timeout, and no keep-alive meets a read at interval 60 (the next
+    # would be due 80 s after a read): ipmi_config.py.
+    assert cfg.keep_alive_s == 40
 
 
 def test_password_file_is_read_at_build_time(bmc: IpmiSim, tmp_path: Path) -> None:

@@ -1,0 +1,61 @@
+"""`dcmeter agent run` loads only what the daemon uses (RSS at rest, docs/benchmarks.md §2).
+
+The command line's other commands pull in the collector (FastAPI, numpy: ~19 MB), and
+structlog, httpx and pysnmp import optional extras the agent never uses (rich, pygments,
+click, pysmi with requests and jinja2: ~17 MB). A fresh interpreter goes the daemon's way
+through the import graph, as `python -m dcmeter agent run` does up to its first tick, and
+says which of them it holds. That the daemon still reads every protocol in that process is
+tests/test_simulate.py's test_agent_run_accepts_the_written_config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+# Modules the daemon must not hold: the collector's stack, the command line's other
+# commands, and the extras agent/lean.py keeps out.
+KEPT_OUT = ["numpy", "fastapi", "starlette", "uvicorn", "dcmeter.collectors", "dcmeter.cli.client",
+            "dcmeter.cli.calibrate_cli", "rich", "pygments", "click", "pysmi", "requests",
+            "jinja2", "bcrypt"]
+
+DAEMON_PATH = """
+import json, sys
+from dcmeter.cli.main import _parse_args
+args = _parse_args(sys.argv[1:])
+from dcmeter.agent import cli, daemon, shipper
+from dcmeter.agent.sources import import_vendor_modules
+import_vendor_modules({"ipmi", "snmp", "modbus", "redfish"})
+import dcmeter.agent.sources.ipmi, dcmeter.agent.sources.snmp, dcmeter.agent.sources.modbus
+names = json.loads(sys.stdin.read())
+print(json.dumps({"held": [m for m in names if sys.modules.get(m) is not None],
+                  "kept_out": [m for m in names if m in sys.modules and sys.modules[m] is None]}))
+"""
+
+
+def imports(*argv: str) -> dict[str, list[str]]:
+    """Which of KEPT_OUT a fresh interpreter holds, and which it marked not importable, after
+    parsing `argv` and importing the daemon's modules."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", DAEMON_PATH, *argv], input=json.dumps(KEPT_OUT),
+                         capture_output=True, text=True, env=env, timeout=120, check=True)
+    result: dict[str, list[str]] = json.loads(out.stdout)
+    return result
+
+
+def test_agent_run_holds_neither_the_collector_nor_unused_extras() -> None:
+    got = imports("agent", "run", "-c", "agent.toml")
+    assert got["held"] == []
+    assert sorted(got["kept_out"]) == ["bcrypt", "click", "pygments", "pysmi", "rich"]
+
+
+def test_other_commands_keep_every_library() -> None:
+    """Only the daemon keeps the extras out: `agent once` prints its table with rich, and the
+    full command line still builds the collector's parsers (numpy through the token table)."""
+    assert imports("agent", "once", "-c", "agent.toml")["kept_out"] == []
+    got = imports("collector", "serve", "-c", "c.toml")
+    assert got["kept_out"] == [] and {"dcmeter.collectors", "numpy", "rich"} <= set(got["held"])
