@@ -15,6 +15,7 @@ from dcmeter.agent.sources import (
     SourceConfig,
     config_class,
     import_vendor_modules,
+    vendor_types,
 )
 from dcmeter.base.configfile import ConfigError, Faults, read_toml, resolve_files
 from dcmeter.base.tls import client_context
@@ -83,7 +84,7 @@ class AgentConfig:
 
     def build_sources(self) -> list[Source]:
         """Instantiate one source per configured target, its vendor library imported now."""
-        import_vendor_modules({getattr(s, "type", "") for s in self.sources})
+        import_vendor_modules(vendor_types(self.sources))
         return [s.build() for s in self.sources]
 
 

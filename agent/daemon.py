@@ -27,7 +27,7 @@ from dcmeter.agent.rotation import Signer
 from dcmeter.agent.samples import now_ns
 from dcmeter.agent.scheduler import Poller, next_aligned, start_ticks
 from dcmeter.agent.shipper import Shipper, probe_interval
-from dcmeter.agent.sources import Source, import_vendor_modules
+from dcmeter.agent.sources import Source, import_vendor_modules, vendor_types
 from dcmeter.agent.startup import StartUp, prepare_sources
 from dcmeter.agent.wire import ClockStatus
 from dcmeter.base import sdnotify
@@ -244,7 +244,7 @@ class Agent:
         """Swap in `new`'s sources, interval, buffer bound and collector (lock held)."""
         old = {c.id: (c, s) for c, s in zip(self.cfg.sources, self.sources, strict=True)}
         try:
-            import_vendor_modules({getattr(c, "type", "") for c in new.sources})
+            import_vendor_modules(vendor_types(new.sources))
             sources = [
                 old[c.id][1] if c.id in old and old[c.id][0] == c else c.build()
                 for c in new.sources

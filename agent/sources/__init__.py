@@ -9,6 +9,7 @@ nothing.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -70,6 +71,19 @@ VENDOR_MODULES: dict[str, tuple[str, ...]] = {
     "nvml": ("pynvml",),
     "redfish": ("httpx",),
 }
+
+
+def vendor_types(configs: Iterable[object]) -> set[str]:
+    """The keys of VENDOR_MODULES the given source configs need. An SNMP source (a switch,
+    a storage system, a PDU: roles of one type) needs pysnmp only for version 3: v2c goes
+    through the agent's own codec (snmp_codec.py), and pysnmp with pyasn1 would hold ~20 MB
+    of an agent that reads v2c only (docs/benchmarks.md section 2)."""
+    out: set[str] = set()
+    for c in configs:
+        name = str(getattr(c, "type", ""))
+        if name != "snmp" or getattr(c, "version", "2c") == "3":
+            out.add(name)
+    return out
 
 
 def import_vendor_modules(type_names: set[str]) -> None:

@@ -59,3 +59,37 @@ def test_other_commands_keep_every_library() -> None:
     assert imports("agent", "once", "-c", "agent.toml")["kept_out"] == []
     got = imports("collector", "serve", "-c", "c.toml")
     assert got["kept_out"] == [] and {"dcmeter.collectors", "numpy", "rich"} <= set(got["held"])
+
+
+BUILD = """
+import json, sys
+from dcmeter.agent.sources import import_vendor_modules, vendor_types
+from dcmeter.agent.sources.snmp import SnmpConfig
+configs = [SnmpConfig.model_validate(c) for c in json.loads(sys.stdin.read())]
+import_vendor_modules(vendor_types(configs))
+for c in configs:
+    c.build()
+print(json.dumps(sorted(m for m in ("pysnmp", "pyasn1") if m in sys.modules)))
+"""
+
+
+def vendor_imports(*versions: str) -> list[str]:
+    """Which of pysnmp, pyasn1 a fresh interpreter holds after building SNMP sources of the
+    given versions the way the agent does (vendor modules first, then the sources)."""
+    configs = [
+        {"type": "snmp", "id": f"sw{i}", "host": "127.0.0.1", "port": 161, "version": v,
+         "interfaces": {"if_indexes": [1]},
+         **({"community": "public"} if v == "2c" else
+            {"username": "u", "auth_password": "a" * 8, "priv_password": "p" * 8})}
+        for i, v in enumerate(versions)
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", BUILD], input=json.dumps(configs),
+                         capture_output=True, text=True, env=env, timeout=120, check=True)
+    held: list[str] = json.loads(out.stdout)
+    return held
+
+
+def test_a_v2c_agent_never_loads_pysnmp_and_a_v3_one_loads_it_before_its_first_tick() -> None:
+    assert vendor_imports("2c", "2c") == []
+    assert vendor_imports("2c", "3") == ["pyasn1", "pysnmp"]
