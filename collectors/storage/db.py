@@ -59,6 +59,10 @@ class Cursor(Protocol):
         """The remaining rows as tuples."""
         ...
 
+    def fetchmany(self, size: int) -> list[Any]:
+        """Up to `size` more rows as tuples."""
+        ...
+
     def __iter__(self) -> Iterator[Any]:
         """Iterate over the remaining rows."""
         ...
@@ -138,6 +142,12 @@ class Connection:
         every value is an int or a finite float (a faster path where the dialect has one)."""
         marks = ",".join("?" * columns)
         self.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+    def stream(self, sql: str, size: int) -> Iterator[Any]:
+        """The rows of one query, fetched `size` at a time (not all held in memory)."""
+        cur = self.execute(sql)
+        while rows := cur.fetchmany(size):
+            yield from rows
 
     def transaction(self) -> Any:
         """A context manager: one write transaction, rolled back if the block raises."""
@@ -296,6 +306,17 @@ class PgConnection(Connection):
                 return
             for row in rows:
                 copy.write_row(row)
+
+    def stream(self, sql: str, size: int) -> Iterator[Any]:
+        """The rows of one query through a server-side cursor (inside a transaction: the
+        migrations'), `size` rows per round trip."""
+        if not self._in_tx:
+            yield from super().stream(sql, size)
+            return
+        with self._live().cursor(name="dcmeter_stream") as cur:
+            cur.itersize = size
+            cur.execute(_pg_sql(sql))
+            yield from cur
 
     def column_order(self, table: str) -> list[str]:
         """The column names of `table` in their declared order (cached: COPY names them)."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.evaluation.general import A5_MAX_INTERVAL_S
 from dcmeter.collectors.evaluation.loads import UTIL_UNITS
+from dcmeter.collectors.storage.sample_reads import first_samples
 
 if TYPE_CHECKING:
     from dcmeter.collectors.storage.db import Connection
@@ -52,6 +55,7 @@ class WindowFolds:
         self.margin_s = gap_s
         self.interval_s = min(gap_s, A5_MAX_INTERVAL_S)
         self.scale: dict[int, float | None] = {}
+        self.agent: dict[int, str] = {}
         self.windows: dict[int, Window] = {}
         self.folds: dict[int, dict[int, GaugeFold]] = {}
         self.gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
@@ -121,22 +125,47 @@ class WindowFolds:
             self.scale[sid] = UTIL_UNITS.get(row[2].strip().lower()) if ok else None
         return self.scale[sid]
 
-    def _new_fold(self, db: Connection, w: Window, sid: int, scale: float) -> GaugeFold:
-        """A fold of `sid` for `w`, seeded with the samples already stored in its span (before
-        the batch at hand); beyond FOLD_SEED_LIMIT of them it is left to the raw path."""
-        fold = GaugeFold(w.start_ns / 1e9, None if w.end_ns is None else w.end_ns / 1e9, scale,
-                         self.interval_s, self.margin_s)
+    def folded_positions(self, db: Connection, series: np.ndarray[Any, np.dtype[np.int64]]
+                         ) -> np.ndarray[Any, np.dtype[np.intp]]:
+        """The positions in a batch's column of series ids of the samples whose series are
+        folded (`cpu_util_pct` gauges): the store keeps them per agent layout."""
+        ids, where = np.unique(series, return_inverse=True)
+        folded = np.array([self._scale_of(db, sid) is not None for sid in ids.tolist()],
+                          dtype=bool)
+        return np.flatnonzero(folded[where.reshape(-1)])
+
+    def _new_folds(
+        self, db: Connection, w: Window, sids: list[int]
+    ) -> dict[int, GaugeFold]:
+        """Folds of `sids` for `w`, each seeded with its samples already stored in the span
+        (before the batch at hand); beyond FOLD_SEED_LIMIT of them it is left to the raw
+        path. The stored samples are read for every series of one agent at once."""
         lo, hi = self._span(w)
-        stored = db.execute(
-            "SELECT ts, value FROM samples WHERE series = ? AND ts BETWEEN ? AND ?"
-            " ORDER BY ts LIMIT ?",
-            (sid, lo, 2**63 - 1 if hi is None else hi, FOLD_SEED_LIMIT + 1),
-        ).fetchall()
-        if len(stored) > FOLD_SEED_LIMIT:
-            fold.from_raw_needed = True
-        for ts, value in stored if not fold.from_raw_needed else ():
-            fold.add(ns_s(ts), value)
-        return fold
+        agents: dict[str, list[int]] = {}
+        for sid in sids:
+            agents.setdefault(self._agent_of(db, sid), []).append(sid)
+        stored: dict[int, list[tuple[int, float]]] = {}
+        for agent, mine in agents.items():
+            stored.update(first_samples(db, agent, mine, lo, 2**63 - 1 if hi is None else hi,
+                                        FOLD_SEED_LIMIT + 1))
+        out = {}
+        for sid in sids:
+            fold = GaugeFold(w.start_ns / 1e9, None if w.end_ns is None else w.end_ns / 1e9,
+                             self.scale[sid] or 1.0, self.interval_s, self.margin_s)
+            had = stored.get(sid, [])
+            if len(had) > FOLD_SEED_LIMIT:
+                fold.from_raw_needed = True
+            for ts, value in had if not fold.from_raw_needed else ():
+                fold.add(ns_s(ts), value)
+            out[sid] = fold
+        return out
+
+    def _agent_of(self, db: Connection, sid: int) -> str:
+        """The agent of a series (cached: a series never changes agent)."""
+        if sid not in self.agent:
+            row = db.execute("SELECT agent FROM series WHERE id = ?", (sid,)).fetchone()
+            self.agent[sid] = "" if row is None else str(row[0])
+        return self.agent[sid]
 
     def fold_rows(
         self, db: Connection, rows: Sequence[tuple[int, int, float]], received_ns: int
@@ -162,13 +191,11 @@ class WindowFolds:
         for wid, w in self.windows.items():
             lo, hi = self._span(w)
             folds = self.folds[wid]
-            for sid, pts in by.items():
-                chosen = [(t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)]
-                if not chosen:
-                    continue
-                fold = folds.get(sid)
-                if fold is None:
-                    fold = folds[sid] = self._new_fold(db, w, sid, self.scale[sid] or 1.0)
+            picked = {sid: chosen for sid, pts in by.items() if (chosen := [
+                (t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)])}
+            folds.update(self._new_folds(db, w, [sid for sid in picked if sid not in folds]))
+            for sid, chosen in picked.items():
+                fold = folds[sid]
                 for t, v in chosen:
                     fold.add(ns_s(t), v)
                 changed.append((wid, sid, json.dumps(fold.to_state())))
