@@ -57,7 +57,7 @@ def _by_series(series: I64, ts: I64) -> tuple[I64, I64, I64]:
     and the distinct series ids with where each one's run starts and ends in that order."""
     order = np.lexsort((ts, series))
     ids, first = np.unique(series[order], return_index=True)
-    ends = np.append(first[1:], len(order))
+    ends = np.append(first[1:], len(order))[:len(first)]
     return order, ids, np.stack([first, ends], axis=1)
 
 
@@ -159,12 +159,16 @@ def _enough(got: dict[int, list[tuple[I64, F64]]], limit: int, next_min_ts: int)
                for parts in got.values())
 
 
-def every_sample(db: Connection, lock: threading.Lock) -> list[tuple[str, str, int, float]]:
-    """Every stored sample as (source, metric, ts ns, value), by time then storage order."""
+def every_sample(
+    db: Connection, lock: threading.Lock, agent: str | None = None
+) -> list[tuple[str, str, int, float]]:
+    """Every stored sample (of `agent`'s batches) as (source, metric, ts ns, value), by time
+    then storage order."""
     with lock:
         names = {int(i): (str(s), str(m)) for i, s, m in db.execute(
             "SELECT id, source, metric FROM series")}
-        agents = [str(r[0]) for r in db.execute("SELECT DISTINCT agent FROM sample_blocks")]
+        agents = [str(r[0]) for r in db.execute("SELECT DISTINCT agent FROM sample_blocks")
+                  if agent is None or r[0] == agent]
     cols = [scan(db, lock, a, *blocks_db.EVER, np.array(sorted(names), dtype=np.int64))
             for a in agents]
     if not cols:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -615,9 +615,10 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             )
         return out
 
-    def samples(self) -> Iterable[tuple[str, str, int, float]]:
-        """Every stored sample as (source, metric, ts_ns, value): for audits and tests."""
-        return sample_reads.every_sample(self._db, self._lock)
+    def samples(self, agent: str | None = None) -> list[tuple[str, str, int, float]]:
+        """Every stored sample (of `agent`'s batches) as (source, metric, ts_ns, value), by
+        time: for audits and tests."""
+        return sample_reads.every_sample(self._db, self._lock, agent)
 
     # windows
 

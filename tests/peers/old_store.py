@@ -28,8 +28,8 @@ def back_to(db: Connection, version: int) -> None:
     if version >= 13:
         return
     db.ddl(OLD_SAMPLES)
-    for agent, seq, series, ts, val in db.execute(
-        "SELECT agent, seq, series, ts, val FROM sample_blocks").fetchall():
+    for seq, series, ts, val in db.execute(
+        "SELECT seq, series, ts, val FROM sample_blocks").fetchall():
         db.executemany("INSERT INTO samples VALUES (?,?,?,?)", [
             (s, t, v, int(seq)) for s, t, v in zip(
                 np.frombuffer(bytes(series), "<i8").tolist(),
