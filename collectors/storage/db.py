@@ -195,6 +195,16 @@ class SqliteConnection(Connection):
         """Run an INSERT; its id is SQLite's last row id (the `INTEGER PRIMARY KEY`)."""
         return int(self.db.execute(sql, params).lastrowid or 0)
 
+    def insert_returning_ids(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """Run an INSERT per row in one executemany; the ids are consecutive: SQLite gives
+        each new row of an `INTEGER PRIMARY KEY` table the largest id so far + 1, and the
+        store's write transaction (BEGIN IMMEDIATE) lets nobody else insert between them."""
+        if not rows:
+            return []
+        self.db.executemany(sql, rows)
+        (last,) = self.db.execute("SELECT last_insert_rowid()").fetchone()
+        return list(range(int(last) - len(rows) + 1, int(last) + 1))
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE (the write lock up front) … COMMIT, or ROLLBACK on error."""

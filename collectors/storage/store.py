@@ -38,7 +38,7 @@ from dcmeter.collectors.storage.series_table import (
     migrate_series_identity,
     source_changes,
 )
-from dcmeter.collectors.storage.store_folds import WindowFolds
+from dcmeter.collectors.storage.store_folds import WindowFolds, add_fold_marks
 from dcmeter.collectors.storage.store_results import ResultTable, migrate_results
 from dcmeter.collectors.storage.token_table import TOKENS_SCHEMA, TokenTable
 from dcmeter.collectors.storage.value_labels import merge_value_label_series
@@ -158,6 +158,8 @@ MIGRATIONS = (
               generation.add_generation),
     Migration(13, "sample_blocks: a batch's samples as one row of columns; samples dropped",
               blocks_db.add_sample_blocks),
+    Migration(14, "fold_marks: the newest batch each window's stored gauge folds have seen",
+              add_fold_marks),
 )
 
 
@@ -214,12 +216,19 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         # (a column and its little-endian bytes) and, once a window folds, the positions of
         # the samples whose series are folded (None until asked).
         self._shapes: dict[str, _Shape] = {}
-        self._folds = WindowFolds(fold_gap_s)
+        # SQLite: one collector per file, so its memory holds the folds and they are
+        # written back every few seconds; PostgreSQL: replicas read them from the table.
+        self._folds = WindowFolds(fold_gap_s, defer=self.dialect == "sqlite")
         self._load_folds()
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Write back the gauge folds not written yet, and close the database."""
+        try:
+            if self._folds.dirty:
+                with self._tx() as db:
+                    self._folds.flush(db)
+        finally:
+            self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:

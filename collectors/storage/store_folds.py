@@ -10,7 +10,8 @@ reads them through `Store.window_folds`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,25 @@ UPSERT_FOLD = (
     "INSERT INTO window_folds VALUES (?,?,?) ON CONFLICT (window_id, series_id)"
     " DO UPDATE SET state = excluded.state"
 )
+# Deferred write-back (SQLite: one collector per file, its memory is the folds' truth): the
+# changed folds are written at most this often, s, at a window's close and at the store's
+# close, each time with the window's mark: the newest batch (rowid) the stored states have
+# seen. On start, a window whose mark is behind the newest batch (a crash in between) has
+# its folds dropped: its series are read raw, which gives the same result, slower.
+FOLD_FLUSH_S = 10.0
+MARKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fold_marks (
+    window_id INTEGER NOT NULL PRIMARY KEY, through_rowid INTEGER NOT NULL);
+"""
+UPSERT_MARK = (
+    "INSERT INTO fold_marks VALUES (?,?) ON CONFLICT (window_id)"
+    " DO UPDATE SET through_rowid = excluded.through_rowid"
+)
+
+
+def add_fold_marks(db: Connection) -> None:
+    """Schema step 14: `fold_marks`, how far each window's stored folds are current."""
+    db.ddl(MARKS_SCHEMA)
 
 
 def ns_s(ts_ns: int) -> float:
@@ -51,7 +71,13 @@ class WindowFolds:
     """The folds in memory, by window and series id; every method runs under the store's
     lock, and those given `db` inside its transaction."""
 
-    def __init__(self, gap_s: float) -> None:
+    def __init__(self, gap_s: float, defer: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`gap_s`: the site's max_gap_s; `defer`: write the folds back every FOLD_FLUSH_S
+        (a store only one process writes), else in every batch's transaction."""
+        self.defer, self.clock = defer, clock
+        self.dirty: dict[int, set[int]] = {}  # window -> series whose fold changed, unwritten
+        self.flushed = clock()
         self.margin_s = gap_s
         self.interval_s = min(gap_s, A5_MAX_INTERVAL_S)
         self.scale: dict[int, float | None] = {}
@@ -64,8 +90,15 @@ class WindowFolds:
     def load(self, db: Connection, general: Iterable[Window]) -> None:
         """Hold in memory the folds of the general windows still folding (from the table)."""
         self.windows, self.folds, self.gone, self.until = {}, {}, {}, {}
+        self.dirty = {}
         last_rx = db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
+        newest = db.execute("SELECT MAX(rowid) FROM batches").fetchone()[0]
+        marks = dict(db.execute("SELECT window_id, through_rowid FROM fold_marks").fetchall())
         for w in general:
+            if w.id in marks and newest is not None and marks[w.id] < newest:
+                # Written back before batches that moved them: read raw from now on.
+                db.execute("DELETE FROM window_folds WHERE window_id = ?", (w.id,))
+                db.execute("DELETE FROM fold_marks WHERE window_id = ?", (w.id,))
             if self._live(w, last_rx):
                 self.windows[w.id] = w
                 self.folds[w.id] = {
@@ -89,10 +122,21 @@ class WindowFolds:
         self.windows[wid] = replace(self.windows[wid], end_ns=end_ns)
         for fold in self.folds[wid].values():
             fold.close(end_ns / 1e9)
-        db.executemany(
-            UPSERT_FOLD,
-            [(wid, sid, json.dumps(f.to_state())) for sid, f in self.folds[wid].items()],
-        )
+        self.dirty[wid] = set(self.folds[wid])
+        self.flush(db, [wid])
+
+    def flush(self, db: Connection, wids: Iterable[int] | None = None) -> None:
+        """Write the changed folds of `wids` (every window: None) and their marks."""
+        newest = db.execute("SELECT MAX(rowid) FROM batches").fetchone()[0] if self.defer else None
+        for wid in list(self.dirty) if wids is None else list(wids):
+            sids = self.dirty.pop(wid, set())
+            folds = self.folds.get(wid, {})
+            db.executemany(UPSERT_FOLD, [(wid, sid, json.dumps(folds[sid].to_state()))
+                                         for sid in sorted(sids) if sid in folds])
+            if newest is not None:
+                db.execute(UPSERT_MARK, (wid, newest))
+        if wids is None:
+            self.flushed = self.clock()
 
     def copies(self, wid: int) -> dict[int, GaugeFold] | None:
         """Copies of a window's folds held in memory, or None when it is not held."""
@@ -130,6 +174,15 @@ class WindowFolds:
         """The positions in a batch's column of series ids of the samples whose series are
         folded (`cpu_util_pct` gauges): the store keeps them per agent layout."""
         ids, where = np.unique(series, return_inverse=True)
+        todo = [sid for sid in ids.tolist() if sid not in self.scale]
+        for at in range(0, len(todo), 500):  # one query per 500 series, not one each
+            chunk = todo[at:at + 500]
+            rows = db.execute(
+                "SELECT id, metric, kind, unit FROM series WHERE id IN ("
+                + ",".join("?" * len(chunk)) + ")", chunk).fetchall()
+            for sid, metric, kind, unit in rows:
+                ok = metric == FOLD_METRIC and kind == "gauge"
+                self.scale[int(sid)] = UTIL_UNITS.get(unit.strip().lower()) if ok else None
         folded = np.array([self._scale_of(db, sid) is not None for sid in ids.tolist()],
                           dtype=bool)
         return np.flatnonzero(folded[where.reshape(-1)])
@@ -186,8 +239,8 @@ class WindowFolds:
             if w.end_ns is not None and self.until.setdefault(
                 wid, received_ns + keep_ns
             ) < received_ns:
+                self.flush(db, [wid])
                 self._evict(w)
-        changed = []
         for wid, w in self.windows.items():
             lo, hi = self._span(w)
             folds = self.folds[wid]
@@ -198,8 +251,9 @@ class WindowFolds:
                 fold = folds[sid]
                 for t, v in chosen:
                     fold.add(ns_s(t), v)
-                changed.append((wid, sid, json.dumps(fold.to_state())))
+                self.dirty.setdefault(wid, set()).add(sid)
         late = [(wid, sid) for wid, (lo, hi) in self.gone.items()
                 for sid, pts in by.items() if any(lo <= t <= hi for t, _ in pts)]
         db.executemany("DELETE FROM window_folds WHERE window_id = ? AND series_id = ?", late)
-        db.executemany(UPSERT_FOLD, changed)
+        if not self.defer or self.clock() - self.flushed >= FOLD_FLUSH_S:
+            self.flush(db)
