@@ -87,6 +87,9 @@ def fill_store(path: Path, series: list[Series], start: float, end: float) -> tu
     if path.exists():
         raise SystemExit(f"{path} exists: give a new file")
     store = Store(path)
+    # The sources bound to the one agent "bench" (enrolment), as a collector.toml would:
+    # a series whose agent owns nothing is never read (ownership.py).
+    store.bind_sources({"bench": sorted({s.source for s in series})}, int(start * 1e9))
     w = store.open_window("general", int(start * 1e9), "benchmark", int(start * 1e9))
     store.close_window(w.id, int(end * 1e9))
     with store._tx() as db:  # the benchmark writes the collector's tables directly
