@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from dcmeter.agent import wire
 from dcmeter.agent.samples import MetricSpec, SourceInfo
 from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
+from dcmeter.collectors.storage.deadline import Deadline, TimedOut
 from dcmeter.collectors.storage.store import Store
 from tests.peers.old_store import back_to
 
@@ -175,5 +177,32 @@ def test_migration_13_turns_a_store_of_sample_rows_into_blocks_read_back_the_sam
         store.close()
         store = Store(where)  # reopening migrates nothing twice
         assert reads(store)["count"] == 13
+    finally:
+        store.close()
+
+
+def test_a_long_read_stops_between_chunks_of_blocks_at_its_deadline(
+    store_location: Callable[[str], Path | str],
+) -> None:
+    """One agent, one series, 40 one-sample batches: 3 chunks of blocks (READ_CHUNK 16).
+    A deadline that passes after its third check (agent, chunk 1, chunk 2) stops the read
+    before the last chunk; a generous one lets it finish with all 40 samples."""
+    store = Store(store_location("s"))
+    try:
+        prev = GENESIS
+        for seq in range(1, 41):
+            arrays = wire.pack_arrays([T + seq * S], [0], [0], [float(seq)])
+            b = Batch("rack-a", seq, prev, T + seq * S, ClockStatus(True, 0.01),
+                      [SOURCES["m1"]], [POWER], *arrays)
+            body = wire.encode_body(b)
+            prev = wire.batch_hash(body)
+            assert store.insert_batch(b, prev, body, T + seq * S)[0] == "stored"
+        checks = iter(range(100))
+        with pytest.raises(TimedOut):
+            store.series_by_id(["m1"], T, T + 60 * S,
+                               deadline=Deadline(2.5, clock=lambda: float(next(checks))))
+        assert next(checks) == 4  # made at 0, checked at 1, 2, 3: the third one stopped it
+        (got,) = store.series_by_id(["m1"], T, T + 60 * S, deadline=Deadline(60)).values()
+        assert got.values.tolist() == [float(s) for s in range(1, 41)]
     finally:
         store.close()
