@@ -202,6 +202,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             raise
         self.dialect = self._db.dialect
         self._lock = threading.Lock()
+        self._closed = False
         # The store_generation this process's memory is true at (generation.py): read
         # before the caches below, so that a write between them makes the next use re-read.
         self._gen = generation.current(self._db)
@@ -222,9 +223,13 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         self._load_folds()
 
     def close(self) -> None:
-        """Write back the gauge folds not written yet, and close the database."""
+        """Write back the gauge folds not written yet, and close the database (once: a
+        second close does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
-            if self._folds.dirty:
+            if self._folds.defer and (self._folds.dirty or self._folds.windows):
                 with self._tx() as db:
                     self._folds.flush(db)
         finally:

@@ -131,9 +131,10 @@ class WindowFolds:
         self.flush(db, [wid])
 
     def flush(self, db: Connection, wids: Iterable[int] | None = None) -> None:
-        """Write the changed folds of `wids` (every window: None) and their marks."""
+        """Write the changed folds of `wids` (None: every window held, changed or not) and
+        their marks: every fold held is then as current as the newest batch."""
         newest = db.execute("SELECT MAX(rowid) FROM batches").fetchone()[0] if self.defer else None
-        for wid in list(self.dirty) if wids is None else list(wids):
+        for wid in sorted({*self.dirty, *self.windows}) if wids is None else list(wids):
             sids = self.dirty.pop(wid, set())
             folds = self.folds.get(wid, {})
             if db.dialect == "postgresql" and len(sids) > 1:
@@ -252,6 +253,8 @@ class WindowFolds:
                 wid, received_ns + keep_ns
             ) < received_ns:
                 self.flush(db, [wid])
+                # Its folds are final now: no mark (a window without one is current).
+                db.execute("DELETE FROM fold_marks WHERE window_id = ?", (wid,))
                 self._evict(w)
         for wid, w in self.windows.items():
             lo, hi = self._span(w)

@@ -4,9 +4,12 @@ SQLite every FOLD_FLUSH_S and at close, with a mark, and dropped after a crash i
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from dcmeter.agent import wire
 from dcmeter.agent.samples import MetricSpec, SourceInfo
@@ -26,7 +29,7 @@ VALUES = [20.0, 40.0, 60.0, 80.0]
 def batch(seq: int, prev: bytes) -> tuple[Batch, bytes, bytes]:
     """Batch `seq` (1-based) of host-0: its CPU and power samples at T + 60 s × seq."""
     ts = T + 60 * S * seq
-    arrays = wire.pack_arrays([ts, ts], [0, 0], [0, 1], [VALUES[seq - 1], 500.0])
+    arrays = wire.pack_arrays([ts, ts], [0, 0], [0, 1], [VALUES[(seq - 1) % len(VALUES)], 500.0])
     b = Batch("rack-a", seq, prev, ts, ClockStatus(True, 0.01), [HOST], [CPU, POWER], *arrays)
     body = wire.encode_body(b)
     return b, wire.batch_hash(body), body
@@ -106,5 +109,34 @@ def test_folds_are_written_back_and_dropped_when_a_crash_left_them_behind(
         store.close()
         store = Store(where)
         assert stored(store, w.id) == [expected]
+    finally:
+        store.close()
+
+
+def test_a_windows_folds_survive_a_crash_when_later_batches_did_not_move_them(
+    store_location: Callable[[str], Path | str],
+) -> None:
+    """SQLite: window 1 closed at T + 150 s, still held for late samples (its margin, then an
+    hour); window 2 open. The batches after T + 1050 s move only window 2's folds, yet each
+    write-back marks both windows current; then a crash: both windows keep their folds."""
+    where = store_location("s")
+    store = Store(where)
+    if store.dialect == "postgresql":
+        store.close()
+        pytest.skip("the write-back is deferred on SQLite only")
+    w1 = store.open_window("general", T, None, T)
+    w2 = store.open_window("general", T, None, T)
+    put(store, range(1, 3))
+    store.close_window(w1.id, T + 150 * S, None, T + 150 * S)
+    ticks = itertools.count(1e12, 100.0)
+    store._folds.clock = lambda: next(ticks)  # a write-back after every batch
+    put(store, range(3, 21))  # T + 180 s … T + 1200 s: window 1 moves until T + 1050 s
+    held = {w: stored(store, w) for w in (w1.id, w2.id)}
+    assert all(len(v) == 1 for v in held.values())
+    assert held[w1.id][0]["last_seen"] == (T + 1020 * S) / 1e9  # its last sample moved it
+    store._db.close()  # a crash: no write-back at close
+    store = Store(where)
+    try:
+        assert {w: stored(store, w) for w in (w1.id, w2.id)} == held
     finally:
         store.close()
