@@ -9,7 +9,8 @@ and `dcmeter evaluate` share, without the store. Prints a table and writes the f
 and the evaluation's own peak allocation by tracemalloc in a second, separate run.
 
 With `--store FILE` it then writes the same samples into a collector store (SQLite, the
-collector's schema, rows inserted directly rather than as signed batches) holding a general
+collector's schema, one block of samples per 60 s tick written directly rather than as
+signed batches) holding a general
 window over the day, folding the hosts' samples into the window's gauge folds through the
 step `insert_batch` runs (`store_fold_s`), and times the collector's whole path for it,
 `window_result`: reading the series from the store, evaluating, checking batch chains and
@@ -36,6 +37,7 @@ from dcmeter.collectors.evaluation.evaluate import evaluate
 from dcmeter.collectors.evaluation.series import Series
 from dcmeter.collectors.evaluation.site import Site
 from dcmeter.collectors.results.windows import window_result
+from dcmeter.collectors.storage import sample_blocks as blocks_db
 from dcmeter.collectors.storage.db import Connection
 from dcmeter.collectors.storage.store import Store
 
@@ -85,6 +87,9 @@ def fill_store(path: Path, series: list[Series], start: float, end: float) -> tu
     if path.exists():
         raise SystemExit(f"{path} exists: give a new file")
     store = Store(path)
+    # The sources bound to the one agent "bench" (enrolment), as a collector.toml would:
+    # a series whose agent owns nothing is never read (ownership.py).
+    store.bind_sources({"bench": sorted({s.source for s in series})}, int(start * 1e9))
     w = store.open_window("general", int(start * 1e9), "benchmark", int(start * 1e9))
     store.close_window(w.id, int(end * 1e9))
     with store._tx() as db:  # the benchmark writes the collector's tables directly
@@ -94,8 +99,11 @@ def fill_store(path: Path, series: list[Series], start: float, end: float) -> tu
 
 
 def _fill(store: Store, db: Connection, series: list[Series], end: float) -> float:
-    """Insert the series and fold them as insert_batch would; return the fold time (s)."""
+    """Insert the series and fold them as insert_batch would; return the fold time (s).
+    The samples are stored as the collector stores them (collectors/storage/sample_blocks.py):
+    one block per 60 s tick, as if one agent sent every tick in one batch."""
     fold_s = 0.0
+    cols: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for s in series:
         row = ("bench", s.source, "bench", "", json.dumps(dict(s.labels), sort_keys=True),
                s.accuracy, s.metric, s.unit, s.kind, s.modulus, "{}")
@@ -111,7 +119,22 @@ def _fill(store: Store, db: Connection, series: list[Series], end: float) -> flo
         # insert_batch's fold step, before the rows are stored, in the same transaction
         store._folds.fold_rows(db, rows, int(end * 1e9))
         fold_s += time.perf_counter() - t
-        db.executemany("INSERT INTO samples VALUES (?,?,?,0)", rows)
+        ts = np.array([r[1] for r in rows], dtype=np.int64)
+        cols.append((np.full(len(ts), sid, dtype=np.int64), ts,
+                     np.asarray(s.values, dtype=np.float64)))
+    sid_all = np.concatenate([c[0] for c in cols])
+    ts_all = np.concatenate([c[1] for c in cols])
+    val_all = np.concatenate([c[2] for c in cols])
+    order = np.argsort(ts_all, kind="stable")
+    sid_all, ts_all, val_all = sid_all[order], ts_all[order], val_all[order]
+    tick = (ts_all - ts_all[0]) // (60 * 10**9)
+    cuts = np.flatnonzero(np.diff(tick)) + 1
+    for seq, (a, b) in enumerate(zip([0, *cuts.tolist()], [*cuts.tolist(), len(ts_all)],
+                                     strict=True), start=1):
+        t = ts_all[a:b]
+        blocks_db.write(db, "bench", seq, sid_all[a:b].astype("<i8").tobytes(),
+                        t.astype("<i8").tobytes(), val_all[a:b].astype("<f8").tobytes(),
+                        b - a, int(t.min()), int(t.max()))
     return fold_s
 
 

@@ -1,24 +1,31 @@
-"""Collector ingest rate, end to end, against the raw insert rate of the same store.
+"""Collector ingest rate, end to end, against the raw insert rates of the same store.
 
     .venv/bin/python bench/ingest.py [--samples 1000000] [--sizes 1000,10000] [--senders 4]
-        [--backends sqlite,postgresql] [--profile FILE] [--json FILE]
+        [--backends sqlite,postgresql] [--no-window] [--profile FILE] [--json FILE]
 
 For each backend (a SQLite file; PostgreSQL on a private cluster this script starts with
 initdb/pg_ctl and stops, default durability) and each batch size, in one run:
 
-  raw      the same sample rows appended straight into the store's `samples` table (with its
-           index), one transaction per batch: `executemany` on SQLite, `COPY` of ready-made
-           text on PostgreSQL; the rows are built before the clock starts.
-  store    `Store.insert_batch` on the decoded batches, no HTTP, no signature.
-  e2e      a real collector: `dcmeter collector serve`
-           (dcmeter.collectors.commands.cli.cmd_serve) in its own process on a loopback
-           socket, and `--senders` sender processes, each one agent posting its pre-signed
-           batches in seq order over one keep-alive httpx connection.
+  raw_rows    the old layout's ceiling (one row per sample, before schema 13): the same
+              samples as (series, ts, value, seq) rows appended straight into a `samples`
+              table with its (series, ts) index, one transaction per batch: `executemany` on
+              SQLite, binary `COPY` on PostgreSQL; the rows are built before the clock starts.
+  raw_blocks  the store's layout written straight: per batch, one transaction inserting its
+              `batches` row (with its raw envelope) and its `sample_blocks` row (the three
+              columns as bytes), built before the clock starts.
+  store       `Store.insert_batch` on the decoded batches, no HTTP, no signature.
+  e2e         a real collector: `dcmeter collector serve`
+              (dcmeter.collectors.commands.cli.cmd_serve) in its own process on a loopback
+              socket, and `--senders` sender processes, each one agent posting its
+              pre-signed batches in seq order over one keep-alive httpx connection.
 
 A batch is one poll of `size / 10` targets × 10 metrics by one agent (1,000 samples: 100
-targets; 10,000: 1,000 targets), ticks 60 s apart. Prints samples/s for each and the ratio
-e2e / raw; `--profile FILE` also runs the SQLite e2e case of the largest size once more under
-cProfile in the collector process and prints where its time went.
+targets; 10,000: 1,000 targets), ticks 60 s apart; one metric of the ten is the host's
+`cpu_util_pct` gauge. Unless `--no-window`, a general window is open (from before the first
+batch) in the store and e2e cases, so every batch moves its gauge folds: the folds' cost is
+in those figures. Prints samples/s for each and the ratio e2e / raw for both ceilings;
+`--profile FILE` also runs the SQLite e2e case of the largest size once more under cProfile
+in the collector process and prints where its time went.
 """
 
 from __future__ import annotations
@@ -42,12 +49,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dcmeter.agent import pubkey, wire
 from dcmeter.agent.samples import MetricSpec, SourceInfo
 from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
-from dcmeter.collectors.storage.db import SqliteConnection
+from dcmeter.collectors.storage.db import SqliteConnection, connect
+from dcmeter.collectors.storage.sample_blocks import INSERT_BLOCK
 from dcmeter.collectors.storage.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -55,6 +64,15 @@ from store_insert import private_postgres
 
 T0 = 1_793_491_200  # 2026-11-01T00:00:00Z
 METRICS = 10
+# The metrics of every target: the host's CPU utilisation (folded by an open general
+# window) and nine power readings.
+SPECS = [MetricSpec("cpu_util_pct", "%"), *(MetricSpec(f"m{m}_w", "W") for m in range(1, 10))]
+# The old layout's table (schema versions 1–12), for the raw_rows ceiling.
+OLD_SAMPLES = """
+CREATE TABLE IF NOT EXISTS samples (
+    series INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS samples_series_ts ON samples(series, ts);
+"""
 SITE_TOML = """
 [site]
 name = "bench"
@@ -83,13 +101,14 @@ def agent_batches(agent: str, key: Ed25519PrivateKey, n: int, size: int) -> list
     sources = [SourceInfo(f"{agent}-t{t:04d}", "ipmi", f"10.0.{t // 250}.{t % 250}",
                           {"kind": "compute", "rack": f"r{t // 40}"}, None)
                for t in range(targets)]
-    metrics = [MetricEntry(MetricSpec(f"m{m}_w", "W")) for m in range(METRICS)]
+    metrics = [MetricEntry(spec) for spec in SPECS]
     src = [s for s in range(targets) for _ in range(METRICS)]
     met = [m for _ in range(targets) for m in range(METRICS)]
     out, prev = [], GENESIS
     for i in range(n):
         ts = (T0 + 60 * i) * 10**9
-        val = [100.0 + s + m / 10 + i % 7 for s, m in zip(src, met, strict=True)]
+        val = [(100.0 + s if m else 20.0 + s % 60) + m / 10 + i % 7
+               for s, m in zip(src, met, strict=True)]
         arrays = wire.pack_arrays([ts + s * 1000 for s in src], src, met, val)
         b = Batch(agent, i + 1, prev, ts + 5 * 10**9, ClockStatus(True, 0.001), sources,
                   metrics, *arrays)
@@ -117,7 +136,7 @@ def decoded(envs: dict[str, list[bytes]]) -> list[tuple[Batch, bytes, bytes]]:
     return out
 
 
-# --- (a) raw bulk insert ---------------------------------------------------------------
+# --- (a) raw bulk inserts: the old layout's rows, the new layout's blocks --------------
 
 def raw_rows(todo: list[tuple[Batch, bytes, bytes]]) -> list[list[tuple[int, int, float, int]]]:
     """The `samples` rows of each batch, series ids as the store would number them."""
@@ -132,11 +151,13 @@ def raw_rows(todo: list[tuple[Batch, bytes, bytes]]) -> list[list[tuple[int, int
     return out
 
 
-def raw_sqlite(path: Path, batches: list[list[tuple[int, int, float, int]]]) -> float:
-    """Append the rows with executemany, one transaction per batch, with the store's own
-    connection settings (collectors/storage/db.py: WAL, synchronous=NORMAL, …); seconds."""
-    Store(path).close()  # the schema and its index
-    db = SqliteConnection(path).db  # the store's own connection settings
+def rows_sqlite(path: Path, batches: list[list[tuple[int, int, float, int]]]) -> float:
+    """Append the rows to the old `samples` table with executemany, one transaction per
+    batch, with the store's own connection settings (collectors/storage/db.py: WAL,
+    synchronous=NORMAL, …); seconds."""
+    conn = SqliteConnection(path)  # the store's own connection settings
+    conn.ddl(OLD_SAMPLES)
+    db = conn.db
     t = time.perf_counter()
     for rows in batches:
         db.execute("BEGIN IMMEDIATE")
@@ -147,29 +168,79 @@ def raw_sqlite(path: Path, batches: list[list[tuple[int, int, float, int]]]) -> 
     return spent
 
 
-def raw_postgresql(url: str, batches: list[list[tuple[int, int, float, int]]]) -> float:
-    """COPY the rows as ready-made text, one transaction per batch; seconds."""
+def rows_postgresql(url: str, batches: list[list[tuple[int, int, float, int]]]) -> float:
+    """Binary COPY of the rows into the old `samples` table, one transaction per batch;
+    seconds."""
     import psycopg
 
-    Store(url).close()
-    texts = ["".join(f"{s}\t{t}\t{v!r}\t{q}\n" for s, t, v, q in rows).encode()
-             for rows in batches]
     with psycopg.connect(url) as db:
+        for stmt in OLD_SAMPLES.replace("INTEGER", "BIGINT").replace(
+                "REAL", "DOUBLE PRECISION").split(";"):
+            if stmt.strip():
+                db.execute(stmt)
+        db.commit()
         t = time.perf_counter()
-        for text in texts:
+        for rows in batches:
             with db.cursor() as cur, cur.copy(
-                "COPY samples (series, ts, value, seq) FROM STDIN"
+                "COPY samples (series, ts, value, seq) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.write(text)
+                copy.set_types(["int8", "int8", "float8", "int8"])
+                for row in rows:
+                    copy.write_row(row)
             db.commit()
         return time.perf_counter() - t
 
 
+def block_params(todo: list[tuple[Batch, bytes, bytes]]) -> list[tuple[tuple[Any, ...], ...]]:
+    """Each batch's `batches` row and `sample_blocks` row, as insert_batch writes them."""
+    ids: dict[tuple[str, int, int], int] = {}
+    out = []
+    for b, digest, raw in todo:
+        sids = np.array([ids.setdefault((b.agent, s, m), len(ids) + 1)
+                         for s, m in zip(b.src, b.met, strict=True)], dtype="<i8")
+        lo, hi = min(b.ts), max(b.ts)
+        out.append((
+            (b.agent, b.seq, digest, b.prev, b.sealed_ns, b.sealed_ns, len(b), "ok", 1,
+             b.clock.max_error_s, raw, None, lo, hi),
+            (b.agent, b.seq, lo, hi, len(b), sids.tobytes(), b.ts.tobytes(), b.val.tobytes()),
+        ))
+    return out
+
+
+BATCH_ROW = ("INSERT INTO batches(agent, seq, hash, prev, sealed_ns, received_ns, samples,"
+             " chain, clock_synced, clock_max_error_s, raw, clock_stepped_s, min_ts, max_ts)"
+             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def raw_blocks(location: Path | str, params: list[tuple[tuple[Any, ...], ...]]) -> float:
+    """Write each batch's row and block straight into a new store of this schema, one
+    transaction per batch, through the store's own connection; seconds."""
+    Store(location).close()  # the schema and its indexes
+    conn = connect(location)
+    t = time.perf_counter()
+    for batch_row, block_row in params:
+        with conn.transaction():
+            conn.execute(BATCH_ROW, batch_row)
+            conn.execute(INSERT_BLOCK, block_row)
+    spent = time.perf_counter() - t
+    conn.close()
+    return spent
+
+
 # --- (b) Store.insert_batch ------------------------------------------------------------
 
-def store_direct(location: Path | str, todo: list[tuple[Batch, bytes, bytes]]) -> float:
-    """insert_batch every decoded batch into a new store; seconds."""
+def new_store(location: Path | str, window: bool) -> Store:
+    """A new store at `location`, a general window open from before the first batch."""
     store = Store(location)
+    if window:
+        store.open_window("general", T0 * 10**9, "benchmark", T0 * 10**9)
+    return store
+
+
+def store_direct(location: Path | str, todo: list[tuple[Batch, bytes, bytes]],
+                 window: bool) -> float:
+    """insert_batch every decoded batch into a new store; seconds."""
+    store = new_store(location, window)
     t = time.perf_counter()
     for b, digest, raw in todo:
         state, _ = store.insert_batch(b, digest, raw, b.sealed_ns)
@@ -244,9 +315,11 @@ def sender(url: str, envs: list[bytes], start: Any, out: Any) -> None:
 
 
 def end_to_end(folder: Path, store: Path | str, agent_keys: dict[str, Ed25519PrivateKey],
-               envs: dict[str, list[bytes]], profile: Path | None = None) -> float:
+               envs: dict[str, list[bytes]], window: bool, profile: Path | None = None
+               ) -> float:
     """Post every agent's batches concurrently to a new collector; seconds from the first
     post to the last answer."""
+    new_store(store, window).close()
     port = free_port()
     config = write_config(folder, store, agent_keys, port)
     ctx = mp.get_context("fork")
@@ -296,7 +369,7 @@ def new_database(admin_url: str, name: str) -> str:
 def bench_backend(backend: str, sizes: list[int], args: argparse.Namespace, tmp: Path,
                   pg_url: str | None) -> list[dict[str, Any]]:
     """Raw, store and e2e rates of one backend for each batch size."""
-    rows = []
+    rows, window = [], not args.no_window
     for size in sizes:
         agent_keys, envs = workload(args.samples, size, args.senders)
         todo = decoded(envs)
@@ -309,18 +382,23 @@ def bench_backend(backend: str, sizes: list[int], args: argparse.Namespace, tmp:
             return new_database(pg_url, f"{tag}_{size}")
 
         rows_raw = raw_rows(todo)
-        raw_s = (raw_sqlite(location("raw"), rows_raw)  # type: ignore[arg-type]
-                 if backend == "sqlite" else raw_postgresql(str(location("raw")), rows_raw))
+        rows_s = (rows_sqlite(location("rows"), rows_raw)  # type: ignore[arg-type]
+                  if backend == "sqlite" else rows_postgresql(str(location("rows")), rows_raw))
         del rows_raw
-        store_s = store_direct(location("store"), todo)
+        blocks_s = raw_blocks(location("blocks"), block_params(todo))
+        store_s = store_direct(location("store"), todo, window)
         folder = tmp / f"e2e-{backend}-{size}"
         folder.mkdir()
-        e2e_s = end_to_end(folder, location("e2e"), agent_keys, envs)
+        e2e_s = end_to_end(folder, location("e2e"), agent_keys, envs, window)
         row = {"backend": backend, "batch_samples": size, "batches": len(todo), "samples": n,
-               "raw_per_s": round(n / raw_s), "store_per_s": round(n / store_s),
-               "e2e_per_s": round(n / e2e_s), "e2e_over_raw": round(raw_s / e2e_s, 3)}
-        print(f"  {backend} {size}: raw {row['raw_per_s']:,}/s, insert_batch"
-              f" {row['store_per_s']:,}/s, e2e {row['e2e_per_s']:,}/s", flush=True)
+               "window": window, "raw_rows_per_s": round(n / rows_s),
+               "raw_blocks_per_s": round(n / blocks_s), "store_per_s": round(n / store_s),
+               "e2e_per_s": round(n / e2e_s), "e2e_over_raw_rows": round(rows_s / e2e_s, 3),
+               "e2e_over_raw_blocks": round(blocks_s / e2e_s, 3),
+               "load_avg": os.getloadavg()}
+        print(f"  {backend} {size}: raw_rows {row['raw_rows_per_s']:,}/s, raw_blocks"
+              f" {row['raw_blocks_per_s']:,}/s, insert_batch {row['store_per_s']:,}/s,"
+              f" e2e {row['e2e_per_s']:,}/s (load {row['load_avg'][0]:.2f})", flush=True)
         rows.append(row)
         for f in tmp.glob("*.sqlite*"):
             f.unlink()
@@ -332,7 +410,8 @@ def profile_e2e(tmp: Path, size: int, args: argparse.Namespace) -> str:
     agent_keys, envs = workload(args.samples, size, args.senders)
     folder = tmp / "profile"
     folder.mkdir()
-    end_to_end(folder, tmp / "profile.sqlite", agent_keys, envs, args.profile)
+    end_to_end(folder, tmp / "profile.sqlite", agent_keys, envs, not args.no_window,
+               args.profile)
     text = io.StringIO()
     stats = pstats.Stats(str(args.profile), stream=text)
     stats.sort_stats("tottime").print_stats(25)
@@ -347,6 +426,8 @@ def main() -> None:
     p.add_argument("--sizes", default="1000,10000", help="samples per batch, comma-separated")
     p.add_argument("--senders", type=int, default=4, help="concurrent agents (processes)")
     p.add_argument("--backends", default="sqlite,postgresql")
+    p.add_argument("--no-window", action="store_true",
+                   help="no general window open: the folds do nothing")
     p.add_argument("--profile", type=Path, default=None,
                    help="also profile the SQLite e2e case; cProfile stats written here")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -370,13 +451,15 @@ def main() -> None:
             with private_postgres() as url:
                 rows += bench_backend("postgresql", sizes, args, tmp, url)
         prof = profile_e2e(tmp, max(sizes), args) if args.profile else None
-    head = ("backend", "batch", "samples", "raw /s", "insert_batch /s", "e2e /s", "e2e/raw")
-    print(f"{head[0]:<11}{head[1]:>7}{head[2]:>11}{head[3]:>13}{head[4]:>17}{head[5]:>12}"
-          f"{head[6]:>9}")
+    head = ("backend", "batch", "samples", "raw_rows /s", "raw_blocks /s", "insert_batch /s",
+            "e2e /s", "e2e/rows", "e2e/blocks")
+    print(f"{head[0]:<11}{head[1]:>7}{head[2]:>11}{head[3]:>13}{head[4]:>15}{head[5]:>17}"
+          f"{head[6]:>12}{head[7]:>10}{head[8]:>12}")
     for r in rows:
         print(f"{r['backend']:<11}{r['batch_samples']:>7,}{r['samples']:>11,}"
-              f"{r['raw_per_s']:>13,}{r['store_per_s']:>17,}{r['e2e_per_s']:>12,}"
-              f"{r['e2e_over_raw']:>9.2f}")
+              f"{r['raw_rows_per_s']:>13,}{r['raw_blocks_per_s']:>15,}{r['store_per_s']:>17,}"
+              f"{r['e2e_per_s']:>12,}{r['e2e_over_raw_rows']:>10.2f}"
+              f"{r['e2e_over_raw_blocks']:>12.2f}")
     if prof is not None:
         print(prof)
     if args.json is not None:

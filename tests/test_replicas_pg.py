@@ -219,9 +219,7 @@ def test_three_collectors_one_store_one_killed_mid_window(
         try:
             for name, raws in sealed.items():
                 assert sorted(raws) == list(range(1, max(raws) + 1)), f"{name}: seqs missing"
-                rows = store._db.execute(
-                    "SELECT s.source, s.metric, x.ts, x.value FROM samples x JOIN series s"
-                    " ON s.id = x.series WHERE s.agent = ?", (name,)).fetchall()
+                rows = store.samples(name)
                 have = Counter((str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows)
                 assert have == _samples_of(raws), f"{name}: store differs from what it sealed"
                 seqs = [r["seq"] for r in store.batches(name)]

@@ -59,6 +59,10 @@ class Cursor(Protocol):
         """The remaining rows as tuples."""
         ...
 
+    def fetchmany(self, size: int) -> list[Any]:
+        """Up to `size` more rows as tuples."""
+        ...
+
     def __iter__(self) -> Iterator[Any]:
         """Iterate over the remaining rows."""
         ...
@@ -139,6 +143,12 @@ class Connection:
         marks = ",".join("?" * columns)
         self.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
+    def stream(self, sql: str, size: int) -> Iterator[Any]:
+        """The rows of one query, fetched `size` at a time (not all held in memory)."""
+        cur = self.execute(sql)
+        while rows := cur.fetchmany(size):
+            yield from rows
+
     def transaction(self) -> Any:
         """A context manager: one write transaction, rolled back if the block raises."""
         raise NotImplementedError
@@ -184,6 +194,16 @@ class SqliteConnection(Connection):
     def insert_returning_id(self, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT; its id is SQLite's last row id (the `INTEGER PRIMARY KEY`)."""
         return int(self.db.execute(sql, params).lastrowid or 0)
+
+    def insert_returning_ids(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """Run an INSERT per row in one executemany; the ids are consecutive: SQLite gives
+        each new row of an `INTEGER PRIMARY KEY` table the largest id so far + 1, and the
+        store's write transaction (BEGIN IMMEDIATE) lets nobody else insert between them."""
+        if not rows:
+            return []
+        self.db.executemany(sql, rows)
+        (last,) = self.db.execute("SELECT last_insert_rowid()").fetchone()
+        return list(range(int(last) - len(rows) + 1, int(last) + 1))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -296,6 +316,17 @@ class PgConnection(Connection):
                 return
             for row in rows:
                 copy.write_row(row)
+
+    def stream(self, sql: str, size: int) -> Iterator[Any]:
+        """The rows of one query through a server-side cursor (inside a transaction: the
+        migrations'), `size` rows per round trip."""
+        if not self._in_tx:
+            yield from super().stream(sql, size)
+            return
+        with self._live().cursor(name="dcmeter_stream") as cur:
+            cur.itersize = size
+            cur.execute(_pg_sql(sql))
+            yield from cur
 
     def column_order(self, table: str) -> list[str]:
         """The column names of `table` in their declared order (cached: COPY names them)."""

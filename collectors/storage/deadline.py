@@ -1,8 +1,9 @@
 """A read's time limit and cancellation, checked by the loops that read the store.
 
 The HTTP layer (collectors/web/offloop.py) makes one per expensive request and cancels it when
-the client disconnects; the store checks it between series, so a read over the limit, or one
-nobody waits for any more, stops within one series' query instead of running to the end.
+the client disconnects; the store checks it between series or between chunks of sample
+blocks, so a read over the limit, or one nobody waits for any more, stops within one query
+instead of running to the end.
 """
 
 from __future__ import annotations

@@ -77,6 +77,13 @@ class Owners:
         `sources`); agents not named may report any source nobody else owns."""
         self.allowed = {a: frozenset(s) for a, s in (allowed or {}).items()}
         self._spans: dict[str, list[Span]] = {}
+        # Bumped at every change of the spans: the per-agent verdicts below are kept for one.
+        self._version = 0
+        # Per agent, its last batch's source layout (the src column, the source ids, the
+        # spans' version, its allowed set) and the sample times [lo, hi) over which the
+        # agent owns every source of that layout: a steady agent's next batch inside them
+        # passes without a per-source check.
+        self._owned: dict[str, tuple[tuple[Any, ...], int, int]] = {}
 
     def load(self, db: Connection) -> None:
         """Read the table again (at start, and after a failed transaction)."""
@@ -87,6 +94,7 @@ class Owners:
         ):
             table.setdefault(str(row[0]), []).append(Span(*row[1:]))
         self._spans = table
+        self._version += 1
 
     def spans(self, source: str) -> list[Span]:
         """Every span of `source`, oldest first (empty: nobody owns it yet)."""
@@ -112,9 +120,16 @@ class Owners:
             return []
         src = np.frombuffer(batch.src, dtype=np.uint32)
         ts = np.frombuffer(batch.ts, dtype=np.int64)
+        lo, hi = int(ts.min()), int(ts.max())
         allowed = self.allowed.get(batch.agent)
+        layout = (bytes(batch.src), tuple(s.id for s in batch.sources), allowed)
+        owned = self._owned.get(batch.agent)
+        if (owned is not None and owned[0] == (*layout, self._version)
+                and owned[1] <= lo and hi < owned[2]):
+            return []
+        used = np.unique(src).tolist()
         unbound: list[str] = []
-        for i in np.unique(src).tolist():
+        for i in used:
             sid = batch.sources[i].id
             if allowed is not None and sid not in allowed:
                 raise Refused(
@@ -142,13 +157,32 @@ class Owners:
                 )
         for sid in unbound:
             self._add(db, sid, batch.agent, 0, "first_delivery", None, None, now_ns)
+        self._remember(batch.agent, layout, [batch.sources[i].id for i in used], lo, hi)
         return unbound
+
+    def _remember(
+        self, agent: str, layout: tuple[Any, ...], sources: list[str], lo: int, hi: int
+    ) -> None:
+        """Keep the sample times around [lo, hi] over which `agent` owns every one of
+        `sources` through one span each (none kept if one is owned in pieces)."""
+        start, end = -FOREVER, FOREVER
+        for sid in sources:
+            span = next((s for s in self._spans.get(sid, ()) if s.agent == agent
+                         and s.from_ns <= lo and hi < (FOREVER if s.until_ns is None
+                                                        else s.until_ns)), None)
+            if span is None:
+                self._owned.pop(agent, None)
+                return
+            start = max(start, span.from_ns)
+            end = min(end, FOREVER if span.until_ns is None else span.until_ns)
+        self._owned[agent] = ((*layout, self._version), start, end)
 
     def _add(
         self, db: Connection, source: str, agent: str, from_ns: int, via: str,
         by_name: str | None, reason: str | None, now_ns: int,
     ) -> Span:
         span = Span(agent, from_ns, None, via, by_name, reason, now_ns)
+        self._version += 1
         db.execute(
             "INSERT INTO source_owners(source, agent, from_ns, until_ns, via, by_name, reason,"
             " added_ns) VALUES (?,?,?,?,?,?,?,?)",
@@ -182,6 +216,7 @@ class Owners:
         """Give `source` to `agent` from sample time `from_ns` on; when `agent` owns it
         already, confirm the binding instead (via "confirmed", times unchanged). ValueError
         if `from_ns` is not after the current span's start: history is never rewritten."""
+        self._version += 1
         spans = self._spans.setdefault(source, [])
         current = spans[-1] if spans else None
         if current is not None and current.agent == agent:

@@ -122,11 +122,18 @@ class SeriesTable:
         yet are inserted, and a source whose metadata changed is updated and recorded.
         Refused (422 series_limit) before any write if new series would pass a cap."""
         keyed: list[tuple[str, tuple[Any, ...]]] = []
+        # Each source's metadata and each metric's labels as JSON once, not once a pair.
+        metas: dict[int, Meta] = {}
+        texts: dict[int, str] = {}
         for s, m in pairs:
             src, met = batch.sources[s], batch.metrics[m]
             spec = met.spec
-            labels = json.dumps(dict(identity_labels(met.labels)), sort_keys=True)
-            meta = meta_of(src)
+            if m not in texts:
+                texts[m] = json.dumps(dict(identity_labels(met.labels)), sort_keys=True)
+            labels = texts[m]
+            if s not in metas:
+                metas[s] = meta_of(src)
+            meta = metas[s]
             row = (batch.agent, src.id, *meta, spec.name, spec.unit, spec.kind, spec.modulus,
                    labels)
             keyed.append((series_key(batch.agent, src.id, spec.name, spec.unit, spec.kind,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import repeat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,13 +20,14 @@ import numpy as np
 from dcmeter.agent.wire import Batch
 from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.evaluation.series import Series
-from dcmeter.collectors.storage import audit, generation
+from dcmeter.collectors.storage import audit, generation, sample_reads
 from dcmeter.collectors.storage import db as dbm
+from dcmeter.collectors.storage import sample_blocks as blocks_db
 from dcmeter.collectors.storage import source_failures as failures_db
 from dcmeter.collectors.storage import store_chain as chain_db
 from dcmeter.collectors.storage.calibration_table import CalibrationTable, add_calibration_tables
 from dcmeter.collectors.storage.db import Connection, Migration
-from dcmeter.collectors.storage.deadline import Deadline, check
+from dcmeter.collectors.storage.deadline import Deadline
 from dcmeter.collectors.storage.instruments import Instrument, add_device_columns, instruments
 from dcmeter.collectors.storage.ownership import Owners, Refused, migrate_owners
 from dcmeter.collectors.storage.records import Drop, StoredRun, Window
@@ -37,7 +38,7 @@ from dcmeter.collectors.storage.series_table import (
     migrate_series_identity,
     source_changes,
 )
-from dcmeter.collectors.storage.store_folds import WindowFolds
+from dcmeter.collectors.storage.store_folds import WindowFolds, add_fold_marks
 from dcmeter.collectors.storage.store_results import ResultTable, migrate_results
 from dcmeter.collectors.storage.token_table import TOKENS_SCHEMA, TokenTable
 from dcmeter.collectors.storage.value_labels import merge_value_label_series
@@ -155,7 +156,23 @@ MIGRATIONS = (
     Migration(12, "store_generation: replicas on one PostgreSQL serialise their writes;"
               " batches_received index",
               generation.add_generation),
+    Migration(13, "sample_blocks: a batch's samples as one row of columns; samples dropped",
+              blocks_db.add_sample_blocks),
+    Migration(14, "fold_marks: the newest batch each window's stored gauge folds have seen",
+              add_fold_marks),
 )
+
+
+@dataclass(slots=True)
+class _Shape:
+    """An agent's last batch layout (its tables and src/met columns as bytes), the series
+    id of each of its samples (int64, and as little-endian bytes: the block's `series`),
+    and the positions of the samples whose series a window folds (None: not asked yet)."""
+
+    layout: tuple[Any, ...]
+    series: np.ndarray[Any, np.dtype[np.int64]]
+    series_le: bytes
+    folded: np.ndarray[Any, np.dtype[np.intp]] | None = None
 
 
 def _window(row: Sequence[Any]) -> Window:
@@ -185,6 +202,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             raise
         self.dialect = self._db.dialect
         self._lock = threading.Lock()
+        self._closed = False
         # The store_generation this process's memory is true at (generation.py): read
         # before the caches below, so that a write between them makes the next use re-read.
         self._gen = generation.current(self._db)
@@ -195,14 +213,27 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         # (source identity, metric identity) -> series id: a cache over the series table's
         # keys that spares the JSON key of a known series (_sample_series below).
         self._pair_ids: dict[tuple[tuple[Any, ...], tuple[Any, ...]], int] = {}
-        # Per agent, its last batch's layout (tables, src and met columns) and series ids.
-        self._shapes: dict[str, tuple[tuple[Any, ...], list[int]]] = {}
-        self._folds = WindowFolds(fold_gap_s)
+        # Per agent, its last batch's layout (tables, src and met columns), its series ids
+        # (a column and its little-endian bytes) and, once a window folds, the positions of
+        # the samples whose series are folded (None until asked).
+        self._shapes: dict[str, _Shape] = {}
+        # SQLite: one collector per file, so its memory holds the folds and they are
+        # written back every few seconds; PostgreSQL: replicas read them from the table.
+        self._folds = WindowFolds(fold_gap_s, defer=self.dialect == "sqlite")
         self._load_folds()
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Write back the gauge folds not written yet, and close the database (once: a
+        second close does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._folds.defer and (self._folds.dirty or self._folds.windows):
+                with self._tx() as db:
+                    self._folds.flush(db)
+        finally:
+            self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -302,15 +333,16 @@ class Store(TokenTable, ResultTable, CalibrationTable):
                     batch.clock.max_error_s, raw, batch.clock.stepped_s, min_ts, max_ts,
                 ),
             )
-            sids = self._sample_series(db, batch, received_ns)
-            if self._folds.windows or self._folds.gone:  # else fold_rows has nothing to do
-                self._folds.fold_rows(
-                    db, list(zip(sids, batch.ts, batch.val, strict=True)), received_ns
+            shape = self._sample_series(db, batch, received_ns)
+            if shape is not None:
+                if self._folds.windows or self._folds.gone:  # else nothing to fold
+                    self._fold_batch(db, batch, shape, received_ns)
+                blocks_db.write(
+                    db, batch.agent, batch.seq, shape.series_le,
+                    blocks_db.le_bytes(batch.ts, blocks_db.I8),
+                    blocks_db.le_bytes(batch.val, blocks_db.F8),
+                    len(batch), int(min_ts or 0), int(max_ts or 0),
                 )
-            db.append_rows(
-                "samples", 4, list(zip(sids, batch.ts, batch.val, repeat(batch.seq, len(sids)),
-                                       strict=True)), numeric=True,
-            )
             db.executemany(
                 "INSERT INTO dropped VALUES (?,?,?,?,?,?,?)",
                 [
@@ -377,17 +409,33 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             yield from rows
             last = (rows[-1][0], rows[-1][1])
 
-    def _sample_series(self, db: Connection, batch: Batch, received_ns: int) -> list[int]:
-        """The series id of every sample of `batch`, in order. Columnar: each (source,
-        metric) pair the batch uses is resolved once, through an in-memory map keyed by the
-        pair's identity (no JSON on a hit); the per-sample work is numpy indexing."""
+    def _fold_batch(
+        self, db: Connection, batch: Batch, shape: _Shape, received_ns: int
+    ) -> None:
+        """Feed the gauge folds the samples of `batch` whose series are folded: their
+        positions are found once per agent layout, so a batch without any costs nothing."""
+        if shape.folded is None:
+            shape.folded = self._folds.folded_positions(db, shape.series)
+        at = shape.folded
+        if not len(at):
+            return
+        ts = np.frombuffer(batch.ts, dtype=np.int64)[at]
+        val = np.frombuffer(batch.val, dtype=np.float64)[at]
+        self._folds.fold_rows(db, list(zip(shape.series[at].tolist(), ts.tolist(), val.tolist(),
+                                           strict=True)), received_ns)
+
+    def _sample_series(self, db: Connection, batch: Batch, received_ns: int) -> _Shape | None:
+        """The series id of every sample of `batch`, in order (None without samples).
+        Columnar: each (source, metric) pair the batch uses is resolved once, through an
+        in-memory map keyed by the pair's identity (no JSON on a hit); the per-sample work
+        is numpy indexing."""
         if not len(batch):
-            return []
+            return None
         # An agent sends the same tables and layout tick after tick: reuse the last column.
-        shape = (batch.sources, batch.metrics, batch.src.tobytes(), batch.met.tobytes())
+        layout = (batch.sources, batch.metrics, bytes(batch.src), bytes(batch.met))
         last = self._shapes.get(batch.agent)
-        if last is not None and last[0] == shape:
-            return last[1]
+        if last is not None and last.layout == layout:
+            return last
         n_met = len(batch.metrics)
         codes = np.frombuffer(batch.src, dtype=np.uint32).astype(np.int64) * n_met
         codes += np.frombuffer(batch.met, dtype=np.uint32)
@@ -421,8 +469,9 @@ class Store(TokenTable, ResultTable, CalibrationTable):
                 self._pair_ids[ident] = sid
                 for i in at:
                     ids[i] = sid
-        out: list[int] = np.asarray(ids, dtype=np.int64)[where].tolist()
-        self._shapes[batch.agent] = (shape, out)
+        column = np.asarray(ids, dtype=np.int64)[where.reshape(-1)]
+        out = _Shape(layout, column, blocks_db.le_bytes(column, blocks_db.I8))
+        self._shapes[batch.agent] = out
         return out
 
     def record_rejection(self, ts_ns: int, status: int, reason: str, agent: str | None) -> None:
@@ -436,7 +485,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             q = self._db.execute
             return {
                 "batches": q("SELECT COUNT(*) FROM batches").fetchone()[0],
-                "samples": q("SELECT COUNT(*) FROM samples").fetchone()[0],
+                "samples": blocks_db.count(self._db),
                 "rejected": q("SELECT COUNT(*) FROM rejections").fetchone()[0],
             }
 
@@ -452,47 +501,13 @@ class Store(TokenTable, ResultTable, CalibrationTable):
     ) -> dict[int, Series]:
         """Every series of the given source ids by series id, with its samples in [t0, t1];
         those in `skip` without samples (their figures come from their gauge folds).
-        `deadline` is checked between series (collectors/storage/deadline.py: raises Abandoned)."""
-        out: dict[int, Series] = {}
-        if not sources:  # `IN ()` is SQLite's, not PostgreSQL's
-            return out
-        marks = ",".join("?" * len(sources))
+        `deadline` is checked between chunks of blocks (collectors/storage/deadline.py:
+        raises Abandoned); the lock is taken per chunk, so ingest goes on during a long read
+        (collectors/storage/sample_reads.py)."""
         with self._lock:
-            self._fresh()  # the owners' spans below
-            meta = self._db.execute(
-                f"SELECT id, agent, source, source_labels, accuracy, metric, unit, kind,"
-                f" modulus, labels FROM series WHERE source IN ({marks}) ORDER BY id",
-                tuple(sources),
-            ).fetchall()
-        # The lock is taken per series, not for the whole read: a long read (thousands of
-        # series) lets ingest go on between them.
-        for sid, agent, source, slabels, acc, metric, unit, kind, modulus, labels in meta:
-            check(deadline)
-            # Only the owner's samples count, for the spans it owned the source.
-            spans = self._owners.series_spans(agent, source)
-            if spans == []:
-                continue
-            merged = {**json.loads(slabels), **json.loads(labels)}
-            if sid in skip and spans is None:
-                out[sid] = Series(source, metric, unit, kind, (), (), modulus, merged, acc)
-                continue
-            owned, args = "", [sid, t0_ns, t1_ns]
-            if spans is not None:
-                owned = " AND (" + " OR ".join(["(ts >= ? AND ts < ?)"] * len(spans)) + ")"
-                args += [t for span in spans for t in span]
-            with self._lock:
-                # Whole seconds and nanoseconds apart: both exact in a float64.
-                rows = self._db.execute(
-                    "SELECT ts / 1000000000, ts % 1000000000, value FROM samples"
-                    " WHERE series = ? AND ts BETWEEN ? AND ?" + owned + " ORDER BY ts",
-                    tuple(args),
-                ).fetchall()
-            pts = np.array(rows, dtype=np.float64).reshape(-1, 3)
-            out[sid] = Series(
-                source, metric, unit, kind, pts[:, 0] + pts[:, 1] / 1e9, pts[:, 2],
-                modulus, merged, acc,
-            )
-        return out
+            self._fresh()  # the owners' spans
+        return sample_reads.read_series(self._db, self._lock, self._owners.series_spans,
+                                        sources, t0_ns, t1_ns, skip, deadline)
 
     def seen_sources(self) -> set[str]:
         """The source ids any agent has reported samples of (the series table)."""
@@ -509,8 +524,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
     def instruments(self, sources: Sequence[str], t0_ns: int, t1_ns: int) -> list[Instrument]:
         """Each (agent, source) of `sources` with samples in [t0, t1]: its newest metadata
         and device identity, and its sample count there (collectors/storage/instruments.py)."""
-        with self._lock:
-            return instruments(self._db, sources, t0_ns, t1_ns)
+        return instruments(self._db, self._lock, sources, t0_ns, t1_ns)
 
     # source ownership (collectors/storage/ownership.py)
 
@@ -615,13 +629,10 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             )
         return out
 
-    def samples(self) -> Iterable[tuple[str, str, int, float]]:
-        """Every stored sample as (source, metric, ts_ns, value): for audits and tests."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT s.source, s.metric, x.ts, x.value FROM samples x JOIN series s"
-                " ON s.id = x.series ORDER BY x.ts"
-            ).fetchall()
+    def samples(self, agent: str | None = None) -> list[tuple[str, str, int, float]]:
+        """Every stored sample (of `agent`'s batches) as (source, metric, ts_ns, value), by
+        time: for audits and tests."""
+        return sample_reads.every_sample(self._db, self._lock, agent)
 
     # windows
 

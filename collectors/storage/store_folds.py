@@ -10,13 +10,17 @@ reads them through `Store.window_folds`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.evaluation.general import A5_MAX_INTERVAL_S
 from dcmeter.collectors.evaluation.loads import UTIL_UNITS
+from dcmeter.collectors.storage.sample_reads import first_samples
 
 if TYPE_CHECKING:
     from dcmeter.collectors.storage.db import Connection
@@ -34,6 +38,30 @@ UPSERT_FOLD = (
     "INSERT INTO window_folds VALUES (?,?,?) ON CONFLICT (window_id, series_id)"
     " DO UPDATE SET state = excluded.state"
 )
+UPSERT_FOLDS_PG = (
+    "INSERT INTO window_folds SELECT ?, (e->>0)::bigint, (e->1)::text"
+    " FROM json_array_elements(?::json) e"
+    " ON CONFLICT (window_id, series_id) DO UPDATE SET state = excluded.state"
+)
+# Deferred write-back (SQLite: one collector per file, its memory is the folds' truth): the
+# changed folds are written at most this often, s, at a window's close and at the store's
+# close, each time with the window's mark: the newest batch (rowid) the stored states have
+# seen. On start, a window whose mark is behind the newest batch (a crash in between) has
+# its folds dropped: its series are read raw, which gives the same result, slower.
+FOLD_FLUSH_S = 10.0
+MARKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fold_marks (
+    window_id INTEGER NOT NULL PRIMARY KEY, through_rowid INTEGER NOT NULL);
+"""
+UPSERT_MARK = (
+    "INSERT INTO fold_marks VALUES (?,?) ON CONFLICT (window_id)"
+    " DO UPDATE SET through_rowid = excluded.through_rowid"
+)
+
+
+def add_fold_marks(db: Connection) -> None:
+    """Schema step 14: `fold_marks`, how far each window's stored folds are current."""
+    db.ddl(MARKS_SCHEMA)
 
 
 def ns_s(ts_ns: int) -> float:
@@ -48,10 +76,17 @@ class WindowFolds:
     """The folds in memory, by window and series id; every method runs under the store's
     lock, and those given `db` inside its transaction."""
 
-    def __init__(self, gap_s: float) -> None:
+    def __init__(self, gap_s: float, defer: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`gap_s`: the site's max_gap_s; `defer`: write the folds back every FOLD_FLUSH_S
+        (a store only one process writes), else in every batch's transaction."""
+        self.defer, self.clock = defer, clock
+        self.dirty: dict[int, set[int]] = {}  # window -> series whose fold changed, unwritten
+        self.flushed = clock()
         self.margin_s = gap_s
         self.interval_s = min(gap_s, A5_MAX_INTERVAL_S)
         self.scale: dict[int, float | None] = {}
+        self.agent: dict[int, str] = {}
         self.windows: dict[int, Window] = {}
         self.folds: dict[int, dict[int, GaugeFold]] = {}
         self.gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
@@ -60,8 +95,15 @@ class WindowFolds:
     def load(self, db: Connection, general: Iterable[Window]) -> None:
         """Hold in memory the folds of the general windows still folding (from the table)."""
         self.windows, self.folds, self.gone, self.until = {}, {}, {}, {}
+        self.dirty = {}
         last_rx = db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
+        newest = db.execute("SELECT MAX(rowid) FROM batches").fetchone()[0]
+        marks = dict(db.execute("SELECT window_id, through_rowid FROM fold_marks").fetchall())
         for w in general:
+            if w.id in marks and newest is not None and marks[w.id] < newest:
+                # Written back before batches that moved them: read raw from now on.
+                db.execute("DELETE FROM window_folds WHERE window_id = ?", (w.id,))
+                db.execute("DELETE FROM fold_marks WHERE window_id = ?", (w.id,))
             if self._live(w, last_rx):
                 self.windows[w.id] = w
                 self.folds[w.id] = {
@@ -85,10 +127,29 @@ class WindowFolds:
         self.windows[wid] = replace(self.windows[wid], end_ns=end_ns)
         for fold in self.folds[wid].values():
             fold.close(end_ns / 1e9)
-        db.executemany(
-            UPSERT_FOLD,
-            [(wid, sid, json.dumps(f.to_state())) for sid, f in self.folds[wid].items()],
-        )
+        self.dirty[wid] = set(self.folds[wid])
+        self.flush(db, [wid])
+
+    def flush(self, db: Connection, wids: Iterable[int] | None = None) -> None:
+        """Write the changed folds of `wids` (None: every window held, changed or not) and
+        their marks: every fold held is then as current as the newest batch."""
+        newest = db.execute("SELECT MAX(rowid) FROM batches").fetchone()[0] if self.defer else None
+        for wid in sorted({*self.dirty, *self.windows}) if wids is None else list(wids):
+            sids = self.dirty.pop(wid, set())
+            folds = self.folds.get(wid, {})
+            if db.dialect == "postgresql" and len(sids) > 1:
+                # One statement, one JSON text of [series id, state] pairs: a thousand
+                # upserts in one round trip, where executemany sends a statement per row.
+                # (`json`, not `jsonb`: each state keeps its text as written.)
+                db.execute(UPSERT_FOLDS_PG, (wid, json.dumps(
+                    [[sid, folds[sid].to_state()] for sid in sorted(sids) if sid in folds])))
+            else:
+                db.executemany(UPSERT_FOLD, [(wid, sid, json.dumps(folds[sid].to_state()))
+                                             for sid in sorted(sids) if sid in folds])
+            if newest is not None:
+                db.execute(UPSERT_MARK, (wid, newest))
+        if wids is None:
+            self.flushed = self.clock()
 
     def copies(self, wid: int) -> dict[int, GaugeFold] | None:
         """Copies of a window's folds held in memory, or None when it is not held."""
@@ -121,22 +182,56 @@ class WindowFolds:
             self.scale[sid] = UTIL_UNITS.get(row[2].strip().lower()) if ok else None
         return self.scale[sid]
 
-    def _new_fold(self, db: Connection, w: Window, sid: int, scale: float) -> GaugeFold:
-        """A fold of `sid` for `w`, seeded with the samples already stored in its span (before
-        the batch at hand); beyond FOLD_SEED_LIMIT of them it is left to the raw path."""
-        fold = GaugeFold(w.start_ns / 1e9, None if w.end_ns is None else w.end_ns / 1e9, scale,
-                         self.interval_s, self.margin_s)
+    def folded_positions(self, db: Connection, series: np.ndarray[Any, np.dtype[np.int64]]
+                         ) -> np.ndarray[Any, np.dtype[np.intp]]:
+        """The positions in a batch's column of series ids of the samples whose series are
+        folded (`cpu_util_pct` gauges): the store keeps them per agent layout."""
+        ids, where = np.unique(series, return_inverse=True)
+        todo = [sid for sid in ids.tolist() if sid not in self.scale]
+        for at in range(0, len(todo), 500):  # one query per 500 series, not one each
+            chunk = todo[at:at + 500]
+            rows = db.execute(
+                "SELECT id, metric, kind, unit FROM series WHERE id IN ("
+                + ",".join("?" * len(chunk)) + ")", chunk).fetchall()
+            for sid, metric, kind, unit in rows:
+                ok = metric == FOLD_METRIC and kind == "gauge"
+                self.scale[int(sid)] = UTIL_UNITS.get(unit.strip().lower()) if ok else None
+        folded = np.array([self._scale_of(db, sid) is not None for sid in ids.tolist()],
+                          dtype=bool)
+        return np.flatnonzero(folded[where.reshape(-1)])
+
+    def _new_folds(
+        self, db: Connection, w: Window, sids: list[int]
+    ) -> dict[int, GaugeFold]:
+        """Folds of `sids` for `w`, each seeded with its samples already stored in the span
+        (before the batch at hand); beyond FOLD_SEED_LIMIT of them it is left to the raw
+        path. The stored samples are read for every series of one agent at once."""
         lo, hi = self._span(w)
-        stored = db.execute(
-            "SELECT ts, value FROM samples WHERE series = ? AND ts BETWEEN ? AND ?"
-            " ORDER BY ts LIMIT ?",
-            (sid, lo, 2**63 - 1 if hi is None else hi, FOLD_SEED_LIMIT + 1),
-        ).fetchall()
-        if len(stored) > FOLD_SEED_LIMIT:
-            fold.from_raw_needed = True
-        for ts, value in stored if not fold.from_raw_needed else ():
-            fold.add(ns_s(ts), value)
-        return fold
+        agents: dict[str, list[int]] = {}
+        for sid in sids:
+            agents.setdefault(self._agent_of(db, sid), []).append(sid)
+        stored: dict[int, list[tuple[int, float]]] = {}
+        for agent, mine in agents.items():
+            stored.update(first_samples(db, agent, mine, lo, 2**63 - 1 if hi is None else hi,
+                                        FOLD_SEED_LIMIT + 1))
+        out = {}
+        for sid in sids:
+            fold = GaugeFold(w.start_ns / 1e9, None if w.end_ns is None else w.end_ns / 1e9,
+                             self.scale[sid] or 1.0, self.interval_s, self.margin_s)
+            had = stored.get(sid, [])
+            if len(had) > FOLD_SEED_LIMIT:
+                fold.from_raw_needed = True
+            for ts, value in had if not fold.from_raw_needed else ():
+                fold.add(ns_s(ts), value)
+            out[sid] = fold
+        return out
+
+    def _agent_of(self, db: Connection, sid: int) -> str:
+        """The agent of a series (cached: a series never changes agent)."""
+        if sid not in self.agent:
+            row = db.execute("SELECT agent FROM series WHERE id = ?", (sid,)).fetchone()
+            self.agent[sid] = "" if row is None else str(row[0])
+        return self.agent[sid]
 
     def fold_rows(
         self, db: Connection, rows: Sequence[tuple[int, int, float]], received_ns: int
@@ -157,22 +252,23 @@ class WindowFolds:
             if w.end_ns is not None and self.until.setdefault(
                 wid, received_ns + keep_ns
             ) < received_ns:
+                self.flush(db, [wid])
+                # Its folds are final now: no mark (a window without one is current).
+                db.execute("DELETE FROM fold_marks WHERE window_id = ?", (wid,))
                 self._evict(w)
-        changed = []
         for wid, w in self.windows.items():
             lo, hi = self._span(w)
             folds = self.folds[wid]
-            for sid, pts in by.items():
-                chosen = [(t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)]
-                if not chosen:
-                    continue
-                fold = folds.get(sid)
-                if fold is None:
-                    fold = folds[sid] = self._new_fold(db, w, sid, self.scale[sid] or 1.0)
+            picked = {sid: chosen for sid, pts in by.items() if (chosen := [
+                (t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)])}
+            folds.update(self._new_folds(db, w, [sid for sid in picked if sid not in folds]))
+            for sid, chosen in picked.items():
+                fold = folds[sid]
                 for t, v in chosen:
                     fold.add(ns_s(t), v)
-                changed.append((wid, sid, json.dumps(fold.to_state())))
+                self.dirty.setdefault(wid, set()).add(sid)
         late = [(wid, sid) for wid, (lo, hi) in self.gone.items()
                 for sid, pts in by.items() if any(lo <= t <= hi for t, _ in pts)]
         db.executemany("DELETE FROM window_folds WHERE window_id = ? AND series_id = ?", late)
-        db.executemany(UPSERT_FOLD, changed)
+        if not self.defer or self.clock() - self.flushed >= FOLD_FLUSH_S:
+            self.flush(db)

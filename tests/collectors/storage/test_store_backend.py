@@ -14,6 +14,7 @@ from dcmeter.cli.main import main
 from dcmeter.collectors import config
 from dcmeter.collectors.storage.db import StoreError, masked
 from dcmeter.collectors.storage.store import MIGRATIONS, Store
+from tests.peers.old_store import back_to
 
 
 def test_the_store_runs_on_the_chosen_backend(
@@ -163,7 +164,7 @@ def test_a_store_from_before_ownership_merges_reconfigured_series_and_binds_sour
     with db.transaction():
         for table in ("source_meta", "source_owners"):
             db.execute(f"DROP TABLE {table}")
-        db.execute("DELETE FROM schema_version WHERE version > 4")
+        back_to(db, 4)
         rows = [
             ("old-1", "rack-a", "meter-it", "10.0.0.1:502/1", 0.005),
             ("old-2", "rack-a", "meter-it", "10.0.0.9:502/1", 0.002),

@@ -12,6 +12,7 @@ from dcmeter.agent.samples import MetricSpec, SourceInfo
 from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
 from dcmeter.collectors.storage.series_table import series_key
 from dcmeter.collectors.storage.store import Store
+from tests.peers.old_store import back_to, stored
 
 SRC = SourceInfo("bmc-1", "ipmi", "10.0.0.5:623", {"point": "it_input", "kind": "compute"})
 S = 10**9
@@ -23,11 +24,7 @@ def _rows(store: Store) -> dict[tuple[str, str], list[tuple[int, float]]]:
     for sid, metric, labels in store._db.execute(
         "SELECT id, metric, labels FROM series WHERE source = 'bmc-1' ORDER BY id"
     ).fetchall():
-        out[(metric, labels)] = [
-            (int(t), float(v)) for t, v in store._db.execute(
-                "SELECT ts, value FROM samples WHERE series = ? ORDER BY ts", (sid,)
-            ).fetchall()
-        ]
+        out[(metric, labels)] = stored(store, sid)
     return out
 
 
@@ -41,7 +38,7 @@ def test_migration_8_merges_series_split_by_the_period_label(
     store = Store(where)
     db = store._db
     with db.transaction():
-        db.execute("DELETE FROM schema_version WHERE version >= 8")
+        back_to(db, 7)
         made = {}
         for name, metric, labels in [
             ("a39", "power_avg_w", {"period_s": "39"}), ("a40", "power_avg_w", {"period_s": "40"}),
