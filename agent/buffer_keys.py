@@ -28,7 +28,8 @@ class KeyCache:
 
     def __init__(self) -> None:
         self._sources: dict[int, tuple[SourceInfo, int]] = {}
-        self._metrics: dict[tuple[int, Labels], tuple[MetricSpec, int]] = {}
+        # (id of the spec, labels) -> (the spec, id); read directly by Buffer.append.
+        self.metrics: dict[tuple[int, Labels], tuple[MetricSpec, int]] = {}
 
     def source(self, info: SourceInfo, intern: Callable[[SourceInfo], int]) -> int:
         """The id of `info`; `intern` makes it on a miss."""
@@ -46,11 +47,11 @@ class KeyCache:
         are compared by value in their order (another order is another entry, same id)."""
         spec = r.metric
         key = (id(spec), tuple(r.labels.items()))
-        hit = self._metrics.get(key)
+        hit = self.metrics.get(key)
         if hit is not None and hit[0] is spec:
             return hit[1]
         idx = intern(r)
-        if len(self._metrics) >= MAX_ENTRIES:
-            self._metrics.clear()
-        self._metrics[key] = (spec, idx)
+        if len(self.metrics) >= MAX_ENTRIES:
+            self.metrics.clear()
+        self.metrics[key] = (spec, idx)
         return idx

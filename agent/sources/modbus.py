@@ -322,7 +322,6 @@ class ModbusSource:
     async def _fetch(self, link: ModbusLink, request: ReadRequest) -> tuple[list[int], int]:
         from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-        where = span(request)
         async with link.lock:
             client = await link.client(self._attempt_timeout_s, self._config.retries)
             read = (
@@ -342,9 +341,11 @@ class ModbusSource:
                 silent = isinstance(exc, ModbusIOException)
                 if not (silent and link.is_serial):
                     link.drop()
-                raise TargetUnreachable(self._no_answer(where, silent)) from exc
+                raise TargetUnreachable(self._no_answer(span(request), silent)) from exc
             except ModbusException as exc:
-                raise DeviceError(f"{self.info.address}: bad answer for {where}: {exc}") from exc
+                raise DeviceError(
+                    f"{self.info.address}: bad answer for {span(request)}: {exc}"
+                ) from exc
         ts_ns = self._clock()
         if response.isError():
             code = response.exception_code
@@ -352,12 +353,12 @@ class ModbusSource:
             hint = EXCEPTION_HINTS.get(code, "see the meter's manual")
             error = BlockRefused if code in REFUSED_CODES else DeviceError
             raise error(
-                f"{self.info.address}: exception code {code} ({name}) for {where}: {hint}"
+                f"{self.info.address}: exception code {code} ({name}) for {span(request)}: {hint}"
             )
         registers = list(response.registers)
         if len(registers) < request.count:
             raise BlockRefused(
-                f"{self.info.address}: {len(registers)} of {request.count} {where} answered"
+                f"{self.info.address}: {len(registers)} of {request.count} {span(request)} answered"
             )
         return registers, ts_ns
 
