@@ -38,7 +38,10 @@ class Poller:
     async def _read(self, source: Source, timeout: float) -> list[Reading]:
         sid = source.info.id
         try:
-            readings = await asyncio.wait_for(source.read(), timeout)
+            # asyncio.timeout rather than wait_for: same TimeoutError, without a second task
+            # and its wake-ups per source and tick.
+            async with asyncio.timeout(timeout):
+                readings = await source.read()
         except TimeoutError:
             reason = timeout_reason(source, timeout)
         except SourceError as exc:

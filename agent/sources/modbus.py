@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,15 +44,16 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dcmeter.agent.modbus")
 
-_DATATYPE_NAMES: dict[str, str] = {
-    "u16": "UINT16",
-    "i16": "INT16",
-    "u32": "UINT32",
-    "i32": "INT32",
-    "u64": "UINT64",
-    "i64": "INT64",
-    "float32": "FLOAT32",
-    "float64": "FLOAT64",
+# struct codes of the register types (pymodbus's DATATYPE codes for the same types).
+_STRUCT_CODES: dict[str, str] = {
+    "u16": "H",
+    "i16": "h",
+    "u32": "I",
+    "i32": "i",
+    "u64": "Q",
+    "i64": "q",
+    "float32": "f",
+    "float64": "d",
 }
 
 
@@ -228,6 +230,8 @@ class ModbusSource:
         # Failed metric groups: register span -> reason, as last logged.
         self.refused: dict[str, str] = {}
         self._identified = False  # Read Device Identification tried on this connection
+        # Field decoders per request (by identity; the request is held with them).
+        self._fields: dict[int, tuple[ReadRequest, tuple[FieldDecoder, ...]]] = {}
 
     async def read(self) -> list[Reading]:
         """Read every configured register once and return the scaled values."""
@@ -318,7 +322,6 @@ class ModbusSource:
     async def _fetch(self, link: ModbusLink, request: ReadRequest) -> tuple[list[int], int]:
         from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-        where = span(request)
         async with link.lock:
             client = await link.client(self._attempt_timeout_s, self._config.retries)
             read = (
@@ -338,9 +341,11 @@ class ModbusSource:
                 silent = isinstance(exc, ModbusIOException)
                 if not (silent and link.is_serial):
                     link.drop()
-                raise TargetUnreachable(self._no_answer(where, silent)) from exc
+                raise TargetUnreachable(self._no_answer(span(request), silent)) from exc
             except ModbusException as exc:
-                raise DeviceError(f"{self.info.address}: bad answer for {where}: {exc}") from exc
+                raise DeviceError(
+                    f"{self.info.address}: bad answer for {span(request)}: {exc}"
+                ) from exc
         ts_ns = self._clock()
         if response.isError():
             code = response.exception_code
@@ -348,12 +353,12 @@ class ModbusSource:
             hint = EXCEPTION_HINTS.get(code, "see the meter's manual")
             error = BlockRefused if code in REFUSED_CODES else DeviceError
             raise error(
-                f"{self.info.address}: exception code {code} ({name}) for {where}: {hint}"
+                f"{self.info.address}: exception code {code} ({name}) for {span(request)}: {hint}"
             )
         registers = list(response.registers)
         if len(registers) < request.count:
             raise BlockRefused(
-                f"{self.info.address}: {len(registers)} of {request.count} {where} answered"
+                f"{self.info.address}: {len(registers)} of {request.count} {span(request)} answered"
             )
         return registers, ts_ns
 
@@ -375,22 +380,48 @@ class ModbusSource:
         )
 
     def _decode(self, request: ReadRequest, registers: list[int], ts_ns: int) -> list[Reading]:
-        from pymodbus.client import AsyncModbusTcpClient
-
+        fields = self._fields.get(id(request))
+        if fields is None or fields[0] is not request:
+            fields = self._fields[id(request)] = (request, decoders(request, self._factors))
         readings: list[Reading] = []
-        for reg in request.members:
-            offset = reg.address - request.start
-            raw = AsyncModbusTcpClient.convert_from_registers(
-                registers[offset : offset + reg.words],
-                data_type=AsyncModbusTcpClient.DATATYPE[_DATATYPE_NAMES[reg.type]],
-                word_order=reg.word_order,
-            )
-            if not isinstance(raw, int | float):
-                raise DeviceError(f"{self.info.address}: cannot decode {reg.metric}")
-            value = float(raw) * reg.scale * self._factors[reg.metric]
+        for f in fields[1]:
+            words = registers[f.offset : f.offset + f.words]
+            if f.little:
+                words.reverse()
+            (raw,) = f.value.unpack(f.packed.pack(*words))
+            value = float(raw) * f.scale * f.factor
             if math.isfinite(value):
-                readings.append(Reading(self._specs[reg.metric], value, ts_ns))
+                readings.append(Reading(self._specs[f.metric], value, ts_ns))
         return readings
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldDecoder:
+    """How one register's value is cut from a request's answer and scaled (decoders())."""
+
+    metric: str
+    offset: int  # words from the request's start
+    words: int
+    little: bool  # word order: low word first
+    packed: struct.Struct  # the words as big-endian uint16s
+    value: struct.Struct  # those bytes as the register's type
+    scale: float
+    factor: float  # CT/PT ratio factor
+
+
+def decoders(request: ReadRequest, factors: dict[str, float]) -> tuple[FieldDecoder, ...]:
+    """A request's field decoders, made once per request: struct does what pymodbus's
+    `convert_from_registers` did per value (the words big-endian, in `word_order`, unpacked
+    as the type, big-endian), without its per-call checks and byte-list building, a tenth of
+    a meter read's CPU."""
+    return tuple(
+        FieldDecoder(
+            reg.metric, reg.address - request.start, reg.words, reg.word_order == "little",
+            struct.Struct(f">{reg.words}H"), struct.Struct(">" + _STRUCT_CODES[reg.type]),
+            reg.scale, factors[reg.metric],
+        )
+        for reg in request.members
+    )
 
 
 __all__ = ["BlockRefused", "ModbusConfig", "ModbusSource", "ReadRequest", "plan_requests"]
