@@ -129,8 +129,12 @@ def test_series_sides_from_an_agent(collector: Collector, tmp_path: Path) -> Non
              reference={"kind": "series", "source": "bmc-2", "metric": "power_w"},
              points=[{"label": "400 W"}], calibration={"quantity": "power", "repetitions": 1})
     stored = store.add_calibration(p, "eng", 1)
-    body = {"point": "400 W", "repetition": 1, "start": rfc3339(ts[1]), "end": rfc3339(ts[3])}
-    store.add_reading(stored.id, "400 W", 1, int(ts[1] * 1e9), int(ts[3] * 1e9), body, 2, "eng")
+    # The dwell 1 µs inside [ts[1], ts[3]]: a float second near 1.7e9 holds the sample's ns
+    # only to ~240 ns, so a dwell starting "at" ts[1] may start just before it, and on a busy
+    # machine (the first tick late) ts[0] may then lie beyond the trimmed edge.
+    start, end = ts[1] + 1e-6, ts[3] - 1e-6
+    body = {"point": "400 W", "repetition": 1, "start": rfc3339(start), "end": rfc3339(end)}
+    store.add_reading(stored.id, "400 W", 1, int(start * 1e9), int(end * 1e9), body, 2, "eng")
     rec = calibration_record(store, stored)
     (point,) = rec["points"]
     # One repetition: the only issue is the missing type A evaluation (calibration.py).
