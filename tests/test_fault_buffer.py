@@ -106,14 +106,22 @@ def test_buffer_full_drops_oldest_and_the_collector_shows_the_gap(
         dropped = sum(d[2] for d in drops)
         per_batch = {b["samples"] for b in batches if b["samples"]}
         assert len(per_batch) == 1, per_batch
-        assert dropped == per_batch.pop() * sum(d[1] - d[0] + 1 for d in drops)
+        n_batch = per_batch.pop()
+        assert dropped == n_batch * sum(d[1] - d[0] + 1 for d in drops)
         assert len(missing) <= dropped
         assert all(any(d[3] <= k[2] <= d[4] for d in drops) for k in missing)
-        assert not [k for k in stored if any(d[3] <= k[2] <= d[4] for d in drops)]
-        # The oldest batches of the outage went; the newest stayed and arrived.
+        # The oldest batches of the outage went; the newest stayed and arrived. One batch may
+        # be both: in flight when the collector stopped, stored there, its answer lost, then
+        # dropped by the agent that still held it (seen once on a loaded machine). Only its
+        # samples may lie in a drop's span, and no other batch may be both.
         seqs = {b["seq"] for b in batches}
+        drop_seqs = {q for d in all_drops for q in range(d[0], d[1] + 1)}
+        raced = seqs & drop_seqs
+        assert len(raced) <= 1, raced
+        in_spans = [k for k in stored if any(d[3] <= k[2] <= d[4] for d in drops)]
+        assert len(in_spans) == n_batch * len(raced), (raced, in_spans)
         lost = set(range(1, max(seqs) + 1)) - seqs
-        assert lost == {q for d in all_drops for q in range(d[0], d[1] + 1)}
+        assert lost == drop_seqs - raced
         first, last = min(lost), max(lost)
         assert lost == set(range(first, last + 1)), "not one run of the oldest batches"
         assert last + 1 in seqs and min(s for s in seqs if s > first) == last + 1

@@ -27,6 +27,7 @@ from conftest import ROOT, Collector, MeterThread
 from cryptography.hazmat.primitives import serialization
 
 from dcmeter.agent import wire
+from dcmeter.agent.samples import MetricSpec
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 STEP_KWH = 0.25  # the meter's energy grows in steps float32 holds exactly
@@ -149,7 +150,7 @@ def test_clock_steps_keep_series_ordered_flagged_and_counted_once(
 def test_stepped_s_is_optional_on_the_wire() -> None:
     arrays = wire.pack_arrays([1], [0], [0], [1.0])
     src = wire.SourceInfo("m", "modbus", "x")
-    met = wire.MetricEntry(wire.MetricSpec("power_w", "W"))
+    met = wire.MetricEntry(MetricSpec("power_w", "W"))
     old = wire.Batch("a", 1, wire.GENESIS, 2, wire.ClockStatus(True, 0.01), [src], [met],
                      *arrays)
     body = wire.encode_body(old)

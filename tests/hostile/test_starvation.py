@@ -328,26 +328,47 @@ def c_http(c: Running) -> Iterator[httpx.Client]:
         yield http
 
 
-def test_health_answers_while_a_large_batch_is_ingested(start: Callable[..., Any]) -> None:
+def test_health_answers_while_large_batches_are_ingested(start: Callable[..., Any]) -> None:
+    # Six batches of 500,000 samples (~10 MB each), posted one after the other: health is
+    # asked over and over meanwhile, and must be answered inside the second half of some
+    # post (its ingest, after the body's upload), not only between posts. One batch alone
+    # no longer sufficed: the columnar store ingests it before a single health request
+    # (issue 20), and a timed sleep would count events in wall time.
+    batches = 6
     with start() as c:
-        t0 = time.time_ns() - 40 * 60 * 10**9
-        raw = wire.seal(it_batch(1, 100, 5000, t0), c.key)  # 500,000 samples, ~10 MB
-        done: list[float] = []
+        t0 = time.time_ns() - 10 * 3600 * 10**9
+        raws, prev = [], GENESIS
+        for seq in range(1, batches + 1):
+            body = wire.encode_body(it_batch(seq, 100, 5000, t0 + (seq - 1) * 5000 * 10**9, prev))
+            raws.append(wire.envelope(body, c.key))
+            prev = wire.batch_hash(body)
+        posts: list[tuple[float, float]] = []
 
         def deliver() -> None:
-            r = httpx.post(f"{c.url}/api/v1/batches", content=raw, headers=CT, timeout=120)
-            assert r.status_code == 200
-            done.append(time.monotonic())
+            with httpx.Client(timeout=120) as http:
+                for raw in raws:
+                    sent = time.monotonic()
+                    r = http.post(f"{c.url}/api/v1/batches", content=raw, headers=CT)
+                    assert r.status_code == 200
+                    posts.append((sent, time.monotonic()))
 
         t = threading.Thread(target=deliver)
         t.start()
-        time.sleep(0.5)  # the body is through; ingest is decoding and storing it
-        health = httpx.get(f"{c.url}/api/v1/health", timeout=60)
-        answered = time.monotonic()
+        asked: list[tuple[float, float, int]] = []
+        with httpx.Client(timeout=60) as http:
+            while t.is_alive():
+                q = time.monotonic()
+                r = http.get(f"{c.url}/api/v1/health")
+                assert r.status_code == 200
+                asked.append((q, time.monotonic(), r.json()["samples"]))
         t.join(120)
-        assert health.status_code == 200 and done
-        assert answered < done[0], "health waited for the ingest"
-        assert httpx.get(f"{c.url}/api/v1/health").json()["samples"] == 500_000
+        assert len(posts) == batches
+        # Asked in the second half of post i and answered before it was stored: the count
+        # it gave is the i batches before (an answer that waited for the ingest counts i+1).
+        inside = [(q, a, n) for q, a, n in asked for i, (s, e) in enumerate(posts)
+                  if s + (e - s) / 2 <= q and a < e and n == 500_000 * i]
+        assert inside, f"health never answered during an ingest: posts {posts}, asked {asked}"
+        assert httpx.get(f"{c.url}/api/v1/health").json()["samples"] == 500_000 * batches
 
 
 def test_open_windows_are_capped_per_site(start: Callable[..., Any]) -> None:
