@@ -122,17 +122,19 @@ def test_series_sides_from_an_agent(collector: Collector, tmp_path: Path) -> Non
         finally:
             agent.buffer.close()
     store = collector.store
-    ts = sorted(float(t) for s in store.series(["bmc-1"], 0, 2**62) if s.metric == "power_w"
-                for t in s.ts)
-    assert len(ts) == 5
+    ts_of = {src: sorted(float(t) for s in store.series([src], 0, 2**62)
+                         if s.metric == "power_w" for t in s.ts) for src in ("bmc-1", "bmc-2")}
+    assert [len(ts) for ts in ts_of.values()] == [5, 5]
     p = plan(instrument={"kind": "series", "source": "bmc-1", "metric": "power_w"},
              reference={"kind": "series", "source": "bmc-2", "metric": "power_w"},
              points=[{"label": "400 W"}], calibration={"quantity": "power", "repetitions": 1})
     stored = store.add_calibration(p, "eng", 1)
-    # The dwell 1 µs inside [ts[1], ts[3]]: a float second near 1.7e9 holds the sample's ns
-    # only to ~240 ns, so a dwell starting "at" ts[1] may start just before it, and on a busy
-    # machine (the first tick late) ts[0] may then lie beyond the trimmed edge.
-    start, end = ts[1] + 1e-6, ts[3] - 1e-6
+    # The dwell from just after both sources' second samples to just before their fourth:
+    # each source reads at its own instant of a tick, and a float second near 1.7e9 holds a
+    # sample's ns only to ~240 ns; a dwell starting "at" one source's sample may start
+    # before the other's (then, on a busy machine, its first sample lies beyond the trim).
+    start = max(ts[1] for ts in ts_of.values()) + 1e-6
+    end = min(ts[3] for ts in ts_of.values()) - 1e-6
     body = {"point": "400 W", "repetition": 1, "start": rfc3339(start), "end": rfc3339(end)}
     store.add_reading(stored.id, "400 W", 1, int(start * 1e9), int(end * 1e9), body, 2, "eng")
     rec = calibration_record(store, stored)
@@ -149,7 +151,7 @@ def test_series_sides_from_an_agent(collector: Collector, tmp_path: Path) -> Non
     # A label that matches no series: an issue naming it, the point not stated.
     p["instrument"]["labels"] = {"port": "nowhere"}
     other = store.add_calibration(p, "eng", 3)
-    store.add_reading(other.id, "400 W", 1, int(ts[1] * 1e9), int(ts[3] * 1e9), body, 4, "eng")
+    store.add_reading(other.id, "400 W", 1, int(start * 1e9), int(end * 1e9), body, 4, "eng")
     rec = calibration_record(store, other)
     assert any("no series match" in i for i in rec["issues"]), rec["issues"]
     assert rec["points"][0]["statement"]["result"] == "not_stated"
