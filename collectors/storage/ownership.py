@@ -85,6 +85,11 @@ class Owners:
         # passes without a per-source check.
         self._owned: dict[str, tuple[tuple[Any, ...], int, int]] = {}
 
+    @property
+    def version(self) -> int:
+        """A number that changes at every change of the spans held (a load included)."""
+        return self._version
+
     def load(self, db: Connection) -> None:
         """Read the table again (at start, and after a failed transaction)."""
         table: dict[str, list[Span]] = {}

@@ -33,15 +33,20 @@ if TYPE_CHECKING:
 FOLD_METRIC = "cpu_util_pct"
 FOLD_KEEP_NS = 3600 * 10**9
 FOLD_SEED_LIMIT = 100
-# A fold's state, written over the one stored (an upsert both SQLite and PostgreSQL read).
-UPSERT_FOLD = (
-    "INSERT INTO window_folds VALUES (?,?,?) ON CONFLICT (window_id, series_id)"
-    " DO UPDATE SET state = excluded.state"
+# A fold's state, written over the one stored (an upsert both SQLite and PostgreSQL read):
+# `packed` (GaugeFold.to_packed, msgpack), `state` '' (JSON text in rows written before
+# schema step 15, still read), `gen` the writer's store generation (generation.py: another
+# replica re-reads only the rows written since it last wrote; SQLite 0).
+FOLD_COLUMNS = "window_folds(window_id, series_id, state, gen, packed)"
+ON_CONFLICT = (
+    " ON CONFLICT (window_id, series_id)"
+    " DO UPDATE SET state = excluded.state, gen = excluded.gen, packed = excluded.packed"
 )
+UPSERT_FOLD = f"INSERT INTO {FOLD_COLUMNS} VALUES (?,?,'',?,?)" + ON_CONFLICT
+# PostgreSQL, many folds: one statement over two arrays (ids, packed states), one round trip.
 UPSERT_FOLDS_PG = (
-    "INSERT INTO window_folds SELECT ?, (e->>0)::bigint, (e->1)::text"
-    " FROM json_array_elements(?::json) e"
-    " ON CONFLICT (window_id, series_id) DO UPDATE SET state = excluded.state"
+    f"INSERT INTO {FOLD_COLUMNS} SELECT ?, u.s, '', ?, u.p"
+    " FROM unnest(?::bigint[], ?::bytea[]) AS u(s, p)" + ON_CONFLICT
 )
 # Deferred write-back (SQLite: one collector per file, its memory is the folds' truth): the
 # changed folds are written at most this often, s, at a window's close and at the store's
@@ -62,6 +67,23 @@ UPSERT_MARK = (
 def add_fold_marks(db: Connection) -> None:
     """Schema step 14: `fold_marks`, how far each window's stored folds are current."""
     db.ddl(MARKS_SCHEMA)
+
+
+def add_fold_columns(db: Connection) -> None:
+    """Schema step 15 (with generation.add_change_gens): `window_folds.gen` (0 for rows
+    written before) and `window_folds.packed` (NULL: read `state`'s JSON). Idempotent."""
+    have = db.columns("window_folds")
+    if "gen" not in have:
+        db.ddl("ALTER TABLE window_folds ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;")
+    if "packed" not in have:
+        db.ddl("ALTER TABLE window_folds ADD COLUMN packed BLOB;")
+
+
+def fold_of(state: str, packed: bytes | None) -> GaugeFold:
+    """A stored fold: its packed bytes, or (rows before schema step 15) its JSON state."""
+    if packed is not None:
+        return GaugeFold.from_packed(bytes(packed))
+    return GaugeFold.from_state(json.loads(state))
 
 
 def ns_s(ts_ns: int) -> float:
@@ -91,6 +113,10 @@ class WindowFolds:
         self.folds: dict[int, dict[int, GaugeFold]] = {}
         self.gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
         self.until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
+        # The store generation of the write in progress (written with each fold; SQLite 0),
+        # and whether it deleted stored folds (other replicas then re-read all: generation.py).
+        self.gen = 0
+        self.reshaped = False
 
     def load(self, db: Connection, general: Iterable[Window]) -> None:
         """Hold in memory the folds of the general windows still folding (from the table)."""
@@ -107,13 +133,27 @@ class WindowFolds:
             if self._live(w, last_rx):
                 self.windows[w.id] = w
                 self.folds[w.id] = {
-                    int(sid): GaugeFold.from_state(json.loads(state))
-                    for sid, state in db.execute(
-                        "SELECT series_id, state FROM window_folds WHERE window_id = ?", (w.id,)
+                    int(sid): fold_of(state, packed)
+                    for sid, state, packed in db.execute(
+                        "SELECT series_id, state, packed FROM window_folds WHERE window_id = ?",
+                        (w.id,),
                     )
                 }
             else:
                 self._evict(w)
+
+    def catch_up(self, db: Connection, since: int) -> int:
+        """Read the folds of the windows held that other replicas wrote after generation
+        `since` (their windows unchanged: else `load`); return how many."""
+        if not self.windows:
+            return 0
+        wids = sorted(self.windows)
+        rows = db.execute(
+            "SELECT window_id, series_id, state, packed FROM window_folds WHERE window_id IN ("
+            + ",".join("?" * len(wids)) + ") AND gen > ?", (*wids, since)).fetchall()
+        for wid, sid, state, packed in rows:
+            self.folds[int(wid)][int(sid)] = fold_of(state, packed)
+        return len(rows)
 
     def opened(self, w: Window) -> None:
         """Start folding for a new general window."""
@@ -137,15 +177,15 @@ class WindowFolds:
         for wid in sorted({*self.dirty, *self.windows}) if wids is None else list(wids):
             sids = self.dirty.pop(wid, set())
             folds = self.folds.get(wid, {})
-            if db.dialect == "postgresql" and len(sids) > 1:
-                # One statement, one JSON text of [series id, state] pairs: a thousand
-                # upserts in one round trip, where executemany sends a statement per row.
-                # (`json`, not `jsonb`: each state keeps its text as written.)
-                db.execute(UPSERT_FOLDS_PG, (wid, json.dumps(
-                    [[sid, folds[sid].to_state()] for sid in sorted(sids) if sid in folds])))
+            done = [sid for sid in sorted(sids) if sid in folds]
+            if db.dialect == "postgresql" and len(done) > 1:
+                # One statement over two arrays: a thousand upserts in one round trip, where
+                # executemany sends a statement per row.
+                db.execute(UPSERT_FOLDS_PG, (wid, self.gen, done,
+                                             [folds[sid].to_packed() for sid in done]))
             else:
-                db.executemany(UPSERT_FOLD, [(wid, sid, json.dumps(folds[sid].to_state()))
-                                             for sid in sorted(sids) if sid in folds])
+                db.executemany(UPSERT_FOLD, [(wid, sid, self.gen, folds[sid].to_packed())
+                                             for sid in done])
             if newest is not None:
                 db.execute(UPSERT_MARK, (wid, newest))
         if wids is None:
@@ -270,5 +310,6 @@ class WindowFolds:
         late = [(wid, sid) for wid, (lo, hi) in self.gone.items()
                 for sid, pts in by.items() if any(lo <= t <= hi for t, _ in pts)]
         db.executemany("DELETE FROM window_folds WHERE window_id = ? AND series_id = ?", late)
+        self.reshaped |= bool(late)
         if not self.defer or self.clock() - self.flushed >= FOLD_FLUSH_S:
             self.flush(db)

@@ -16,6 +16,7 @@ from dcmeter.agent.samples import MetricSpec, SourceInfo
 from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
 from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.storage.store_folds import fold_of
 
 S = 10**9
 T = 1_800_000_000 * S
@@ -60,9 +61,9 @@ def state(fold: GaugeFold) -> dict[str, object]:
 
 
 def stored(store: Store, wid: int) -> list[dict[str, object]]:
-    """The fold states the table holds for window `wid`."""
-    return [json.loads(s) for (s,) in store._db.execute(
-        "SELECT state FROM window_folds WHERE window_id = ?", (wid,))]
+    """The fold states the table holds for window `wid` (packed: store_folds.fold_of)."""
+    return [state(fold_of(s, p)) for s, p in store._db.execute(
+        "SELECT state, packed FROM window_folds WHERE window_id = ?", (wid,))]
 
 
 def test_folds_are_written_back_and_dropped_when_a_crash_left_them_behind(
