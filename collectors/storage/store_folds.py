@@ -111,6 +111,9 @@ class WindowFolds:
         self.agent: dict[int, str] = {}
         self.windows: dict[int, Window] = {}
         self.folds: dict[int, dict[int, GaugeFold]] = {}
+        # Folds another replica wrote, read by `catch_up` and unpacked only when used (a
+        # fold rewritten by several replicas in turn is unpacked once, not once each).
+        self.unread: dict[int, dict[int, tuple[str, bytes | None]]] = {}
         self.gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
         self.until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
         # The store generation of the write in progress (written with each fold; SQLite 0),
@@ -121,6 +124,7 @@ class WindowFolds:
     def load(self, db: Connection, general: Iterable[Window]) -> None:
         """Hold in memory the folds of the general windows still folding (from the table)."""
         self.windows, self.folds, self.gone, self.until = {}, {}, {}, {}
+        self.unread = {}
         self.dirty = {}
         last_rx = db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
         newest = db.execute("SELECT MAX(rowid) FROM batches").fetchone()[0]
@@ -152,20 +156,31 @@ class WindowFolds:
             "SELECT window_id, series_id, state, packed FROM window_folds WHERE window_id IN ("
             + ",".join("?" * len(wids)) + ") AND gen > ?", (*wids, since)).fetchall()
         for wid, sid, state, packed in rows:
-            self.folds[int(wid)][int(sid)] = fold_of(state, packed)
+            self.unread.setdefault(int(wid), {})[int(sid)] = (state, packed)
         return len(rows)
+
+    def _read(self, wid: int, sids: Iterable[int] | None = None) -> dict[int, GaugeFold]:
+        """The folds of window `wid` held, those of `sids` (None: all) read from what
+        `catch_up` left unread first."""
+        folds = self.folds[wid]
+        unread = self.unread.get(wid)
+        if unread:
+            for sid in list(unread) if sids is None else [s for s in sids if s in unread]:
+                folds[sid] = fold_of(*unread.pop(sid))
+        return folds
 
     def opened(self, w: Window) -> None:
         """Start folding for a new general window."""
         self.windows[w.id] = w
         self.folds[w.id] = {}
+        self.unread.pop(w.id, None)
 
     def closed(self, db: Connection, wid: int, end_ns: int) -> None:
         """Close the folds of a window that was just closed at `end_ns`."""
         if wid not in self.windows:
             return
         self.windows[wid] = replace(self.windows[wid], end_ns=end_ns)
-        for fold in self.folds[wid].values():
+        for fold in self._read(wid).values():
             fold.close(end_ns / 1e9)
         self.dirty[wid] = set(self.folds[wid])
         self.flush(db, [wid])
@@ -195,7 +210,7 @@ class WindowFolds:
         """Copies of a window's folds held in memory, or None when it is not held."""
         if wid not in self.folds:
             return None
-        return {sid: f.copy() for sid, f in self.folds[wid].items()}
+        return {sid: f.copy() for sid, f in self._read(wid).items()}
 
     def _span(self, w: Window) -> tuple[int, int | None]:
         """The samples (ns) the raw path reads for `w`: its span ± the margin."""
@@ -211,6 +226,7 @@ class WindowFolds:
         self.gone[w.id] = (lo, hi if hi is not None else lo)
         self.windows.pop(w.id, None)
         self.folds.pop(w.id, None)
+        self.unread.pop(w.id, None)
 
     def _scale_of(self, db: Connection, sid: int) -> float | None:
         """The fraction per unit of a series folded (a `cpu_util_pct` gauge), else None."""
@@ -298,7 +314,7 @@ class WindowFolds:
                 self._evict(w)
         for wid, w in self.windows.items():
             lo, hi = self._span(w)
-            folds = self.folds[wid]
+            folds = self._read(wid, by)
             picked = {sid: chosen for sid, pts in by.items() if (chosen := [
                 (t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)])}
             folds.update(self._new_folds(db, w, [sid for sid in picked if sid not in folds]))
