@@ -141,3 +141,21 @@ def test_a_windows_folds_survive_a_crash_when_later_batches_did_not_move_them(
         assert {w: stored(store, w) for w in (w1.id, w2.id)} == held
     finally:
         store.close()
+
+
+def test_a_fold_stored_as_json_before_schema_step_15_is_still_read(
+    store_location: Callable[[str], Path | str],
+) -> None:
+    location = store_location("json")
+    store = Store(location)
+    w = store.open_window("general", T, None, T)
+    # A row as versions before step 15 wrote it: JSON text, no packed bytes, generation 0.
+    store._db.execute("INSERT INTO window_folds(window_id, series_id, state) VALUES (?,?,?)",
+                      (w.id, 7, json.dumps(by_hand(2))))
+    store.close()
+    store = Store(location)
+    try:
+        assert {sid: state(f) for sid, f in store.window_folds(w.id).items()} == {
+            7: by_hand(2)}
+    finally:
+        store.close()
