@@ -51,7 +51,7 @@ from store_insert import private_postgres
 
 # What the timers wrap: the store's entry point and its catch-up reads (store.py `_synced`:
 # series keys, owners, folds). Absent names are skipped (the store may change).
-CATCH_UP = ("_table.catch_up", "_owners.load", "_load_folds")
+CATCH_UP = ("_table.catch_up", "_owners.load", "_load_folds", "_folds.catch_up")
 
 
 def timed_serve(config: Path, timings: Path) -> None:
