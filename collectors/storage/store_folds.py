@@ -247,11 +247,12 @@ class WindowFolds:
         for at in range(0, len(todo), 500):  # one query per 500 series, not one each
             chunk = todo[at:at + 500]
             rows = db.execute(
-                "SELECT id, metric, kind, unit FROM series WHERE id IN ("
+                "SELECT id, metric, kind, unit, agent FROM series WHERE id IN ("
                 + ",".join("?" * len(chunk)) + ")", chunk).fetchall()
-            for sid, metric, kind, unit in rows:
+            for sid, metric, kind, unit, agent in rows:
                 ok = metric == FOLD_METRIC and kind == "gauge"
                 self.scale[int(sid)] = UTIL_UNITS.get(unit.strip().lower()) if ok else None
+                self.agent[int(sid)] = str(agent)  # a new fold's seed is read per agent
         folded = np.array([self._scale_of(db, sid) is not None for sid in ids.tolist()],
                           dtype=bool)
         return np.flatnonzero(folded[where.reshape(-1)])
