@@ -18,8 +18,10 @@ elsewhere on a shared machine then hits every count); the best round of each is 
 A general window is open from before the first sample (opened in the store before the
 replicas start), so every `cpu_util_pct` sample (one in ten) is folded and every replica
 keeps the folds current (`--no-window`: none).
-`--steady`: each agent's first batch (which creates its series: 10,000 at 10,000-sample
-batches) is posted before the clock starts, so the rate is that of an agent's later ticks.
+`--steady`: before the clock starts, each agent's batch i is posted straight to replica i
+(the first creates the agent's series: 10,000 at 10,000-sample batches; each replica then
+has seen every agent's layout once: its series ids, owners and folded positions are in its
+memory, as after the first minutes of a long run), so the rate is that of later ticks.
 
 Each replica runs with timers on the store (`--serve`, this script's own collector
 process: `cmd_serve`'s build, then `Store.insert_batch` and, where the store has them, its
@@ -195,14 +197,15 @@ def case(n: int, direct: bool, admin_url: str, tmp: Path, keys: dict[str, Any],
             running.callback(lb.terminate)
             url = f"http://127.0.0.1:{lb_port}"
             wait_healthy(url)
-        if steady:  # the first batches, with their new series, before the clock
-            with httpx.Client(base_url=url, timeout=120) as client:
-                for e in envs.values():
-                    r = client.post("/api/v1/batches", content=e[0],
-                                    headers={"content-type": "application/x-msgpack"})
-                    if r.status_code != 200:
-                        raise SystemExit(f"first batch refused: {r.status_code} {r.text}")
-            envs = {a: e[1:] for a, e in envs.items()}
+        if steady:  # before the clock: batch i of every agent straight to replica i
+            for i, port in enumerate(ports):
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+                    for e in envs.values():
+                        r = client.post("/api/v1/batches", content=e[i],
+                                        headers={"content-type": "application/x-msgpack"})
+                        if r.status_code != 200:
+                            raise SystemExit(f"warm-up refused: {r.status_code} {r.text}")
+            envs = {a: e[len(ports):] for a, e in envs.items()}
         begin = time.monotonic()
         seconds = post_all(url, envs)
         spread = [httpx.get(f"http://127.0.0.1:{p}/api/v1/health", timeout=30).json()["batches"]
