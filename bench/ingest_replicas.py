@@ -1,7 +1,7 @@
 """Ingest per replica count: 1, 2 and 3 collectors on one PostgreSQL behind HAProxy.
 
     .venv/bin/python bench/ingest_replicas.py [--samples 400000] [--size 10000]
-        [--senders 4] [--replicas 1,2,3] [--rounds 2] [--steady] [--json FILE]
+        [--senders 4] [--replicas 1,2,3] [--rounds 2] [--steady] [--no-window] [--json FILE]
 
 In one run, on one private PostgreSQL cluster (bench/store_insert.py's `private_postgres`:
 initdb/pg_ctl, default durability), for each replica count a new database and that many
@@ -15,8 +15,13 @@ balancer; the rate is samples over the time from the first post to the last `200
 A first row posts to one collector directly (no balancer): the balancer's own cost.
 `--rounds`: the whole sequence is run this many times, interleaved (a burst of load from
 elsewhere on a shared machine then hits every count); the best round of each is printed.
-`--steady`: each agent's first batch (which creates its series: 10,000 at 10,000-sample
-batches) is posted before the clock starts, so the rate is that of an agent's later ticks.
+A general window is open from before the first sample (opened in the store before the
+replicas start), so every `cpu_util_pct` sample (one in ten) is folded and every replica
+keeps the folds current (`--no-window`: none).
+`--steady`: before the clock starts, each agent's batch i is posted straight to replica i
+(the first creates the agent's series: 10,000 at 10,000-sample batches; each replica then
+has seen every agent's layout once: its series ids, owners and folded positions are in its
+memory, as after the first minutes of a long run), so the rate is that of later ticks.
 
 Each replica runs with timers on the store (`--serve`, this script's own collector
 process: `cmd_serve`'s build, then `Store.insert_batch` and, where the store has them, its
@@ -45,13 +50,15 @@ from typing import Any
 
 import httpx
 
+from dcmeter.collectors.storage.store import Store
+
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest import free_port, machine, new_database, sender, workload, write_config
+from ingest import T0, free_port, machine, new_database, sender, workload, write_config
 from store_insert import private_postgres
 
 # What the timers wrap: the store's entry point and its catch-up reads (store.py `_synced`:
 # series keys, owners, folds). Absent names are skipped (the store may change).
-CATCH_UP = ("_table.catch_up", "_owners.load", "_load_folds")
+CATCH_UP = ("_table.catch_up", "_owners.load", "_load_folds", "_folds.catch_up")
 
 
 def timed_serve(config: Path, timings: Path) -> None:
@@ -162,10 +169,16 @@ def post_all(url: str, envs: dict[str, list[bytes]]) -> float:
 
 
 def case(n: int, direct: bool, admin_url: str, tmp: Path, keys: dict[str, Any],
-         envs: dict[str, list[bytes]], steady: bool, round_: int) -> dict[str, Any]:
-    """`n` replicas on a new database (behind HAProxy unless `direct`); the rate."""
+         envs: dict[str, list[bytes]], steady: bool, round_: int,
+         window: bool = True) -> dict[str, Any]:
+    """`n` replicas on a new database (behind HAProxy unless `direct`), a general window
+    open on it from before the first sample unless not `window`; the rate."""
     tag = f"r{n}{'d' if direct else ''}_{round_}"
     store = new_database(admin_url, f"replicas_{tag}")
+    if window:  # opened in the store before the replicas start: each loads it at start
+        opener = Store(store)
+        opener.open_window("general", T0 * 10**9, "benchmark", T0 * 10**9)
+        opener.close()
     ports = [free_port() for _ in range(n)]
     with ExitStack() as running:
         for i, port in enumerate(ports):  # one after another: the first migrates the store
@@ -184,14 +197,15 @@ def case(n: int, direct: bool, admin_url: str, tmp: Path, keys: dict[str, Any],
             running.callback(lb.terminate)
             url = f"http://127.0.0.1:{lb_port}"
             wait_healthy(url)
-        if steady:  # the first batches, with their new series, before the clock
-            with httpx.Client(base_url=url, timeout=120) as client:
-                for e in envs.values():
-                    r = client.post("/api/v1/batches", content=e[0],
-                                    headers={"content-type": "application/x-msgpack"})
-                    if r.status_code != 200:
-                        raise SystemExit(f"first batch refused: {r.status_code} {r.text}")
-            envs = {a: e[1:] for a, e in envs.items()}
+        if steady:  # before the clock: batch i of every agent straight to replica i
+            for i, port in enumerate(ports):
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+                    for e in envs.values():
+                        r = client.post("/api/v1/batches", content=e[i],
+                                        headers={"content-type": "application/x-msgpack"})
+                        if r.status_code != 200:
+                            raise SystemExit(f"warm-up refused: {r.status_code} {r.text}")
+            envs = {a: e[len(ports):] for a, e in envs.items()}
         begin = time.monotonic()
         seconds = post_all(url, envs)
         spread = [httpx.get(f"http://127.0.0.1:{p}/api/v1/health", timeout=30).json()["batches"]
@@ -228,6 +242,8 @@ def main() -> None:
     p.add_argument("--timings", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--steady", action="store_true",
                    help="post each agent's first batch before the clock starts")
+    p.add_argument("--no-window", action="store_true",
+                   help="no general window open: the folds do nothing")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     if args.serve is not None:
@@ -244,7 +260,8 @@ def main() -> None:
         os.chmod(tmp, 0o755)
         for round_ in range(args.rounds):
             for n, direct in [(1, True)] + [(n, False) for n in counts]:
-                row = case(n, direct, admin_url, tmp, keys, envs, args.steady, round_)
+                row = case(n, direct, admin_url, tmp, keys, envs, args.steady, round_,
+                           not args.no_window)
                 row["round"] = round_
                 row["load"] = [round(x, 2) for x in os.getloadavg()]
                 rows.append(row)
@@ -272,6 +289,7 @@ def main() -> None:
     if args.json is not None:
         args.json.write_text(json.dumps({"machine": machine(), "senders": args.senders,
                                          "size": args.size, "steady": args.steady,
+                                         "window": not args.no_window,
                                          "rows": rows}, indent=1) + "\n")
 
 

@@ -85,6 +85,11 @@ class Owners:
         # passes without a per-source check.
         self._owned: dict[str, tuple[tuple[Any, ...], int, int]] = {}
 
+    @property
+    def version(self) -> int:
+        """A number that changes at every change of the spans held (a load included)."""
+        return self._version
+
     def load(self, db: Connection) -> None:
         """Read the table again (at start, and after a failed transaction)."""
         table: dict[str, list[Span]] = {}
@@ -155,8 +160,7 @@ class Owners:
                     f" {at} ns, not to {batch.agent!r}; an engineer moves a source with"
                     " POST /api/v1/sources/{id}/owner",
                 )
-        for sid in unbound:
-            self._add(db, sid, batch.agent, 0, "first_delivery", None, None, now_ns)
+        self._add_many(db, [(sid, batch.agent) for sid in unbound], "first_delivery", now_ns)
         self._remember(batch.agent, layout, [batch.sources[i].id for i in used], lo, hi)
         return unbound
 
@@ -190,6 +194,23 @@ class Owners:
         )
         self._spans.setdefault(source, []).append(span)
         return span
+
+    def _add_many(
+        self, db: Connection, pairs: Sequence[tuple[str, str]], via: str, now_ns: int
+    ) -> None:
+        """Bind each (source, agent) from the start of time, in one executemany (pipelined
+        on PostgreSQL: a new agent's thousand sources in one round trip)."""
+        if not pairs:
+            return
+        self._version += 1
+        db.executemany(
+            "INSERT INTO source_owners(source, agent, from_ns, until_ns, via, by_name, reason,"
+            " added_ns) VALUES (?,?,0,NULL,?,NULL,NULL,?)",
+            [(source, agent, via, now_ns) for source, agent in pairs],
+        )
+        for source, agent in pairs:
+            self._spans.setdefault(source, []).append(
+                Span(agent, 0, None, via, None, None, now_ns))
 
     def enrol(
         self, db: Connection, bindings: Mapping[str, Iterable[str]], now_ns: int

@@ -38,7 +38,12 @@ from dcmeter.collectors.storage.series_table import (
     migrate_series_identity,
     source_changes,
 )
-from dcmeter.collectors.storage.store_folds import WindowFolds, add_fold_marks
+from dcmeter.collectors.storage.store_folds import (
+    WindowFolds,
+    add_fold_columns,
+    add_fold_marks,
+    fold_of,
+)
 from dcmeter.collectors.storage.store_results import ResultTable, migrate_results
 from dcmeter.collectors.storage.token_table import TOKENS_SCHEMA, TokenTable
 from dcmeter.collectors.storage.value_labels import merge_value_label_series
@@ -134,6 +139,11 @@ def _batch_steps(db: Connection) -> None:
         db.execute("ALTER TABLE batches ADD COLUMN clock_stepped_s REAL")
 
 
+def _change_gens(db: Connection) -> None:
+    generation.add_change_gens(db)
+    add_fold_columns(db)
+
+
 MIGRATIONS = (
     Migration(1, "batches, samples, windows, runs, keys, folds, tokens", _first_tables),
     Migration(2, "windows.opened_by and windows.scope", _window_columns),
@@ -160,6 +170,8 @@ MIGRATIONS = (
               blocks_db.add_sample_blocks),
     Migration(14, "fold_marks: the newest batch each window's stored gauge folds have seen",
               add_fold_marks),
+    Migration(15, "store_generation.owners_gen, windows_gen; window_folds.gen, packed: a"
+              " replica re-reads only what others changed", _change_gens),
 )
 
 
@@ -240,8 +252,13 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         with self._lock:
             try:
                 with self._db.transaction():
-                    self._synced(generation.bump(self._db), writing=True)
+                    gen = generation.bump(self._db)
+                    self._synced(gen, writing=True)
+                    owners, self._folds.reshaped = self._owners.version, False
                     yield self._db
+                    if gen is not None:  # tell other replicas what to re-read
+                        generation.mark(self._db, owners=self._owners.version != owners,
+                                        windows=self._folds.reshaped)
             except Refused:
                 self._gen = None  # the bump was rolled back: re-read at the next use
                 self._owners.load(self._db)  # a first-delivery binding may be rolled back
@@ -254,18 +271,26 @@ class Store(TokenTable, ResultTable, CalibrationTable):
                 self._load_folds()
                 raise
 
-    def _synced(self, gen: int | None, *, writing: bool = False) -> None:
+    def _synced(self, gen: generation.Gen | None, *, writing: bool = False) -> None:
         """Under the lock, given the store's generation (a writer's own bump, or the
-        committed one for a read): re-read the series keys, owners and folds if another
-        replica wrote since this process last did (PostgreSQL; SQLite passes None)."""
+        committed one for a read): if another replica wrote since this process last did
+        (PostgreSQL; SQLite passes None), read what it changed: the series made since, the
+        owners if it changed any, the folds it wrote (all folds if it opened, closed or
+        deleted any)."""
         if gen is None:
             return
-        mine = None if self._gen is None else self._gen + (1 if writing else 0)
-        if gen != mine:
+        last = self._gen
+        mine = None if last is None else last.gen + (1 if writing else 0)
+        if gen.gen != mine:
             self._table.catch_up(self._db)
-            self._owners.load(self._db)
-            self._load_folds()  # live windows judged by the last receipt, as at start
+            if last is None or gen.owners > last.gen:
+                self._owners.load(self._db)
+            if last is None or gen.windows > last.gen:
+                self._load_folds()  # live windows judged by the last receipt, as at start
+            else:
+                self._folds.catch_up(self._db, last.gen)
         self._gen = gen
+        self._folds.gen = gen.gen
 
     @property
     def owners(self) -> Owners:
@@ -657,6 +682,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             w = Window(wid, kind, start_ns, None, note, opened_by, scope_t)
             if kind == "general":
                 self._folds.opened(w)
+                self._folds.reshaped = True
         return w
 
     def window(self, wid: int) -> Window | None:
@@ -688,6 +714,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             )
             if cur.rowcount == 1:
                 self._folds.closed(db, wid, end_ns)
+                self._folds.reshaped = True
             return cur.rowcount == 1
 
     # gauge folds of general windows (collectors/storage/store_folds.py)
@@ -712,9 +739,9 @@ class Store(TokenTable, ResultTable, CalibrationTable):
             if held is not None:
                 return held
             rows = self._db.execute(
-                "SELECT series_id, state FROM window_folds WHERE window_id = ?", (wid,)
+                "SELECT series_id, state, packed FROM window_folds WHERE window_id = ?", (wid,)
             ).fetchall()
-        return {int(sid): GaugeFold.from_state(json.loads(state)) for sid, state in rows}
+        return {int(sid): fold_of(state, packed) for sid, state, packed in rows}
 
     # runs of AI windows
 

@@ -33,15 +33,20 @@ if TYPE_CHECKING:
 FOLD_METRIC = "cpu_util_pct"
 FOLD_KEEP_NS = 3600 * 10**9
 FOLD_SEED_LIMIT = 100
-# A fold's state, written over the one stored (an upsert both SQLite and PostgreSQL read).
-UPSERT_FOLD = (
-    "INSERT INTO window_folds VALUES (?,?,?) ON CONFLICT (window_id, series_id)"
-    " DO UPDATE SET state = excluded.state"
+# A fold's state, written over the one stored (an upsert both SQLite and PostgreSQL read):
+# `packed` (GaugeFold.to_packed, msgpack), `state` '' (JSON text in rows written before
+# schema step 15, still read), `gen` the writer's store generation (generation.py: another
+# replica re-reads only the rows written since it last wrote; SQLite 0).
+FOLD_COLUMNS = "window_folds(window_id, series_id, state, gen, packed)"
+ON_CONFLICT = (
+    " ON CONFLICT (window_id, series_id)"
+    " DO UPDATE SET state = excluded.state, gen = excluded.gen, packed = excluded.packed"
 )
+UPSERT_FOLD = f"INSERT INTO {FOLD_COLUMNS} VALUES (?,?,'',?,?)" + ON_CONFLICT
+# PostgreSQL, many folds: one statement over two arrays (ids, packed states), one round trip.
 UPSERT_FOLDS_PG = (
-    "INSERT INTO window_folds SELECT ?, (e->>0)::bigint, (e->1)::text"
-    " FROM json_array_elements(?::json) e"
-    " ON CONFLICT (window_id, series_id) DO UPDATE SET state = excluded.state"
+    f"INSERT INTO {FOLD_COLUMNS} SELECT ?, u.s, '', ?, u.p"
+    " FROM unnest(?::bigint[], ?::bytea[]) AS u(s, p)" + ON_CONFLICT
 )
 # Deferred write-back (SQLite: one collector per file, its memory is the folds' truth): the
 # changed folds are written at most this often, s, at a window's close and at the store's
@@ -62,6 +67,23 @@ UPSERT_MARK = (
 def add_fold_marks(db: Connection) -> None:
     """Schema step 14: `fold_marks`, how far each window's stored folds are current."""
     db.ddl(MARKS_SCHEMA)
+
+
+def add_fold_columns(db: Connection) -> None:
+    """Schema step 15 (with generation.add_change_gens): `window_folds.gen` (0 for rows
+    written before) and `window_folds.packed` (NULL: read `state`'s JSON). Idempotent."""
+    have = db.columns("window_folds")
+    if "gen" not in have:
+        db.ddl("ALTER TABLE window_folds ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;")
+    if "packed" not in have:
+        db.ddl("ALTER TABLE window_folds ADD COLUMN packed BLOB;")
+
+
+def fold_of(state: str, packed: bytes | None) -> GaugeFold:
+    """A stored fold: its packed bytes, or (rows before schema step 15) its JSON state."""
+    if packed is not None:
+        return GaugeFold.from_packed(bytes(packed))
+    return GaugeFold.from_state(json.loads(state))
 
 
 def ns_s(ts_ns: int) -> float:
@@ -89,12 +111,20 @@ class WindowFolds:
         self.agent: dict[int, str] = {}
         self.windows: dict[int, Window] = {}
         self.folds: dict[int, dict[int, GaugeFold]] = {}
+        # Folds another replica wrote, read by `catch_up` and unpacked only when used (a
+        # fold rewritten by several replicas in turn is unpacked once, not once each).
+        self.unread: dict[int, dict[int, tuple[str, bytes | None]]] = {}
         self.gone: dict[int, tuple[int, int]] = {}  # evicted: window -> its span, ns
         self.until: dict[int, int] = {}  # closed: evicted after this receipt time, ns
+        # The store generation of the write in progress (written with each fold; SQLite 0),
+        # and whether it deleted stored folds (other replicas then re-read all: generation.py).
+        self.gen = 0
+        self.reshaped = False
 
     def load(self, db: Connection, general: Iterable[Window]) -> None:
         """Hold in memory the folds of the general windows still folding (from the table)."""
         self.windows, self.folds, self.gone, self.until = {}, {}, {}, {}
+        self.unread = {}
         self.dirty = {}
         last_rx = db.execute("SELECT MAX(received_ns) FROM batches").fetchone()[0]
         newest = db.execute("SELECT MAX(rowid) FROM batches").fetchone()[0]
@@ -107,25 +137,50 @@ class WindowFolds:
             if self._live(w, last_rx):
                 self.windows[w.id] = w
                 self.folds[w.id] = {
-                    int(sid): GaugeFold.from_state(json.loads(state))
-                    for sid, state in db.execute(
-                        "SELECT series_id, state FROM window_folds WHERE window_id = ?", (w.id,)
+                    int(sid): fold_of(state, packed)
+                    for sid, state, packed in db.execute(
+                        "SELECT series_id, state, packed FROM window_folds WHERE window_id = ?",
+                        (w.id,),
                     )
                 }
             else:
                 self._evict(w)
 
+    def catch_up(self, db: Connection, since: int) -> int:
+        """Read the folds of the windows held that other replicas wrote after generation
+        `since` (their windows unchanged: else `load`); return how many."""
+        if not self.windows:
+            return 0
+        wids = sorted(self.windows)
+        rows = db.execute(
+            "SELECT window_id, series_id, state, packed FROM window_folds WHERE window_id IN ("
+            + ",".join("?" * len(wids)) + ") AND gen > ?", (*wids, since)).fetchall()
+        for wid, sid, state, packed in rows:
+            self.unread.setdefault(int(wid), {})[int(sid)] = (state, packed)
+        return len(rows)
+
+    def _read(self, wid: int, sids: Iterable[int] | None = None) -> dict[int, GaugeFold]:
+        """The folds of window `wid` held, those of `sids` (None: all) read from what
+        `catch_up` left unread first."""
+        folds = self.folds[wid]
+        unread = self.unread.get(wid)
+        if unread:
+            for sid in list(unread) if sids is None else [s for s in sids if s in unread]:
+                folds[sid] = fold_of(*unread.pop(sid))
+        return folds
+
     def opened(self, w: Window) -> None:
         """Start folding for a new general window."""
         self.windows[w.id] = w
         self.folds[w.id] = {}
+        self.unread.pop(w.id, None)
 
     def closed(self, db: Connection, wid: int, end_ns: int) -> None:
         """Close the folds of a window that was just closed at `end_ns`."""
         if wid not in self.windows:
             return
         self.windows[wid] = replace(self.windows[wid], end_ns=end_ns)
-        for fold in self.folds[wid].values():
+        for fold in self._read(wid).values():
             fold.close(end_ns / 1e9)
         self.dirty[wid] = set(self.folds[wid])
         self.flush(db, [wid])
@@ -137,15 +192,15 @@ class WindowFolds:
         for wid in sorted({*self.dirty, *self.windows}) if wids is None else list(wids):
             sids = self.dirty.pop(wid, set())
             folds = self.folds.get(wid, {})
-            if db.dialect == "postgresql" and len(sids) > 1:
-                # One statement, one JSON text of [series id, state] pairs: a thousand
-                # upserts in one round trip, where executemany sends a statement per row.
-                # (`json`, not `jsonb`: each state keeps its text as written.)
-                db.execute(UPSERT_FOLDS_PG, (wid, json.dumps(
-                    [[sid, folds[sid].to_state()] for sid in sorted(sids) if sid in folds])))
+            done = [sid for sid in sorted(sids) if sid in folds]
+            if db.dialect == "postgresql" and len(done) > 1:
+                # One statement over two arrays: a thousand upserts in one round trip, where
+                # executemany sends a statement per row.
+                db.execute(UPSERT_FOLDS_PG, (wid, self.gen, done,
+                                             [folds[sid].to_packed() for sid in done]))
             else:
-                db.executemany(UPSERT_FOLD, [(wid, sid, json.dumps(folds[sid].to_state()))
-                                             for sid in sorted(sids) if sid in folds])
+                db.executemany(UPSERT_FOLD, [(wid, sid, self.gen, folds[sid].to_packed())
+                                             for sid in done])
             if newest is not None:
                 db.execute(UPSERT_MARK, (wid, newest))
         if wids is None:
@@ -155,7 +210,7 @@ class WindowFolds:
         """Copies of a window's folds held in memory, or None when it is not held."""
         if wid not in self.folds:
             return None
-        return {sid: f.copy() for sid, f in self.folds[wid].items()}
+        return {sid: f.copy() for sid, f in self._read(wid).items()}
 
     def _span(self, w: Window) -> tuple[int, int | None]:
         """The samples (ns) the raw path reads for `w`: its span ± the margin."""
@@ -171,6 +226,7 @@ class WindowFolds:
         self.gone[w.id] = (lo, hi if hi is not None else lo)
         self.windows.pop(w.id, None)
         self.folds.pop(w.id, None)
+        self.unread.pop(w.id, None)
 
     def _scale_of(self, db: Connection, sid: int) -> float | None:
         """The fraction per unit of a series folded (a `cpu_util_pct` gauge), else None."""
@@ -191,11 +247,12 @@ class WindowFolds:
         for at in range(0, len(todo), 500):  # one query per 500 series, not one each
             chunk = todo[at:at + 500]
             rows = db.execute(
-                "SELECT id, metric, kind, unit FROM series WHERE id IN ("
+                "SELECT id, metric, kind, unit, agent FROM series WHERE id IN ("
                 + ",".join("?" * len(chunk)) + ")", chunk).fetchall()
-            for sid, metric, kind, unit in rows:
+            for sid, metric, kind, unit, agent in rows:
                 ok = metric == FOLD_METRIC and kind == "gauge"
                 self.scale[int(sid)] = UTIL_UNITS.get(unit.strip().lower()) if ok else None
+                self.agent[int(sid)] = str(agent)  # a new fold's seed is read per agent
         folded = np.array([self._scale_of(db, sid) is not None for sid in ids.tolist()],
                           dtype=bool)
         return np.flatnonzero(folded[where.reshape(-1)])
@@ -258,7 +315,7 @@ class WindowFolds:
                 self._evict(w)
         for wid, w in self.windows.items():
             lo, hi = self._span(w)
-            folds = self.folds[wid]
+            folds = self._read(wid, by)
             picked = {sid: chosen for sid, pts in by.items() if (chosen := [
                 (t, v) for t, v in pts if t >= lo and (hi is None or t <= hi)])}
             folds.update(self._new_folds(db, w, [sid for sid in picked if sid not in folds]))
@@ -270,5 +327,6 @@ class WindowFolds:
         late = [(wid, sid) for wid, (lo, hi) in self.gone.items()
                 for sid, pts in by.items() if any(lo <= t <= hi for t, _ in pts)]
         db.executemany("DELETE FROM window_folds WHERE window_id = ? AND series_id = ?", late)
+        self.reshaped |= bool(late)
         if not self.defer or self.clock() - self.flushed >= FOLD_FLUSH_S:
             self.flush(db)

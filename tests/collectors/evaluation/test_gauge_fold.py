@@ -54,8 +54,13 @@ def _fold(ts: list[float], vs: list[float], start: float, end: float | None) -> 
     f = GaugeFold(start, end, 0.01, MAX_INTERVAL, 900.0)
     for t, v in zip(ts, vs, strict=True):
         f.add(t, v)
-    # through its persisted state, as the collector keeps it
-    return GaugeFold.from_state(json.loads(json.dumps(f.to_state())))
+    # through its persisted states, as the collector keeps it: the packed form the store
+    # writes (every field as it was, NaN and inf included) and the JSON of older rows
+    packed = GaugeFold.from_packed(f.to_packed())
+    via_json = GaugeFold.from_state(json.loads(json.dumps(f.to_state())))
+    assert json.dumps(packed.to_state()) == json.dumps(via_json.to_state()) == json.dumps(
+        f.to_state())
+    return packed
 
 
 def _same_mean(got: GaugeMean | None, want: GaugeMean) -> None:

@@ -16,6 +16,7 @@ from dcmeter.agent.samples import MetricSpec, SourceInfo
 from dcmeter.agent.wire import GENESIS, Batch, ClockStatus, MetricEntry
 from dcmeter.collectors.evaluation.gauge_fold import GaugeFold
 from dcmeter.collectors.storage.store import Store
+from dcmeter.collectors.storage.store_folds import fold_of
 
 S = 10**9
 T = 1_800_000_000 * S
@@ -60,9 +61,9 @@ def state(fold: GaugeFold) -> dict[str, object]:
 
 
 def stored(store: Store, wid: int) -> list[dict[str, object]]:
-    """The fold states the table holds for window `wid`."""
-    return [json.loads(s) for (s,) in store._db.execute(
-        "SELECT state FROM window_folds WHERE window_id = ?", (wid,))]
+    """The fold states the table holds for window `wid` (packed: store_folds.fold_of)."""
+    return [state(fold_of(s, p)) for s, p in store._db.execute(
+        "SELECT state, packed FROM window_folds WHERE window_id = ?", (wid,))]
 
 
 def test_folds_are_written_back_and_dropped_when_a_crash_left_them_behind(
@@ -138,5 +139,23 @@ def test_a_windows_folds_survive_a_crash_when_later_batches_did_not_move_them(
     store = Store(where)
     try:
         assert {w: stored(store, w) for w in (w1.id, w2.id)} == held
+    finally:
+        store.close()
+
+
+def test_a_fold_stored_as_json_before_schema_step_15_is_still_read(
+    store_location: Callable[[str], Path | str],
+) -> None:
+    location = store_location("json")
+    store = Store(location)
+    w = store.open_window("general", T, None, T)
+    # A row as versions before step 15 wrote it: JSON text, no packed bytes, generation 0.
+    store._db.execute("INSERT INTO window_folds(window_id, series_id, state) VALUES (?,?,?)",
+                      (w.id, 7, json.dumps(by_hand(2))))
+    store.close()
+    store = Store(location)
+    try:
+        assert {sid: state(f) for sid, f in store.window_folds(w.id).items()} == {
+            7: by_hand(2)}
     finally:
         store.close()
