@@ -304,8 +304,22 @@ def test_engineer_watches_a_window_live_stops_it_and_downloads_the_pdf(
     assert 1.0 < first_pue < 3.0, first_pue
     wait_until("#energy-total grows", lambda: (number(desktop, "energy-total") or 0) > first_e,
                LIVE_S, site.tails)
-    wait_until("#pue changes", lambda: number(desktop, "pue") not in (None, first_pue),
-               LIVE_S, site.tails)
+    # The PUE follows the window's result: shown to 3 decimals, it may keep one value for
+    # a minute while the simulated site's ratio drifts in the 4th (seen: this wait once
+    # asked for a change of the shown digits, and failed in about one run of three, before
+    # and after issue 20). So: once the API's PUE has moved, the page shows it (to within
+    # one refresh's drift), without a reload.
+    with site.api(site.reader) as api:
+        def api_pue() -> float | None:
+            got: float | None = api.get(f"/api/v1/windows/{wid}").json()["pue"]
+            return got
+        first_api = api_pue()
+
+        def follows() -> bool:
+            now, shown = api_pue(), number(desktop, "pue")
+            return (now is not None and now != first_api and shown is not None
+                    and abs(shown - now) <= 0.0015)
+        wait_until("#pue follows the window's result", follows, LIVE_S, site.tails)
     assert desktop.execute_script("return window.__sameDocument === true"), "page reloaded"
     assert re.fullmatch(r"\d+:\d\d:\d\d", desktop.find_element(By.ID, "elapsed").text.strip())
 
