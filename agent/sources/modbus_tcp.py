@@ -28,7 +28,8 @@ class TcpConnection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
-        self._waiting: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
+        # (transaction id, unit id, the future) of the request waiting for its answer.
+        self._waiting: tuple[int, int, asyncio.Future[bytes]] | None = None
         self._lost: Exception | None = None
         # Transaction ids from a random start: a reconnected agent does not reuse the last.
         self._ids = itertools.count(random.randrange(0, 0x10000))
@@ -50,25 +51,28 @@ class TcpConnection(asyncio.Protocol):
         """A transaction id for the next request (16 bits, wrapping)."""
         return next(self._ids) & 0xFFFF
 
-    async def request(self, tid: int, frame: bytes, timeout_s: float, retries: int) -> bytes:
-        """Send `frame` (transaction id `tid`) up to 1 + `retries` times; the answer's PDU.
+    async def request(
+        self, tid: int, unit: int, frame: bytes, timeout_s: float, retries: int
+    ) -> bytes:
+        """Send `frame` (transaction id `tid`, to unit id `unit`) up to 1 + `retries` times;
+        the answer's PDU. An answer from another unit is not taken (as pymodbus skips it),
+        except to a request for unit 0, which a single device may answer as itself.
 
         Raise Silent when no attempt is answered, ConnectionError when the connection is
         lost, FrameError when the server's bytes cannot be framed."""
         if self.transport is None or self._lost is not None:
             raise ConnectionError("not connected")
-        waiter: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        self._waiting = (tid, waiter)
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting = (tid, unit, waiter)
         try:
             for _ in range(retries + 1):
                 self.transport.write(frame)
                 try:
                     async with asyncio.timeout(timeout_s):
-                        _, pdu = await asyncio.shield(waiter)
-                    return pdu
+                        return await asyncio.shield(waiter)
                 except TimeoutError:
                     if waiter.done():  # answered (or failed) as the timeout fired
-                        return waiter.result()[1]
+                        return waiter.result()
             raise Silent()
         finally:
             self._waiting = None
@@ -91,8 +95,13 @@ class TcpConnection(asyncio.Protocol):
                 tid, unit, pdu = split_frame(buffer[:size])
                 del buffer[:size]
                 waiting = self._waiting
-                if waiting is not None and waiting[0] == tid and not waiting[1].done():
-                    waiting[1].set_result((unit, pdu))
+                if (
+                    waiting is not None
+                    and waiting[0] == tid
+                    and waiting[1] in (unit, 0)
+                    and not waiting[2].done()
+                ):
+                    waiting[2].set_result(pdu)
         except FrameError as exc:
             self._fail(exc)
             self.close()
@@ -104,5 +113,5 @@ class TcpConnection(asyncio.Protocol):
         if self._lost is None:
             self._lost = exc
         waiting = self._waiting
-        if waiting is not None and not waiting[1].done():
-            waiting[1].set_exception(exc)
+        if waiting is not None and not waiting[2].done():
+            waiting[2].set_exception(exc)

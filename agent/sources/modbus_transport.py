@@ -189,7 +189,7 @@ class ModbusLink:
             tcp = await self._connected(timeout_s)
             tid = tcp.next_id()
             frame = codec.encode_read(tid, device_id, function, start, count)
-            pdu = await self._exchange(tcp, tid, frame, timeout_s, retries)
+            pdu = await self._exchange(tcp, tid, device_id, frame, timeout_s, retries)
             try:
                 return codec.decode_read(pdu, function)
             except codec.FrameError as exc:
@@ -209,7 +209,7 @@ class ModbusLink:
                 tcp = await self._connected(timeout_s)
                 tid = tcp.next_id()
                 frame = codec.encode_device_id(tid, device_id, read_code, 0)
-                pdu = await self._exchange(tcp, tid, frame, timeout_s, retries)
+                pdu = await self._exchange(tcp, tid, device_id, frame, timeout_s, retries)
                 code, objects = codec.decode_device_id(pdu)
             except (LinkSilent, LinkDown, BadAnswer, TargetUnreachable):
                 return {}
@@ -226,10 +226,11 @@ class ModbusLink:
         return tcp
 
     async def _exchange(
-        self, tcp: TcpConnection, tid: int, frame: bytes, timeout_s: float, retries: int
+        self, tcp: TcpConnection, tid: int, unit: int, frame: bytes, timeout_s: float,
+        retries: int,
     ) -> bytes:
         try:
-            return await tcp.request(tid, frame, timeout_s, retries)
+            return await tcp.request(tid, unit, frame, timeout_s, retries)
         except asyncio.CancelledError:
             self.drop()  # a late answer would be taken for the next request's
             raise
