@@ -47,6 +47,8 @@ def frame_size(data: bytes | bytearray) -> int:
     lost: nothing after it can be framed)."""
     if len(data) < MBAP_BYTES:
         return 0
+    protocol: int
+    length: int
     _, protocol, length, _ = HEADER.unpack_from(data)
     if protocol != 0:
         raise FrameError(f"protocol id {protocol}, not 0 (Modbus)")
