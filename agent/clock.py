@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from dcmeter.agent.samples import Reading, SourceInfo
 from dcmeter.agent.wire import ClockStatus
@@ -116,12 +116,23 @@ class OrderGuard:
     ) -> list[tuple[SourceInfo, Reading]]:
         """The readings of `tick` that move their series forward in time, in order."""
         out = []
+        last_of = self._last
+        # A source gives one labels mapping to all readings of a port: sort it once. Keyed by
+        # id(), the mapping held beside its items so no other can take its id in this call.
+        sorted_labels: dict[int, tuple[Mapping[str, str], tuple[tuple[str, str], ...]]] = {}
         for info, r in tick:
-            key = (info.id, r.metric.name, tuple(sorted(r.labels.items())))
-            last = self._last.get(key)
+            labels = r.labels
+            if not labels:
+                key: SeriesKey = (info.id, r.metric.name, ())
+            else:
+                memo = sorted_labels.get(id(labels))
+                if memo is None:
+                    memo = sorted_labels[id(labels)] = (labels, tuple(sorted(labels.items())))
+                key = (info.id, r.metric.name, memo[1])
+            last = last_of.get(key)
             if last is not None and r.ts_ns <= last:
                 self.held += 1
                 continue
-            self._last[key] = r.ts_ns
+            last_of[key] = r.ts_ns
             out.append((info, r))
         return out

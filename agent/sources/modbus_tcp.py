@@ -29,7 +29,7 @@ class TcpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         # (transaction id, unit id, the future) of the request waiting for its answer.
-        self._waiting: tuple[int, int, asyncio.Future[bytes]] | None = None
+        self._waiting: tuple[int, int, asyncio.Future[bytes | None]] | None = None
         self._lost: Exception | None = None
         # Transaction ids from a random start: a reconnected agent does not reuse the last.
         self._ids = itertools.count(random.randrange(0, 0x10000))
@@ -62,17 +62,21 @@ class TcpConnection(asyncio.Protocol):
         lost, FrameError when the server's bytes cannot be framed."""
         if self.transport is None or self._lost is not None:
             raise ConnectionError("not connected")
-        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting = (tid, unit, waiter)
+        loop = asyncio.get_running_loop()
         try:
             for _ in range(retries + 1):
+                # A future and a timer per attempt, no timeout context or shield: this is
+                # the per-request cost that made pymodbus's client slow (design-decisions).
+                waiter: asyncio.Future[bytes | None] = loop.create_future()
+                self._waiting = (tid, unit, waiter)
                 self.transport.write(frame)
+                timer = loop.call_later(timeout_s, _expire, waiter)
                 try:
-                    async with asyncio.timeout(timeout_s):
-                        return await asyncio.shield(waiter)
-                except TimeoutError:
-                    if waiter.done():  # answered (or failed) as the timeout fired
-                        return waiter.result()
+                    pdu = await waiter
+                finally:
+                    timer.cancel()
+                if pdu is not None:
+                    return pdu
             raise Silent()
         finally:
             self._waiting = None
@@ -115,3 +119,9 @@ class TcpConnection(asyncio.Protocol):
         waiting = self._waiting
         if waiting is not None and not waiting[2].done():
             waiting[2].set_exception(exc)
+
+
+def _expire(waiter: asyncio.Future[bytes | None]) -> None:
+    """An attempt's time is up: None, unless its answer came first."""
+    if not waiter.done():
+        waiter.set_result(None)
