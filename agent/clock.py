@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -47,13 +48,25 @@ class _Timex(ctypes.Structure):
     ]
 
 
-def clock_status() -> ClockStatus:
-    """Read (never set) the kernel's clock discipline: synced flag and max error in s."""
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, found once: find_library runs `ldconfig -p` in a child process (~0.5 ms
+    of the agent's CPU and more in the child, twice a tick when it was looked up per call)."""
     name = ctypes.util.find_library("c")
     if name is None:  # pragma: no cover - not Linux
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:  # pragma: no cover
+        return None
+
+
+def clock_status() -> ClockStatus:
+    """Read (never set) the kernel's clock discipline: synced flag and max error in s."""
+    libc = _libc()
+    if libc is None:  # pragma: no cover - not Linux
         return ClockStatus()
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
         tx = _Timex()  # modes = 0: read only
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):  # pragma: no cover

@@ -226,8 +226,9 @@ def main() -> int:
                 print(f"{tool}: done in {r['tool_run_s']:.0f} s", flush=True)
         finally:
             site.stop()
-    out = {"benchmark": "poll_cycle", "targets": site.counts, "args": vars(args) | {
-        "json": str(args.json) if args.json else None}, "results": results,
+    out = {"benchmark": "poll_cycle", "targets": site.counts, "args": {
+        k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "results": results,
         "goal": {"cycle_wall_s_within": GOAL_WALL_S}, "machine": machine()}
     print(table(results))
     for side in ("before", "after"):  # the pair: every tick of every round of one side
