@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from dcmeter.agent.samples import Reading, SourceInfo
 from dcmeter.agent.wire import ClockStatus
@@ -47,13 +48,25 @@ class _Timex(ctypes.Structure):
     ]
 
 
-def clock_status() -> ClockStatus:
-    """Read (never set) the kernel's clock discipline: synced flag and max error in s."""
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, found once: find_library runs `ldconfig -p` in a child process (~0.5 ms
+    of the agent's CPU and more in the child, twice a tick when it was looked up per call)."""
     name = ctypes.util.find_library("c")
     if name is None:  # pragma: no cover - not Linux
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:  # pragma: no cover
+        return None
+
+
+def clock_status() -> ClockStatus:
+    """Read (never set) the kernel's clock discipline: synced flag and max error in s."""
+    libc = _libc()
+    if libc is None:  # pragma: no cover - not Linux
         return ClockStatus()
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
         tx = _Timex()  # modes = 0: read only
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):  # pragma: no cover
@@ -116,12 +129,23 @@ class OrderGuard:
     ) -> list[tuple[SourceInfo, Reading]]:
         """The readings of `tick` that move their series forward in time, in order."""
         out = []
+        last_of = self._last
+        # A source gives one labels mapping to all readings of a port: sort it once. Keyed by
+        # id(), the mapping held beside its items so no other can take its id in this call.
+        sorted_labels: dict[int, tuple[Mapping[str, str], tuple[tuple[str, str], ...]]] = {}
         for info, r in tick:
-            key = (info.id, r.metric.name, tuple(sorted(r.labels.items())))
-            last = self._last.get(key)
+            labels = r.labels
+            if not labels:
+                key: SeriesKey = (info.id, r.metric.name, ())
+            else:
+                memo = sorted_labels.get(id(labels))
+                if memo is None:
+                    memo = sorted_labels[id(labels)] = (labels, tuple(sorted(labels.items())))
+                key = (info.id, r.metric.name, memo[1])
+            last = last_of.get(key)
             if last is not None and r.ts_ns <= last:
                 self.held += 1
                 continue
-            self._last[key] = r.ts_ns
+            last_of[key] = r.ts_ns
             out.append((info, r))
         return out

@@ -64,19 +64,23 @@ def only(sources_toml: str, kind: str) -> str:
 
 
 def run_ours(work: Path, sources_toml: str, interval_s: float, cycles: int,
-             timeout_s: float, startup: bool = True) -> dict[str, Any]:
-    """Run the agent's tick `cycles` + 1 times in its own process (bench/agent_ticks.py)."""
+             timeout_s: float, startup: bool = True, root: Path = ROOT,
+             profile: Path | None = None) -> dict[str, Any]:
+    """Run the agent's tick `cycles` + 1 times in its own process (bench/agent_ticks.py):
+    the agent of the source tree `root` (another checkout: a before/after pair), its ticks
+    after the first under cProfile with `profile` (stats written there)."""
     state = work / "state"
     state.mkdir()
     cfg = work / "agent.toml"
     cfg.write_text(agent_toml(state, interval_s, sources_toml, timeout_s))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     with (work / "agent.log").open("wb") as log:
         agent = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "agent_ticks.py"), str(cfg),
+            [sys.executable, str(root / "bench" / "agent_ticks.py"), str(cfg),
              "--cycles", str(cycles), "--interval", f"{interval_s:g}",
-             *([] if startup else ["--no-startup"])],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log,
+             *([] if startup else ["--no-startup"]),
+             *([] if profile is None else ["--profile", str(profile)])],
+            cwd=root, env=env, stdout=subprocess.PIPE, stderr=log,
         )
     assert agent.stdout is not None
     ps = psutil.Process(agent.pid)
@@ -182,6 +186,12 @@ def main() -> int:
     ap.add_argument("--no-startup", action="store_true",
                     help="the agent without its start-up phase (its first tick sets up)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--pair", type=Path, default=None, metavar="ROOT",
+                    help="then the agent on switches and meters from another source tree "
+                         "(before) and from this one (after), alternating, --rounds times")
+    ap.add_argument("--rounds", type=int, default=2, help="before/after rounds with --pair")
+    ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                    help="profile each agent run's ticks after the first: DIR/<tool>.prof")
     args = ap.parse_args()
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     bad = [t for t in tools if t not in TOOLS]
@@ -199,14 +209,16 @@ def main() -> int:
         sims = [psutil.Process(p.pid) for p in site.procs]
         by = {k: [r for r in site.ports if r["protocol"] == k] for k in ("ipmi", "snmp", "modbus")}
         try:
-            for tool in tools + (list(SPLIT) if args.split else []):
+            pairs = [f"pair-{side}-{r}" for r in range(args.rounds if args.pair else 0)
+                     for side in ("before", "after")]
+            for tool in tools + (list(SPLIT) if args.split else []) + pairs:
                 c0 = sum(exporters.cpu_s(s) for s in sims)
                 t0 = time.monotonic()
                 try:
                     r = run_tool(tool, work, site, by, args)
                 except SystemExit as exc:  # a tool that cannot run is a finding
                     r = {"error": str(exc)}
-                r["reads"] = READS[tool]
+                r["reads"] = READS.get(tool, "switches, meters")
                 r["simulator_cpu_s"] = round(sum(exporters.cpu_s(s) for s in sims) - c0, 3)
                 r["tool_run_s"] = round(time.monotonic() - t0, 1)
                 r["loadavg_1min_after"] = os.getloadavg()[0]  # others sharing the machine
@@ -214,10 +226,18 @@ def main() -> int:
                 print(f"{tool}: done in {r['tool_run_s']:.0f} s", flush=True)
         finally:
             site.stop()
-    out = {"benchmark": "poll_cycle", "targets": site.counts, "args": vars(args) | {
-        "json": str(args.json) if args.json else None}, "results": results,
+    out = {"benchmark": "poll_cycle", "targets": site.counts, "args": {
+        k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "results": results,
         "goal": {"cycle_wall_s_within": GOAL_WALL_S}, "machine": machine()}
     print(table(results))
+    for side in ("before", "after"):  # the pair: every tick of every round of one side
+        cpu = sorted(c["cpu_s"] for k, r in results.items() if k.startswith(f"pair-{side}")
+                     for c in r.get("cycles", []))
+        if cpu:
+            print(f"pair {side}: CPU ms per tick median {1e3 * cpu[len(cpu) // 2]:.1f}, "
+                  f"mean {1e3 * sum(cpu) / len(cpu):.1f}, min {1e3 * cpu[0]:.1f} "
+                  f"({len(cpu)} ticks)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
@@ -240,12 +260,17 @@ def run_tool(tool: str, work: Path, site: Any, by: dict[str, list[dict[str, Any]
     """Run one tool against the site."""
     sub = work / tool
     sub.mkdir()
+    profile = None if args.profile is None else args.profile.resolve() / f"{tool}.prof"
     if tool == "ours":
         return run_ours(sub, site.sources_toml, args.interval, args.cycles, args.timeout,
-                        not args.no_startup)
+                        not args.no_startup, profile=profile)
     if tool in SPLIT:
         return run_ours(sub, only(site.sources_toml, SPLIT[tool]), args.interval, args.cycles,
-                        args.timeout, not args.no_startup)
+                        args.timeout, not args.no_startup, profile=profile)
+    if tool.startswith("pair-"):  # switches and meters, the agent of one side of the pair
+        root = args.pair.resolve() if tool.startswith("pair-before") else ROOT
+        return run_ours(sub, only(site.sources_toml, "snmp+modbus"), args.interval,
+                        args.cycles, args.timeout, not args.no_startup, root, profile)
     if tool == "ipmi":
         return exporters.ipmi_exporter(by["ipmi"], sub, args.cycles, args.concurrency)
     if tool == "snmp":

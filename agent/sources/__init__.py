@@ -77,12 +77,17 @@ def vendor_types(configs: Iterable[object]) -> set[str]:
     """The keys of VENDOR_MODULES the given source configs need. An SNMP source (a switch,
     a storage system, a PDU: roles of one type) needs pysnmp only for version 3: v2c goes
     through the agent's own codec (snmp_codec.py), and pysnmp with pyasn1 would hold ~20 MB
-    of an agent that reads v2c only (docs/benchmarks.md section 2)."""
+    of an agent that reads v2c only (docs/benchmarks.md section 2). Likewise a Modbus
+    meter needs pymodbus only on a serial line (RTU): Modbus TCP goes through
+    modbus_codec.py."""
     out: set[str] = set()
     for c in configs:
         name = str(getattr(c, "type", ""))
-        if name != "snmp" or getattr(c, "version", "2c") == "3":
-            out.add(name)
+        if name == "snmp" and getattr(c, "version", "2c") != "3":
+            continue
+        if name == "modbus" and getattr(c, "transport", "tcp") != "rtu":
+            continue
+        out.add(name)
     return out
 
 

@@ -1,4 +1,4 @@
-"""`modbus` source: electricity meters over Modbus TCP or RTU (pymodbus, imported when used).
+"""`modbus` source: electricity meters over Modbus TCP (own codec) or RTU (pymodbus, when used).
 
 One source is one meter: an endpoint (a TCP host and port, or a serial port for RTU) and a
 device id. Meters behind one gateway or on one RS-485 line are separate sources with the same
@@ -13,7 +13,7 @@ import math
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import structlog
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -22,6 +22,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from dcmeter.agent.samples import Reading, SourceInfo, now_ns
 from dcmeter.agent.sources import DeviceError, TargetUnreachable
 from dcmeter.agent.sources.base import SourceConfigBase
+from dcmeter.agent.sources.modbus_codec import READ_HOLDING, READ_INPUT
 from dcmeter.agent.sources.modbus_identity import identity_of, read_identification
 from dcmeter.agent.sources.modbus_profiles import PROFILES, RegisterConfig
 from dcmeter.agent.sources.modbus_transport import (
@@ -29,7 +30,10 @@ from dcmeter.agent.sources.modbus_transport import (
     EXCEPTION_NAMES,
     MAX_REGISTERS_PER_READ,
     REFUSED_CODES,
+    BadAnswer,
     Endpoint,
+    LinkDown,
+    LinkSilent,
     ModbusLink,
     ReadRequest,
     SerialLine,
@@ -38,9 +42,6 @@ from dcmeter.agent.sources.modbus_transport import (
     plan_requests,
     release,
 )
-
-if TYPE_CHECKING:
-    from pymodbus.pdu import ModbusPDU
 
 log = structlog.get_logger("dcmeter.agent.modbus")
 
@@ -320,42 +321,29 @@ class ModbusSource:
         return self._link
 
     async def _fetch(self, link: ModbusLink, request: ReadRequest) -> tuple[list[int], int]:
-        from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-
-        async with link.lock:
-            client = await link.client(self._attempt_timeout_s, self._config.retries)
-            read = (
-                client.read_input_registers
-                if request.table == "input"
-                else client.read_holding_registers
+        function = READ_INPUT if request.table == "input" else READ_HOLDING
+        try:
+            code, answered = await link.read_registers(
+                function, request.start, request.count, self._config.device_id,
+                self._attempt_timeout_s, self._config.retries,
             )
-            try:
-                response: ModbusPDU = await read(
-                    request.start, count=request.count, device_id=self._config.device_id
-                )
-            except asyncio.CancelledError:
-                # A late answer to an abandoned request would be taken for the next one's.
-                link.drop()
-                raise
-            except (ConnectionException, ModbusIOException, OSError) as exc:
-                silent = isinstance(exc, ModbusIOException)
-                if not (silent and link.is_serial):
-                    link.drop()
-                raise TargetUnreachable(self._no_answer(span(request), silent)) from exc
-            except ModbusException as exc:
-                raise DeviceError(
-                    f"{self.info.address}: bad answer for {span(request)}: {exc}"
-                ) from exc
+        except LinkSilent as exc:
+            raise TargetUnreachable(self._no_answer(span(request), True)) from exc
+        except LinkDown as exc:
+            raise TargetUnreachable(self._no_answer(span(request), False)) from exc
+        except BadAnswer as exc:
+            raise DeviceError(
+                f"{self.info.address}: bad answer for {span(request)}: {exc}"
+            ) from exc
         ts_ns = self._clock()
-        if response.isError():
-            code = response.exception_code
+        if code:
             name = EXCEPTION_NAMES.get(code, "unknown")
             hint = EXCEPTION_HINTS.get(code, "see the meter's manual")
             error = BlockRefused if code in REFUSED_CODES else DeviceError
             raise error(
                 f"{self.info.address}: exception code {code} ({name}) for {span(request)}: {hint}"
             )
-        registers = list(response.registers)
+        registers = list(answered)
         if len(registers) < request.count:
             raise BlockRefused(
                 f"{self.info.address}: {len(registers)} of {request.count} {span(request)} answered"

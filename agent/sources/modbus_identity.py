@@ -9,7 +9,6 @@ quietly (the meter's readings do not depend on it).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,22 +37,4 @@ async def read_identification(
     link: ModbusLink, device_id: int, timeout_s: float, retries: int
 ) -> dict[int, Any]:
     """The objects the meter reports (object id -> bytes), or {} where it reports none."""
-    from pymodbus.exceptions import ModbusException
-
-    async with link.lock:
-        client = await link.client(timeout_s, retries)
-        try:
-            response = await client.read_device_information(
-                read_code=READ_REGULAR, object_id=0, device_id=device_id
-            )
-        except asyncio.CancelledError:
-            link.drop()  # a late answer would be taken for the next request's
-            raise
-        except (ModbusException, OSError):
-            if not link.is_serial:
-                link.drop()
-            return {}
-    if response.isError():
-        return {}
-    information = getattr(response, "information", None)
-    return dict(information) if isinstance(information, dict) else {}
+    return await link.read_identification(device_id, READ_REGULAR, timeout_s, retries)

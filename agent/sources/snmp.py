@@ -11,6 +11,7 @@ A storage system yields `cpu_util_pct`, the mean hrProcessorLoad over its proces
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import structlog
@@ -24,11 +25,8 @@ from dcmeter.agent.sources.snmp_oids import (
     COUNTER64_MODULUS,
     HR_PROCESSOR_LOAD,
     IF_ALIAS,
-    IF_COUNTER_DISCONTINUITY_TIME,
     IF_DESCR,
-    IF_HIGH_SPEED,
     IF_NAME,
-    IF_SPEED,
     SYS_DESCR,
     SYS_OBJECT_ID,
     SYS_UPTIME,
@@ -48,6 +46,9 @@ from dcmeter.agent.sources.snmp_oids import (
 from dcmeter.agent.sources.snmp_pdu import PduSource
 
 log = structlog.get_logger("dcmeter.agent.snmp")
+
+# A port's OIDs, made once per (ifIndex, wide) rather than as 5 strings per port and read.
+_port_oids = functools.lru_cache(maxsize=16384)(port_oids)
 
 IN_64 = MetricSpec("if_in_octets", "B", "counter", float(COUNTER64_MODULUS))
 OUT_64 = MetricSpec("if_out_octets", "B", "counter", float(COUNTER64_MODULUS))
@@ -94,6 +95,7 @@ class SnmpSource:
         self._ports: list[Port] | None = None  # None: walk before the next read
         self._processors: list[int] = []
         self._wide: dict[int, bool] = {}  # ifIndex -> has 64-bit counters (absent: try them)
+        self._port_labels: dict[tuple[int, str], dict[str, str]] = {}  # (ifIndex, ifName)
         self._reads_since_walk = 0
         self._last_uptime: int | None = None
         self._announced_narrow: set[int] = set()
@@ -134,6 +136,7 @@ class SnmpSource:
         self._ports = None
         self._last_uptime = None
         self._wide = {}
+        self._port_labels = {}
         selection = self._config.interfaces
         ports: list[Port] = []
         if selection is not None and selection.selects_any():
@@ -186,7 +189,7 @@ class SnmpSource:
     async def _read_values(self) -> tuple[dict[str, Value], dict[str, int]]:
         assert self._ports is not None
         groups: list[tuple[str, ...]] = [(SYS_UPTIME,)]
-        groups += [port_oids(p.index, self._wide.get(p.index, True)) for p in self._ports]
+        groups += [_port_oids(p.index, self._wide.get(p.index, True)) for p in self._ports]
         groups += [(f"{HR_PROCESSOR_LOAD}.{i}",) for i in self._processors]
         values, stamps = await self._client.get_groups(groups)
         narrow = []
@@ -253,21 +256,26 @@ class SnmpSource:
         v_in, v_out, modulus = counters
         in_spec, out_spec = (IN_64, OUT_64) if modulus == COUNTER64_MODULUS else (IN_32, OUT_32)
         # The time of the PDU that carried the counters (the 32-bit ones may come later).
-        ts = stamps[port_oids(port.index, modulus == COUNTER64_MODULUS)[0]]
-        labels = {"if_index": str(port.index), "if_name": port.name}
+        wide = modulus == COUNTER64_MODULUS
+        oids = _port_oids(port.index, wide)
+        ts = stamps[oids[0]]
+        # One labels mapping per port, kept between reads (nothing changes a reading's).
+        labels = self._port_labels.get((port.index, port.name))
+        if labels is None:
+            labels = {"if_index": str(port.index), "if_name": port.name}
+            self._port_labels[(port.index, port.name)] = labels
         out = [
             Reading(in_spec, float(v_in), ts, labels),
             Reading(out_spec, float(v_out), ts, labels),
         ]
         selection = self._config.interfaces
         override = selection.override_for(port) if selection is not None else None
-        rate = override or line_rate_bps(
-            values.get(f"{IF_HIGH_SPEED}.{port.index}"), values.get(f"{IF_SPEED}.{port.index}")
-        )
+        # oids: the counters, ifHighSpeed, ifSpeed, ifCounterDiscontinuityTime (port_oids).
+        rate = override or line_rate_bps(values.get(oids[2]), values.get(oids[3]))
         if rate is not None:
             out.append(Reading(SPEED, rate, ts, labels))
         out.append(Reading(SPEED_UNKNOWN, 0.0 if rate is not None else 1.0, ts, labels))
-        ticks = values.get(f"{IF_COUNTER_DISCONTINUITY_TIME}.{port.index}")
+        ticks = values.get(oids[4])
         if isinstance(ticks, int):
             out.append(Reading(DISCONTINUITY, ticks / TICKS_PER_S, ts, labels))
         return out

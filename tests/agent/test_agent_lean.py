@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -93,3 +94,49 @@ def vendor_imports(*versions: str) -> list[str]:
 def test_a_v2c_agent_never_loads_pysnmp_and_a_v3_one_loads_it_before_its_first_tick() -> None:
     assert vendor_imports("2c", "2c") == []
     assert vendor_imports("2c", "3") == ["pyasn1", "pysnmp"]
+
+
+MODBUS_BUILD = """
+import asyncio, json, socket, sys
+from dcmeter.agent.sources import SourceError, import_vendor_modules, vendor_types
+from dcmeter.agent.sources.modbus import ModbusConfig
+configs = [ModbusConfig.model_validate(c) for c in json.loads(sys.stdin.read())]
+import_vendor_modules(vendor_types(configs))
+sources = [c.build() for c in configs if c.transport == "tcp"]
+
+async def read_all():  # the TCP read path to its end: connection refused, a failed target
+    for s in sources:
+        try:
+            await s.read()
+        except SourceError:
+            pass
+        await s.close()
+
+asyncio.run(read_all())
+print(json.dumps(sorted(m for m in ("pymodbus", "serial") if m in sys.modules)))
+"""
+
+
+def modbus_imports(*transports: str) -> list[str]:
+    """Which of pymodbus, serial (pyserial) a fresh interpreter holds after building Modbus
+    sources of the given transports the way the agent does and reading the TCP ones (from a
+    closed port: the whole read path, to its failure)."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    configs = [
+        {"type": "modbus", "id": f"m{i}", "profile": "eastron_sdm630", "timeout_s": 1.0,
+         **({"host": "127.0.0.1", "port": port} if t == "tcp" else
+            {"transport": "rtu", "serial_port": "/dev/ttyUSB0"})}
+        for i, t in enumerate(transports)
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", MODBUS_BUILD], input=json.dumps(configs),
+                         capture_output=True, text=True, env=env, timeout=120, check=True)
+    held: list[str] = json.loads(out.stdout)
+    return held
+
+
+def test_a_modbus_tcp_agent_never_loads_pymodbus_and_an_rtu_one_loads_it_first() -> None:
+    assert modbus_imports("tcp", "tcp") == []
+    assert "pymodbus" in modbus_imports("tcp", "rtu")
