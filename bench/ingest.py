@@ -17,13 +17,21 @@ initdb/pg_ctl and stops, default durability) and each batch size, in one run:
   e2e         a real collector: `dcmeter collector serve`
               (dcmeter.collectors.commands.cli.cmd_serve) in its own process on a loopback
               socket, and `--senders` sender processes, each one agent posting its
-              pre-signed batches in seq order over one keep-alive httpx connection.
+              pre-signed batches in seq order over one keep-alive connection of
+              http.client (`--client httpx`: an httpx client, as before issue 20's end).
+              The harness's cost is measured beside it: the senders' own CPU seconds and
+              the collector process's (psutil), and from the latter the collector's
+              capacity, samples per CPU second of its process: the rate it would reach with
+              a core to itself (a figure the 2 shared cores' wall clock cannot give).
 
 A batch is one poll of `size / 10` targets × 10 metrics by one agent (1,000 samples: 100
 targets; 10,000: 1,000 targets), ticks 60 s apart; one metric of the ten is the host's
 `cpu_util_pct` gauge. Unless `--no-window`, a general window is open (from before the first
 batch) in the store and e2e cases, so every batch moves its gauge folds: the folds' cost is
-in those figures. Prints samples/s for each and the ratio e2e / raw for both ceilings;
+in those figures. `--warm N`: each agent's first N batches are posted before e2e's clock
+starts (its 10,000 new series made, its layout seen: the steady rate of agents already
+known), and e2e counts only the samples posted after. Prints samples/s for each and the
+ratio e2e / raw for both ceilings;
 `--profile FILE` also runs the SQLite e2e case of the largest size once more under cProfile
 in the collector process and prints where its time went.
 """
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import http.client
 import io
 import json
 import multiprocessing as mp
@@ -50,6 +59,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dcmeter.agent import pubkey, wire
@@ -275,7 +285,8 @@ def write_config(folder: Path, store: Path | str, agent_keys: dict[str, Ed25519P
 
 
 @contextmanager
-def collector(config: Path, port: int, profile: Path | None = None) -> Iterator[None]:
+def collector(config: Path, port: int,
+              profile: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """Run `dcmeter collector serve` (under cProfile with `profile`) until the block ends."""
     cmd = [sys.executable, __file__, "--serve", str(config)]
     if profile is not None:
@@ -293,50 +304,83 @@ def collector(config: Path, port: int, profile: Path | None = None) -> Iterator[
                                  if proc.stderr else "collector did not start") from None
             time.sleep(0.05)
     try:
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(60)
 
 
-def sender(url: str, envs: list[bytes], start: Any, out: Any) -> None:
-    """Post one agent's batches in order over one keep-alive connection; report the times."""
+def sender(url: str, envs: list[bytes], start: Any, out: Any, client: str = "light",
+           warm: int = 0) -> None:
+    """Post one agent's batches in order over one keep-alive connection; report the times
+    and this process's CPU seconds while posting (the harness's own cost). The first `warm`
+    batches go before the clock starts (`--warm`: the agent's series made, its layout seen)."""
     headers = {"content-type": "application/x-msgpack"}
-    with httpx.Client(base_url=url, timeout=120) as client:
-        client.get("/openapi.json")  # open the keep-alive connection before the clock
-        start.wait()
-        t0 = time.perf_counter()
-        for raw in envs:
-            r = client.post("/api/v1/batches", content=raw, headers=headers)
-            if r.status_code != 200 or r.json()["status"] != "stored":
-                out.put(("error", f"{r.status_code} {r.text[:200]}"))
-                return
-        out.put((t0, time.perf_counter()))
+    warmed, envs = envs[:warm], envs[warm:]
+    if client == "httpx":
+        with httpx.Client(base_url=url, timeout=120) as hx:
+            hx.get("/openapi.json")  # open the keep-alive connection before the clock
+            for raw in warmed:
+                hx.post("/api/v1/batches", content=raw, headers=headers).raise_for_status()
+            start.wait()
+            t0, c0 = time.perf_counter(), time.process_time()
+            for raw in envs:
+                r = hx.post("/api/v1/batches", content=raw, headers=headers)
+                if r.status_code != 200 or r.json()["status"] != "stored":
+                    out.put(("error", f"{r.status_code} {r.text[:200]}"))
+                    return
+            out.put((t0, time.perf_counter(), time.process_time() - c0))
+        return
+    host, _, port = url.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.request("GET", "/openapi.json")
+    conn.getresponse().read()
+    for raw in warmed:
+        conn.request("POST", "/api/v1/batches", body=raw, headers=headers)
+        conn.getresponse().read()
+    start.wait()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for raw in envs:
+        conn.request("POST", "/api/v1/batches", body=raw, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200 or b'"stored"' not in body:
+            out.put(("error", f"{resp.status} {body[:200]!r}"))
+            return
+    out.put((t0, time.perf_counter(), time.process_time() - c0))
+    conn.close()
 
 
 def end_to_end(folder: Path, store: Path | str, agent_keys: dict[str, Ed25519PrivateKey],
-               envs: dict[str, list[bytes]], window: bool, profile: Path | None = None
-               ) -> float:
-    """Post every agent's batches concurrently to a new collector; seconds from the first
-    post to the last answer."""
+               envs: dict[str, list[bytes]], window: bool, profile: Path | None = None,
+               client: str = "light", warm: int = 0) -> tuple[float, float, float]:
+    """Post every agent's batches concurrently to a new collector: seconds from the first
+    post to the last answer, the collector process's CPU seconds meanwhile, and the
+    senders' CPU seconds together."""
     new_store(store, window).close()
     port = free_port()
     config = write_config(folder, store, agent_keys, port)
     ctx = mp.get_context("fork")
     start, out = ctx.Barrier(len(envs) + 1), ctx.Queue()
-    with collector(config, port, profile):
-        procs = [ctx.Process(target=sender, args=(f"http://127.0.0.1:{port}", e, start, out))
+    with collector(config, port, profile) as proc:
+        procs = [ctx.Process(target=sender,
+                             args=(f"http://127.0.0.1:{port}", e, start, out, client, warm))
                  for e in envs.values()]
         for p in procs:
             p.start()
-        start.wait()
+        served = psutil.Process(proc.pid)
+        start.wait()  # every sender warmed and connected: the clock starts
+        before = served.cpu_times()
         results = [out.get(timeout=3600) for _ in procs]
+        after = served.cpu_times()
         for p in procs:
             p.join()
     errors = [r[1] for r in results if r[0] == "error"]
     if errors:
         raise SystemExit(f"a batch was refused: {errors[0]}")
-    return max(r[1] for r in results) - min(r[0] for r in results)
+    cpu = (after.user + after.system) - (before.user + before.system)
+    return (max(r[1] for r in results) - min(r[0] for r in results), cpu,
+            sum(r[2] for r in results))
 
 
 def serve(config: Path, profile: Path | None) -> None:
@@ -389,16 +433,24 @@ def bench_backend(backend: str, sizes: list[int], args: argparse.Namespace, tmp:
         store_s = store_direct(location("store"), todo, window)
         folder = tmp / f"e2e-{backend}-{size}"
         folder.mkdir()
-        e2e_s = end_to_end(folder, location("e2e"), agent_keys, envs, window)
+        e2e_s, col_cpu, send_cpu = end_to_end(folder, location("e2e"), agent_keys, envs,
+                                              window, client=args.client, warm=args.warm)
+        n_e2e = n - sum(len(b) for b, _, _ in todo if b.seq <= args.warm)
         row = {"backend": backend, "batch_samples": size, "batches": len(todo), "samples": n,
                "window": window, "raw_rows_per_s": round(n / rows_s),
                "raw_blocks_per_s": round(n / blocks_s), "store_per_s": round(n / store_s),
-               "e2e_per_s": round(n / e2e_s), "e2e_over_raw_rows": round(rows_s / e2e_s, 3),
-               "e2e_over_raw_blocks": round(blocks_s / e2e_s, 3),
+               "e2e_per_s": round(n_e2e / e2e_s), "e2e_samples": n_e2e, "warm": args.warm,
+               "e2e_over_raw_rows": round(rows_s / e2e_s * n_e2e / n, 3),
+               "e2e_over_raw_blocks": round(blocks_s / e2e_s * n_e2e / n, 3),
+               "client": args.client, "collector_cpu_s": round(col_cpu, 3),
+               "senders_cpu_s": round(send_cpu, 3),
+               "per_collector_cpu_s": round(n_e2e / col_cpu) if col_cpu else None,
                "load_avg": os.getloadavg()}
         print(f"  {backend} {size}: raw_rows {row['raw_rows_per_s']:,}/s, raw_blocks"
               f" {row['raw_blocks_per_s']:,}/s, insert_batch {row['store_per_s']:,}/s,"
-              f" e2e {row['e2e_per_s']:,}/s (load {row['load_avg'][0]:.2f})", flush=True)
+              f" e2e {row['e2e_per_s']:,}/s; collector CPU {col_cpu:.2f} s"
+              f" ({row['per_collector_cpu_s'] or 0:,} samples per CPU s), senders CPU"
+              f" {send_cpu:.2f} s (load {row['load_avg'][0]:.2f})", flush=True)
         rows.append(row)
         for f in tmp.glob("*.sqlite*"):
             f.unlink()
@@ -411,7 +463,7 @@ def profile_e2e(tmp: Path, size: int, args: argparse.Namespace) -> str:
     folder = tmp / "profile"
     folder.mkdir()
     end_to_end(folder, tmp / "profile.sqlite", agent_keys, envs, not args.no_window,
-               args.profile)
+               args.profile, args.client)
     text = io.StringIO()
     stats = pstats.Stats(str(args.profile), stream=text)
     stats.sort_stats("tottime").print_stats(25)
@@ -426,6 +478,10 @@ def main() -> None:
     p.add_argument("--sizes", default="1000,10000", help="samples per batch, comma-separated")
     p.add_argument("--senders", type=int, default=4, help="concurrent agents (processes)")
     p.add_argument("--backends", default="sqlite,postgresql")
+    p.add_argument("--client", choices=("light", "httpx"), default="light",
+                   help="the senders' HTTP client (default: http.client, light)")
+    p.add_argument("--warm", type=int, default=0,
+                   help="e2e: each agent's first N batches sent before the clock (default 0)")
     p.add_argument("--no-window", action="store_true",
                    help="no general window open: the folds do nothing")
     p.add_argument("--profile", type=Path, default=None,
