@@ -170,11 +170,12 @@ stored() {  # samples the collector stored for this agent with batch seq in $1 (
     pyc "
 import sqlite3, sys
 db = sqlite3.connect('file:/var/lib/dcmeter/collector.sqlite?mode=ro', uri=True, timeout=30)
-q = 'SELECT count(*) FROM samples JOIN series ON series.id = samples.series WHERE series.agent = ?'
+# One sample_blocks row per stored batch, n its samples (schema 13: docs/postgresql.md).
+q = 'SELECT COALESCE(SUM(n), 0) FROM sample_blocks WHERE agent = ?'
 args = ['$AGENT_ID']
 seqs = [int(s) for s in '${1:-}'.split(',') if s]
 if seqs:
-    q += ' AND samples.seq IN (%s)' % ','.join('?' * len(seqs)); args += seqs
+    q += ' AND seq IN (%s)' % ','.join('?' * len(seqs)); args += seqs
 print(db.execute(q, args).fetchone()[0])"
 }
 stored_positive() { [ "$(stored)" -gt 0 ]; }
