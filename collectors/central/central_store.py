@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,12 +94,7 @@ class CentralStore(TokenTable):
         """Open (or create) the store at `location`, a SQLite file path or a
         `postgresql://user@host:port/db` URL, and migrate it to the latest schema.
         StoreError (a ConfigError naming the location, password masked) if it cannot."""
-        self._db: Connection = dbm.connect(location)
-        try:
-            dbm.migrate(self._db, MIGRATIONS, time.time_ns())
-        except BaseException:
-            self._db.close()
-            raise
+        self._db: Connection = dbm.open_migrated(location, MIGRATIONS)
         self.dialect = self._db.dialect
         self._lock = threading.Lock()
 

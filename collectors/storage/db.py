@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -409,3 +410,15 @@ def migrate(conn: Connection, migrations: Sequence[Migration], now_ns: int) -> i
                     "INSERT INTO schema_version VALUES (?,?,?)", (m.version, m.note, now_ns)
                 )
     return latest
+
+
+def open_migrated(location: Path | str, migrations: Sequence[Migration]) -> Connection:
+    """Open the store at `location` and bring it to the latest of `migrations` (the
+    collector's store and the central's share this); closed again if migrating fails."""
+    conn = connect(location)
+    try:
+        migrate(conn, migrations, time.time_ns())
+    except BaseException:
+        conn.close()
+        raise
+    return conn

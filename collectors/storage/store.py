@@ -206,12 +206,7 @@ class Store(TokenTable, ResultTable, CalibrationTable):
         `fold_gap_s` is the site's max_gap_s, the margin and interval limit the gauge folds of
         general windows are kept for; `limits` caps the series per agent and per source.
         StoreError (a ConfigError) if it cannot be opened."""
-        self._db: Connection = dbm.connect(location)
-        try:
-            dbm.migrate(self._db, MIGRATIONS, time.time_ns())
-        except BaseException:
-            self._db.close()
-            raise
+        self._db: Connection = dbm.open_migrated(location, MIGRATIONS)
         self.dialect = self._db.dialect
         self._lock = threading.Lock()
         self._closed = False

@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+from typing import Any
 
 from conftest import ROOT
 
@@ -38,13 +39,19 @@ print(json.dumps({"held": [m for m in names if sys.modules.get(m) is not None],
 """
 
 
+def fresh(script: str, data: object, *argv: str) -> Any:
+    """What `script`, run in a fresh interpreter on this tree with `data` as JSON on its
+    standard input, prints as JSON."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", script, *argv], input=json.dumps(data),
+                         capture_output=True, text=True, env=env, timeout=120, check=True)
+    return json.loads(out.stdout)
+
+
 def imports(*argv: str) -> dict[str, list[str]]:
     """Which of KEPT_OUT a fresh interpreter holds, and which it marked not importable, after
     parsing `argv` and importing the daemon's modules."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", DAEMON_PATH, *argv], input=json.dumps(KEPT_OUT),
-                         capture_output=True, text=True, env=env, timeout=120, check=True)
-    result: dict[str, list[str]] = json.loads(out.stdout)
+    result: dict[str, list[str]] = fresh(DAEMON_PATH, KEPT_OUT, *argv)
     return result
 
 
@@ -84,10 +91,7 @@ def vendor_imports(*versions: str) -> list[str]:
             {"username": "u", "auth_password": "a" * 8, "priv_password": "p" * 8})}
         for i, v in enumerate(versions)
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", BUILD], input=json.dumps(configs),
-                         capture_output=True, text=True, env=env, timeout=120, check=True)
-    held: list[str] = json.loads(out.stdout)
+    held: list[str] = fresh(BUILD, configs)
     return held
 
 
@@ -130,10 +134,7 @@ def modbus_imports(*transports: str) -> list[str]:
             {"transport": "rtu", "serial_port": "/dev/ttyUSB0"})}
         for i, t in enumerate(transports)
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", MODBUS_BUILD], input=json.dumps(configs),
-                         capture_output=True, text=True, env=env, timeout=120, check=True)
-    held: list[str] = json.loads(out.stdout)
+    held: list[str] = fresh(MODBUS_BUILD, configs)
     return held
 
 
